@@ -1,0 +1,111 @@
+//! The error type of every runledger operation.
+
+use crate::job::JobId;
+
+/// What went wrong in a runledger call.
+///
+/// Each message says what happened and what to do about it. Branch on the variant; the message
+/// text is for people and logs.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database reported an error, or could not be reached.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+
+    /// Applying runledger's migrations failed.
+    #[error("runledger migrations failed: {0}; the schema `runledger` was left as the last successful migration made it")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+
+    /// The worker, client or job was configured wrongly; the message names the setting.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// A value passed in (name, key, option) is not acceptable; nothing was written.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// A payload or output is larger than the configured limit; nothing was written.
+    #[error(
+        "{what} is {size} bytes, over the limit of {limit} bytes; store large data elsewhere \
+         and pass a reference, or raise the limit with `RunledgerBuilder::max_payload_bytes`"
+    )]
+    PayloadTooLarge {
+        /// What was too large (`"payload of kind \`x\`"`, `"output"`).
+        what: String,
+        /// Its size in bytes, as JSON.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+
+    /// A payload or output could not be converted to or from JSON.
+    #[error("{context}: {source}")]
+    Json {
+        /// What was being converted.
+        context: String,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// Two operations wanted the same row at once and this one gave way; retrying is safe.
+    #[error("conflict: {0}")]
+    Conflict(String),
+
+    /// No job has this id (it may have been pruned after finishing).
+    #[error("job {id} does not exist (it may have been pruned after it finished)")]
+    JobNotFound {
+        /// The id asked for.
+        id: JobId,
+    },
+
+    /// The job failed for good; `error` is the last recorded attempt error.
+    #[error("job {id} failed after {attempts} attempt(s): {error}")]
+    JobFailed {
+        /// The job.
+        id: JobId,
+        /// Attempts made.
+        attempts: i32,
+        /// The last recorded error.
+        error: String,
+    },
+
+    /// The job was cancelled before it could complete.
+    #[error("job {id} was cancelled{}", reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
+    JobCancelled {
+        /// The job.
+        id: JobId,
+        /// The reason recorded, if any.
+        reason: Option<String>,
+    },
+
+    /// Waiting for a job took longer than the given timeout; the job goes on.
+    #[error("timed out waiting for job {id}; it is still {state}")]
+    WaitTimeout {
+        /// The job.
+        id: JobId,
+        /// Its state when the wait gave up.
+        state: String,
+    },
+
+    /// This attempt's lease is held by someone else now; its writes are ignored.
+    #[error("job {id}: this attempt lost its lease; another worker may be running the job")]
+    LeaseLost {
+        /// The job.
+        id: JobId,
+    },
+
+    /// The embedded PostgreSQL could not be started or used.
+    #[error("embedded PostgreSQL: {0}")]
+    Embedded(String),
+}
+
+impl Error {
+    pub(crate) fn json(context: impl Into<String>, source: serde_json::Error) -> Self {
+        Error::Json {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! # runledger
+//!
+//! Typed background jobs and DAG workflows, durable in PostgreSQL.
+//!
+//! Annotate an `async fn` with [`#[job]`](job): you get a payload struct named after the
+//! function, a typed enqueue (also inside your own transaction), and a handler that registers
+//! itself. A [`Worker`] runs every job linked into the binary against Postgres, with leases
+//! and fencing, retries with backoff, timeouts, batching and graceful shutdown.
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! use runledger::{job, JobContext, JobError, Runledger, Worker};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Serialize, Deserialize)]
+//! pub struct Receipt {
+//!     pub number: String,
+//! }
+//!
+//! /// Charges an order; retried with backoff when the payment provider fails.
+//! #[job(queue = "payments", max_attempts = 5, timeout = "30s")]
+//! async fn charge(ctx: &JobContext, order_id: i64, cents: i64) -> Result<Receipt, JobError> {
+//!     Ok(Receipt { number: format!("R-{order_id}-{cents}-{}", ctx.attempt()) })
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), runledger::Error> {
+//!     let pool = sqlx::PgPool::connect(&std::env::var("DATABASE_URL").unwrap()).await?;
+//!     runledger::migrate(&pool).await?;
+//!     let rl = Runledger::new(pool.clone());
+//!
+//!     // Typed enqueue: the payload struct `Charge` was generated from the function.
+//!     let handle = Charge { order_id: 42, cents: 1999 }.enqueue(&rl).await?;
+//!
+//!     // One line runs every #[job] linked into the binary.
+//!     let worker = Worker::builder(pool).queues(["payments"]).build()?.start().await?;
+//!     let receipt: Receipt = handle.wait().await?;
+//!     println!("charged: {}", receipt.number);
+//!     worker.shutdown().await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Without a database at hand, [`EmbeddedPostgres`] starts a throwaway server from the
+//! PostgreSQL binaries installed on the machine; the examples and tests use it when
+//! `DATABASE_URL` is unset.
+//!
+//! ## Semantics in brief
+//!
+//! - Delivery is at least once. A claimed job holds a lease renewed while it runs; every write of
+//!   its outcome is fenced by `(id, attempt)`, so a worker that lost its lease changes nothing.
+//! - A handler's `Err` is retried with the kind's exponential backoff while attempts remain;
+//!   [`JobError::fatal`], [`JobError::snooze`] and [`JobError::cancel`] say otherwise. Panics and
+//!   timeouts are failed attempts.
+//! - All times are the database's clock.
+//!
+//! See `docs/` in the repository for the job state machine and the architecture.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+extern crate self as runledger;
+
+mod client;
+mod embedded;
+mod error;
+mod job;
+mod maintenance;
+mod registry;
+mod runtime;
+mod store;
+mod validate;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use client::{
+    CancelOutcome, DEFAULT_MAX_PAYLOAD_BYTES, Enqueue, EnqueuedJob, JobHandle, JobRecord,
+    JobRequest, JobState, Runledger, RunledgerBuilder,
+};
+pub use embedded::{EmbeddedBuilder, EmbeddedPostgres};
+pub use error::Error;
+pub use job::{
+    Backoff, Job, JobContext, JobError, JobId, JobOptions, State, StateRequirement, StopReason,
+    UniqueScope,
+};
+pub use registry::JobRegistration;
+pub use runtime::{RunningWorker, ShutdownReport, Worker, WorkerBuilder, WorkerMetrics};
+pub use store::migrate;
+
+// TEMP-DOC
+// TEMP pub use runledger_macros::job;

@@ -1,0 +1,94 @@
+//! Job kinds collected through `inventory`: every `#[job]` linked into the binary registers one
+//! [`JobRegistration`]; a worker builds its handler table from them and refuses duplicates.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::job::{Job, JobContext, JobError, JobOptions, StateRequirement};
+
+/// A boxed, sendable future.
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The type-erased handler of one kind: JSON payload in, JSON output out.
+pub(crate) type ErasedHandler =
+    fn(Arc<JobContext>, serde_json::Value) -> BoxFuture<Result<serde_json::Value, JobError>>;
+
+/// The registration of one job kind, submitted by the code `#[job]` generates.
+#[derive(Debug)]
+pub struct JobRegistration {
+    pub(crate) kind: &'static str,
+    pub(crate) aliases: &'static [&'static str],
+    pub(crate) options: JobOptions,
+    pub(crate) type_name: fn() -> &'static str,
+    pub(crate) handler: ErasedHandler,
+    pub(crate) required_state: fn() -> Vec<StateRequirement>,
+}
+
+impl JobRegistration {
+    /// The registration of job type `J`.
+    pub const fn of<J: Job>() -> Self {
+        Self {
+            kind: J::KIND,
+            aliases: J::ALIASES,
+            options: J::OPTIONS,
+            type_name: std::any::type_name::<J>,
+            handler: run_erased::<J>,
+            required_state: J::required_state,
+        }
+    }
+
+    /// The kind's name.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+}
+
+inventory::collect!(JobRegistration);
+
+fn run_erased<J: Job>(
+    ctx: Arc<JobContext>,
+    args: serde_json::Value,
+) -> BoxFuture<Result<serde_json::Value, JobError>> {
+    Box::pin(async move {
+        let job: J = serde_json::from_value(args).map_err(|e| {
+            JobError::fatal(format_args!(
+                "payload does not deserialize into `{}`: {e}; the stored payload was written by an \
+                 incompatible version of the job",
+                std::any::type_name::<J>()
+            ))
+        })?;
+        let output = job.run(&ctx).await?;
+        serde_json::to_value(output).map_err(|e| {
+            JobError::fatal(format_args!("output does not serialize to JSON: {e}"))
+        })
+    })
+}
+
+/// Every registration linked into the binary.
+pub(crate) fn all() -> impl Iterator<Item = &'static JobRegistration> {
+    inventory::iter::<JobRegistration>.into_iter()
+}
+
+/// Builds a kind-to-registration table (aliases included), refusing two registrations that
+/// claim the same name.
+pub(crate) fn table<'a>(
+    regs: impl IntoIterator<Item = &'a JobRegistration>,
+) -> Result<HashMap<&'static str, &'a JobRegistration>, Error> {
+    let mut table: HashMap<&'static str, &'a JobRegistration> = HashMap::new();
+    for reg in regs {
+        for name in std::iter::once(reg.kind).chain(reg.aliases.iter().copied()) {
+            if let Some(previous) = table.insert(name, reg) {
+                return Err(Error::Config(format!(
+                    "job kind `{name}` is registered twice, by `{}` and by `{}`; give one of them \
+                     another `kind = \"...\"`",
+                    (previous.type_name)(),
+                    (reg.type_name)()
+                )));
+            }
+        }
+    }
+    Ok(table)
+}

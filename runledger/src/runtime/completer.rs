@@ -1,0 +1,146 @@
+//! The completer: collects attempt outcomes from the executors and writes them to the database
+//! many at a time, one statement per batch. A write that fails is retried, never dropped; at
+//! shutdown it keeps trying until the completion deadline.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::{MetricKind, Shared};
+use crate::store;
+use crate::store::jobs::Outcome;
+
+/// Most outcomes written by one statement.
+const MAX_BATCH: usize = 1000;
+
+/// The executors' side of the completer's queue.
+#[derive(Debug, Clone)]
+pub(crate) struct CompletionSender {
+    tx: mpsc::Sender<Outcome>,
+    closing: watch::Sender<bool>,
+}
+
+impl CompletionSender {
+    /// Queues an outcome; waits while the queue is full (back-pressure on the executors).
+    pub(crate) async fn send(&self, outcome: Outcome) {
+        // The receiver lives until every outcome sent before `close` is written.
+        let _ = self.tx.send(outcome).await;
+    }
+
+    /// Tells the completer that no more outcomes will come once the queue is empty.
+    pub(crate) fn close(&self) {
+        self.closing.send_replace(true);
+    }
+}
+
+pub(crate) struct CompletionReceiver {
+    rx: mpsc::Receiver<Outcome>,
+    closing: watch::Receiver<bool>,
+}
+
+pub(crate) fn channel(concurrency: usize) -> (CompletionSender, CompletionReceiver) {
+    let (tx, rx) = mpsc::channel(concurrency.max(16) * 2);
+    let (closing_tx, closing_rx) = watch::channel(false);
+    (
+        CompletionSender {
+            tx,
+            closing: closing_tx,
+        },
+        CompletionReceiver {
+            rx,
+            closing: closing_rx,
+        },
+    )
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, mut input: CompletionReceiver) {
+    let mut batch: Vec<Outcome> = Vec::with_capacity(64);
+    loop {
+        tokio::select! {
+            biased;
+            received = input.rx.recv() => match received {
+                Some(outcome) => batch.push(outcome),
+                None => break,
+            },
+            _ = async { input.closing.wait_for(|c| *c).await.map(|_| ()) } => {
+                // Everything was sent before `close`; take what is left and stop.
+                while let Ok(outcome) = input.rx.try_recv() {
+                    batch.push(outcome);
+                    if batch.len() >= MAX_BATCH {
+                        write(&shared, &mut batch).await;
+                    }
+                }
+                write(&shared, &mut batch).await;
+                break;
+            }
+        }
+        while batch.len() < MAX_BATCH {
+            match input.rx.try_recv() {
+                Ok(outcome) => batch.push(outcome),
+                Err(_) => break,
+            }
+        }
+        write(&shared, &mut batch).await;
+    }
+}
+
+/// Writes `batch` (and empties it), retrying with backoff until it succeeds, or, once shutdown
+/// has begun, until the completion deadline passes.
+async fn write(shared: &Shared, batch: &mut Vec<Outcome>) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut delay = Duration::from_millis(50);
+    let mut shutdown_started: Option<tokio::time::Instant> = None;
+    loop {
+        match store::jobs::complete(&shared.pool, batch).await {
+            Ok(written) => {
+                let fenced = batch.len() - written.len();
+                if fenced > 0 {
+                    shared.metrics.add(MetricKind::Fenced, fenced as u64);
+                    tracing::warn!(
+                        worker = %shared.config.id,
+                        jobs = fenced,
+                        "outcomes ignored: this worker no longer holds the lease"
+                    );
+                }
+                if written.iter().any(|w| w.due_in_ms.is_some()) {
+                    shared.stager_wake.notify_one();
+                }
+                break;
+            }
+            Err(error) => {
+                if shared.is_shutting_down() {
+                    let started = *shutdown_started.get_or_insert_with(tokio::time::Instant::now);
+                    if started.elapsed() >= shared.config.completion_deadline {
+                        tracing::error!(
+                            worker = %shared.config.id,
+                            jobs = batch.len(),
+                            %error,
+                            "could not record job outcomes before the completion deadline; \
+                             these jobs will be rescued after their leases expire and run again"
+                        );
+                        break;
+                    }
+                }
+                tracing::warn!(
+                    worker = %shared.config.id,
+                    jobs = batch.len(),
+                    %error,
+                    retry_in = ?delay,
+                    "could not record job outcomes; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    let mut running = shared.running.lock().expect("running map poisoned");
+    for outcome in batch.drain(..) {
+        // Only forget the entry of this very attempt.
+        if running.get(&outcome.id).is_some_and(|e| e.attempt == outcome.attempt) {
+            running.remove(&outcome.id);
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The listener: one connection that LISTENs for new work and control messages and wakes the
+//! right producer. When the connection drops it reconnects and wakes every producer, so that
+//! nothing announced while it was away waits for the poll.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+
+use super::Shared;
+use crate::job::StopReason;
+use crate::store::{CONTROL_CHANNEL, JOBS_CHANNEL};
+
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match listen(&shared).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(
+                    worker = %shared.config.id,
+                    %error,
+                    retry_in = ?delay,
+                    "notification listener failed; polling until it is back"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {},
+                    _ = shared.shutting_down() => return,
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Listens until shutdown (`Ok`) or an error the listener cannot recover from by itself.
+async fn listen(shared: &Shared) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(&shared.pool).await?;
+    listener.ignore_pool_close_event(true);
+    listener.listen_all([JOBS_CHANNEL, CONTROL_CHANNEL]).await?;
+    // Anything announced before LISTEN took effect would be missed: look now.
+    shared.wake_all();
+    loop {
+        let received = tokio::select! {
+            received = listener.try_recv() => received?,
+            _ = shared.shutting_down() => return Ok(()),
+        };
+        let Some(notification) = received else {
+            // The connection dropped and was re-established: notifications may have been lost.
+            tracing::info!(worker = %shared.config.id, "notification listener reconnected");
+            shared.wake_all();
+            continue;
+        };
+        let payload = notification.payload();
+        if let Some(queue) = payload.strip_prefix("a:") {
+            if let Some(wake) = shared.queue_wakes.get(queue) {
+                wake.notify_one();
+            }
+        } else if payload == "s" {
+            shared.stager_wake.notify_one();
+        } else if let Some(id) = payload.strip_prefix("cancel:") {
+            if let Ok(id) = id.parse::<i64>() {
+                shared.stop_job(id, StopReason::Cancelled);
+            }
+        }
+    }
+}

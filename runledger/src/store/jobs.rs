@@ -1,0 +1,599 @@
+//! Statements on `runledger.jobs`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor, PgPool};
+
+use crate::error::Error;
+
+/// A row to insert.
+#[derive(Debug, Clone)]
+pub(crate) struct NewJob {
+    pub(crate) kind: String,
+    pub(crate) queue: String,
+    /// The payload as JSON text.
+    pub(crate) args: String,
+    pub(crate) priority: i16,
+    pub(crate) max_attempts: i32,
+    /// Absolute due time.
+    pub(crate) run_at: Option<DateTime<Utc>>,
+    /// Due this many seconds after the insert, by the database clock.
+    pub(crate) delay_s: Option<f64>,
+    pub(crate) timeout_ms: Option<i64>,
+    pub(crate) unique_key: Option<String>,
+    pub(crate) unique_states: Option<i16>,
+    /// For period-scoped unique keys: the window length; the window index is appended to the key.
+    pub(crate) unique_period_s: Option<i64>,
+}
+
+/// The result of inserting one row: its id, and whether it is new or an existing job that holds
+/// the same unique key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Inserted {
+    pub(crate) id: i64,
+    pub(crate) inserted: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct InsertRow {
+    id: i64,
+    inserted: bool,
+    existing_id: Option<i64>,
+}
+
+/// Inserts `jobs` in one statement (UNNEST), with one NOTIFY per queue in the transaction.
+/// Rows whose unique key is already held come back as `inserted: false` with the holder's id.
+pub(crate) async fn insert(conn: &mut PgConnection, jobs: &[NewJob]) -> Result<Vec<Inserted>, Error> {
+    let mut result: Vec<Option<Inserted>> = vec![None; jobs.len()];
+    let mut pending: Vec<usize> = (0..jobs.len()).collect();
+    // A conflicting row can be committed by another transaction after this statement's snapshot
+    // was taken: the insert skips it but cannot see it. Looking again in a new statement finds it.
+    for _round in 0..5 {
+        if pending.is_empty() {
+            break;
+        }
+        let batch: Vec<&NewJob> = pending.iter().map(|&i| &jobs[i]).collect();
+        let rows = insert_once(&mut *conn, &batch).await?;
+        let mut still = Vec::new();
+        for (row, &index) in rows.iter().zip(&pending) {
+            if row.inserted {
+                result[index] = Some(Inserted { id: row.id, inserted: true });
+            } else if let Some(existing) = row.existing_id {
+                result[index] = Some(Inserted { id: existing, inserted: false });
+            } else {
+                still.push(index);
+            }
+        }
+        pending = still;
+    }
+    if !pending.is_empty() {
+        return Err(Error::Conflict(
+            "a unique key kept changing hands while enqueueing; try again".into(),
+        ));
+    }
+    Ok(result.into_iter().map(|r| r.expect("every row resolved")).collect())
+}
+
+async fn insert_once(conn: &mut PgConnection, jobs: &[&NewJob]) -> Result<Vec<InsertRow>, Error> {
+    let n = jobs.len();
+    let mut kinds = Vec::with_capacity(n);
+    let mut queues = Vec::with_capacity(n);
+    let mut args = Vec::with_capacity(n);
+    let mut priorities = Vec::with_capacity(n);
+    let mut max_attempts = Vec::with_capacity(n);
+    let mut run_ats = Vec::with_capacity(n);
+    let mut timeouts = Vec::with_capacity(n);
+    let mut unique_keys = Vec::with_capacity(n);
+    let mut unique_states = Vec::with_capacity(n);
+    let mut delays = Vec::with_capacity(n);
+    let mut periods = Vec::with_capacity(n);
+    for job in jobs {
+        delays.push(job.delay_s);
+        periods.push(job.unique_period_s);
+        kinds.push(job.kind.as_str());
+        queues.push(job.queue.as_str());
+        args.push(job.args.as_str());
+        priorities.push(job.priority);
+        max_attempts.push(job.max_attempts);
+        run_ats.push(job.run_at);
+        timeouts.push(job.timeout_ms);
+        unique_keys.push(job.unique_key.as_deref());
+        unique_states.push(job.unique_states);
+    }
+    let rows = sqlx::query_as::<_, InsertRow>(
+        r#"
+        WITH raw AS (
+            SELECT nextval('runledger.jobs_id_seq') AS id, u.ord, u.kind, u.queue,
+                   u.args::jsonb AS args, u.priority, u.max_attempts,
+                   COALESCE(u.run_at, now() + make_interval(secs => COALESCE(u.delay_s, 0)))
+                       AS run_at,
+                   u.timeout_ms,
+                   CASE WHEN u.period_s IS NULL THEN u.unique_key
+                        ELSE u.unique_key || '#' || u.period_s || 's:'
+                             || floor(EXTRACT(EPOCH FROM now()) / u.period_s)::bigint
+                   END AS unique_key,
+                   u.unique_states
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::int4[],
+                        $6::timestamptz[], $7::int8[], $8::text[], $9::int2[], $10::float8[],
+                        $11::int8[])
+                 WITH ORDINALITY AS u(kind, queue, args, priority, max_attempts, run_at,
+                                      timeout_ms, unique_key, unique_states, delay_s,
+                                      period_s, ord)
+        ),
+        input AS MATERIALIZED (
+            SELECT raw.*, CASE WHEN raw.run_at <= now() THEN 'available' ELSE 'scheduled' END
+                              AS state
+            FROM raw
+        ),
+        ins AS (
+            INSERT INTO runledger.jobs (id, kind, queue, state, priority, args, max_attempts,
+                                        run_at, timeout_ms, unique_key, unique_states)
+            SELECT id, kind, queue, state, priority, args, max_attempts,
+                   run_at, timeout_ms, unique_key, unique_states
+            FROM input ORDER BY ord
+            ON CONFLICT (unique_key)
+                WHERE unique_key IS NOT NULL AND (unique_states & runledger.state_bit(state)) <> 0
+                DO NOTHING
+            RETURNING id, queue, state
+        ),
+        notified AS (
+            SELECT pg_notify('runledger_jobs', c.channel_payload)
+            FROM (SELECT DISTINCT CASE WHEN state = 'available' THEN 'a:' || queue ELSE 's' END
+                         AS channel_payload
+                  FROM ins) c
+        )
+        SELECT input.id, (ins.id IS NOT NULL) AS inserted, existing.id AS existing_id
+        FROM input
+        LEFT JOIN ins ON ins.id = input.id
+        LEFT JOIN LATERAL (
+            SELECT j.id FROM runledger.jobs j
+            WHERE ins.id IS NULL AND input.unique_key IS NOT NULL
+              AND j.unique_key = input.unique_key
+              AND (j.unique_states & runledger.state_bit(j.state)) <> 0
+            LIMIT 1
+        ) existing ON true
+        CROSS JOIN (SELECT count(*) FROM notified) n
+        ORDER BY input.ord
+        "#,
+    )
+    .bind(&kinds)
+    .bind(&queues)
+    .bind(&args)
+    .bind(&priorities)
+    .bind(&max_attempts)
+    .bind(&run_ats)
+    .bind(&timeouts)
+    .bind(&unique_keys)
+    .bind(&unique_states)
+    .bind(&delays)
+    .bind(&periods)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows)
+}
+
+/// A job claimed by a worker.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Claimed {
+    pub(crate) id: i64,
+    pub(crate) kind: String,
+    pub(crate) queue: String,
+    pub(crate) args: serde_json::Value,
+    pub(crate) attempt: i32,
+    pub(crate) max_attempts: i32,
+    pub(crate) timeout_ms: Option<i64>,
+}
+
+/// Claims up to `limit` available jobs of `kinds` from `queue`, highest priority first, for
+/// `worker`, with a lease of `lease`. Rows locked by another claimer are skipped, never waited on.
+/// One queue per statement, so that the partial fetch index is read in order and the `LIMIT`
+/// stops the scan early.
+pub(crate) async fn claim(
+    pool: &PgPool,
+    queue: &str,
+    kinds: &[&str],
+    limit: i64,
+    worker: &str,
+    lease: Duration,
+) -> Result<Vec<Claimed>, Error> {
+    let rows = sqlx::query_as::<_, Claimed>(
+        r#"
+        WITH picked AS (
+            SELECT id FROM runledger.jobs
+            WHERE state = 'available' AND queue = $1 AND kind = ANY($2)
+            ORDER BY priority DESC, run_at, id
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE runledger.jobs j
+        SET state = 'running',
+            attempt = j.attempt + 1,
+            attempted_at = now(),
+            attempted_by = $4,
+            lease_expires_at = now() + make_interval(secs => $5)
+        FROM picked
+        WHERE j.id = picked.id
+        RETURNING j.id, j.kind, j.queue, j.args, j.attempt, j.max_attempts, j.timeout_ms
+        "#,
+    )
+    .bind(queue)
+    .bind(kinds)
+    .bind(limit)
+    .bind(worker)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+/// How an attempt ended, as written by the completer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutcomeKind {
+    Completed,
+    /// Failed; retried after the delay while attempts remain, else failed for good.
+    Retry,
+    /// Failed for good.
+    Failed,
+    Cancelled,
+    /// Run again after the delay without spending an attempt.
+    Snoozed,
+    /// Handed back by a worker that is shutting down; run again now without spending an attempt.
+    Released,
+}
+
+impl OutcomeKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Completed => "completed",
+            OutcomeKind::Retry => "retry",
+            OutcomeKind::Failed => "failed",
+            OutcomeKind::Cancelled => "cancelled",
+            OutcomeKind::Snoozed => "snoozed",
+            OutcomeKind::Released => "released",
+        }
+    }
+}
+
+/// One attempt's result, fenced by (id, attempt).
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub(crate) id: i64,
+    pub(crate) attempt: i32,
+    pub(crate) kind: OutcomeKind,
+    /// Output JSON text, for `Completed`.
+    pub(crate) output: Option<String>,
+    /// Delay before the next run, for `Retry` and `Snoozed`.
+    pub(crate) delay: Option<Duration>,
+    pub(crate) error: Option<String>,
+}
+
+/// What a fenced write changed.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Written {
+    pub(crate) id: i64,
+    pub(crate) state: String,
+    pub(crate) queue: String,
+    /// Milliseconds until the job is due again, for retries and snoozes.
+    pub(crate) due_in_ms: Option<f64>,
+}
+
+/// Writes many attempts' outcomes in one statement. A row is changed only if it is still
+/// `running` under the same attempt: a worker that lost its lease changes nothing. Returns the
+/// rows actually changed.
+pub(crate) async fn complete<'e>(
+    db: impl PgExecutor<'e>,
+    outcomes: &[Outcome],
+) -> Result<Vec<Written>, Error> {
+    let n = outcomes.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut kinds = Vec::with_capacity(n);
+    let mut outputs = Vec::with_capacity(n);
+    let mut delays = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
+    for o in outcomes {
+        ids.push(o.id);
+        attempts.push(o.attempt);
+        kinds.push(o.kind.as_str());
+        outputs.push(o.output.as_deref());
+        delays.push(o.delay.map(|d| d.as_secs_f64()));
+        errors.push(o.error.as_deref());
+    }
+    let rows = sqlx::query_as::<_, Written>(
+        r#"
+        WITH u AS (
+            SELECT * FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::float8[],
+                                 $6::text[]) AS u(id, attempt, outcome, output, delay_s, error)
+        ),
+        done AS (
+            UPDATE runledger.jobs j
+            SET state = CASE u.outcome
+                    WHEN 'completed' THEN 'completed'
+                    WHEN 'retry' THEN CASE WHEN j.attempt >= j.max_attempts
+                                           THEN 'failed' ELSE 'retryable' END
+                    WHEN 'failed' THEN 'failed'
+                    WHEN 'cancelled' THEN 'cancelled'
+                    WHEN 'snoozed' THEN 'scheduled'
+                    ELSE 'available' END,
+                output = CASE WHEN u.outcome = 'completed' THEN u.output::jsonb END,
+                finished_at = CASE
+                    WHEN u.outcome IN ('completed', 'failed', 'cancelled')
+                      OR (u.outcome = 'retry' AND j.attempt >= j.max_attempts) THEN now() END,
+                run_at = CASE
+                    WHEN u.outcome IN ('retry', 'snoozed')
+                        THEN now() + make_interval(secs => COALESCE(u.delay_s, 0))
+                    WHEN u.outcome = 'released' THEN now()
+                    ELSE j.run_at END,
+                max_attempts = CASE WHEN u.outcome IN ('snoozed', 'released')
+                                    THEN j.max_attempts + 1 ELSE j.max_attempts END,
+                errors = CASE WHEN u.error IS NULL THEN j.errors
+                    ELSE j.errors || jsonb_build_array(jsonb_build_object(
+                        'attempt', j.attempt, 'at', now(), 'error', u.error)) END,
+                lease_expires_at = NULL
+            FROM u
+            WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running'
+            RETURNING j.id, j.state, j.queue, j.run_at
+        ),
+        notified AS (
+            SELECT pg_notify('runledger_jobs', 'a:' || q.queue)
+            FROM (SELECT DISTINCT queue FROM done WHERE state = 'available') q
+        )
+        SELECT done.id, done.state, done.queue,
+               CASE WHEN done.state IN ('retryable', 'scheduled')
+                    THEN EXTRACT(EPOCH FROM (done.run_at - now()))::float8 * 1000 END AS due_in_ms
+        FROM done CROSS JOIN (SELECT count(*) FROM notified) n
+        "#,
+    )
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(&kinds)
+    .bind(&outputs)
+    .bind(&delays)
+    .bind(&errors)
+    .fetch_all(db)
+    .await?;
+    Ok(rows)
+}
+
+/// A running job whose lease was renewed.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Renewed {
+    pub(crate) id: i64,
+    pub(crate) cancel_requested: bool,
+}
+
+/// Renews the leases of the given attempts; attempts missing from the result lost their lease.
+pub(crate) async fn heartbeat(
+    pool: &PgPool,
+    ids: &[i64],
+    attempts: &[i32],
+    lease: Duration,
+) -> Result<Vec<Renewed>, Error> {
+    let rows = sqlx::query_as::<_, Renewed>(
+        r#"
+        UPDATE runledger.jobs j
+        SET lease_expires_at = now() + make_interval(secs => $3)
+        FROM unnest($1::int8[], $2::int4[]) AS u(id, attempt)
+        WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running'
+        RETURNING j.id, j.cancel_requested
+        "#,
+    )
+    .bind(ids)
+    .bind(attempts)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+/// Returns running jobs whose lease expired to the queue (or fails them when no attempt is left,
+/// or cancels them when a cancel was requested). At most `limit` rows per call.
+pub(crate) async fn rescue(pool: &PgPool, limit: i64) -> Result<Vec<Written>, Error> {
+    let rows = sqlx::query_as::<_, Written>(
+        r#"
+        WITH expired AS (
+            SELECT id FROM runledger.jobs
+            WHERE state = 'running' AND lease_expires_at < now()
+            ORDER BY lease_expires_at
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        ),
+        done AS (
+            UPDATE runledger.jobs j
+            SET state = CASE WHEN j.cancel_requested THEN 'cancelled'
+                             WHEN j.attempt >= j.max_attempts THEN 'failed'
+                             ELSE 'available' END,
+                finished_at = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts
+                                   THEN now() END,
+                run_at = now(),
+                lease_expires_at = NULL,
+                errors = j.errors || jsonb_build_array(jsonb_build_object(
+                    'attempt', j.attempt, 'at', now(),
+                    'error', 'lease expired: worker ' || COALESCE(j.attempted_by, '?')
+                             || ' stopped renewing it (crashed, hung or cut off)'))
+            FROM expired
+            WHERE j.id = expired.id
+            RETURNING j.id, j.state, j.queue
+        ),
+        notified AS (
+            SELECT pg_notify('runledger_jobs', 'a:' || q.queue)
+            FROM (SELECT DISTINCT queue FROM done WHERE state = 'available') q
+        )
+        SELECT done.id, done.state, done.queue, NULL::float8 AS due_in_ms
+        FROM done CROSS JOIN (SELECT count(*) FROM notified) n
+        "#,
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+/// What one stager pass did.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Staged {
+    pub(crate) moved: i64,
+    /// Milliseconds until the next scheduled or retryable job is due, if any.
+    pub(crate) next_due_ms: Option<f64>,
+}
+
+/// Makes up to `limit` due scheduled and retryable jobs available, and reports when the next one
+/// is due.
+pub(crate) async fn stage(pool: &PgPool, limit: i64) -> Result<Staged, Error> {
+    let row = sqlx::query_as::<_, Staged>(
+        r#"
+        WITH due AS (
+            SELECT id FROM runledger.jobs
+            WHERE state IN ('scheduled', 'retryable') AND run_at <= now()
+            ORDER BY run_at
+            LIMIT $1
+            FOR UPDATE SKIP LOCKED
+        ),
+        moved AS (
+            UPDATE runledger.jobs j SET state = 'available'
+            FROM due WHERE j.id = due.id
+            RETURNING j.queue
+        ),
+        notified AS (
+            SELECT pg_notify('runledger_jobs', 'a:' || q.queue)
+            FROM (SELECT DISTINCT queue FROM moved) q
+        )
+        SELECT (SELECT count(*) FROM moved) AS moved,
+               (SELECT EXTRACT(EPOCH FROM (min(run_at) - now()))::float8 * 1000
+                FROM runledger.jobs
+                WHERE state IN ('scheduled', 'retryable') AND run_at > now()) AS next_due_ms
+        FROM (SELECT count(*) FROM notified) n
+        "#,
+    )
+    .bind(limit)
+    .fetch_one(pool)
+    .await?;
+    Ok(row)
+}
+
+/// The state a job was in when a cancel was requested; `None` if no such job exists.
+pub(crate) async fn cancel<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Option<String>, Error> {
+    let before: Option<String> = sqlx::query_scalar(
+        r#"
+        WITH target AS (
+            SELECT id, state FROM runledger.jobs WHERE id = $1 FOR UPDATE
+        ),
+        upd AS (
+            UPDATE runledger.jobs j
+            SET state = CASE WHEN t.state = 'running' THEN j.state ELSE 'cancelled' END,
+                finished_at = CASE WHEN t.state = 'running' THEN j.finished_at ELSE now() END,
+                cancel_requested = true
+            FROM target t
+            WHERE j.id = t.id AND t.state NOT IN ('completed', 'failed', 'cancelled')
+            RETURNING j.id
+        ),
+        notified AS (
+            SELECT pg_notify('runledger_control', 'cancel:' || t.id) FROM target t
+            WHERE t.state = 'running'
+        )
+        SELECT t.state FROM target t
+        CROSS JOIN (SELECT count(*) FROM upd) u
+        CROSS JOIN (SELECT count(*) FROM notified) n
+        "#,
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(before)
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct JobRow {
+    pub(crate) id: i64,
+    pub(crate) kind: String,
+    pub(crate) queue: String,
+    pub(crate) state: String,
+    pub(crate) priority: i16,
+    pub(crate) args: serde_json::Value,
+    pub(crate) output: Option<serde_json::Value>,
+    pub(crate) errors: serde_json::Value,
+    pub(crate) attempt: i32,
+    pub(crate) max_attempts: i32,
+    pub(crate) run_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) attempted_at: Option<DateTime<Utc>>,
+    pub(crate) finished_at: Option<DateTime<Utc>>,
+    pub(crate) unique_key: Option<String>,
+}
+
+macro_rules! job_columns {
+    () => {
+        "id, kind, queue, state, priority, args, output, errors, attempt, max_attempts, run_at, \
+         created_at, attempted_at, finished_at, unique_key"
+    };
+}
+
+/// One job by id.
+pub(crate) async fn get<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Option<JobRow>, Error> {
+    const SQL: &str = concat!("SELECT ", job_columns!(), " FROM runledger.jobs WHERE id = $1");
+    Ok(sqlx::query_as::<_, JobRow>(SQL).bind(id).fetch_optional(db).await?)
+}
+
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+/// Jobs of one kind (or all kinds), optionally in one of `states`, oldest first, at most `limit`.
+pub(crate) async fn list<'e>(
+    db: impl PgExecutor<'e>,
+    kind: Option<&str>,
+    states: Option<&[&str]>,
+    limit: i64,
+) -> Result<Vec<JobRow>, Error> {
+    const SQL: &str = concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM runledger.jobs \
+         WHERE ($1::text IS NULL OR kind = $1) AND ($2::text[] IS NULL OR state = ANY($2)) \
+         ORDER BY id LIMIT $3"
+    );
+    Ok(sqlx::query_as::<_, JobRow>(SQL)
+        .bind(kind)
+        .bind(states)
+        .bind(limit)
+        .fetch_all(db)
+        .await?)
+}
+
+/// What `wait` needs to know about a job.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Status {
+    pub(crate) state: String,
+    pub(crate) output: Option<serde_json::Value>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) attempt: i32,
+}
+
+/// A job's state, output and last recorded error.
+pub(crate) async fn status(pool: &PgPool, id: i64) -> Result<Option<Status>, Error> {
+    Ok(sqlx::query_as::<_, Status>(
+        "SELECT state, output, errors -> -1 ->> 'error' AS last_error, attempt \
+         FROM runledger.jobs WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+/// Jobs of `kinds` in `queues` that are available, running, or due now.
+pub(crate) async fn count_pending(
+    pool: &PgPool,
+    queues: &[String],
+    kinds: &[String],
+) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM runledger.jobs \
+         WHERE queue = ANY($1) AND kind = ANY($2) \
+           AND (state IN ('available', 'running') \
+                OR (state IN ('scheduled', 'retryable') AND run_at <= now()))",
+    )
+    .bind(queues)
+    .bind(kinds)
+    .fetch_one(pool)
+    .await?)
+}
