@@ -1,1 +1,465 @@
-fn main() {}
+//! runledger-bench: the workloads of PERFORMANCE.md, measured against a real PostgreSQL.
+//!
+//! ```text
+//! cargo run --release -p runledger-bench -- <w1|w2|w3|raw|all> [--jobs N] [--concurrency C] [--json]
+//! ```
+//!
+//! Uses `DATABASE_URL` if set, else starts an embedded PostgreSQL with `fsync` and
+//! `synchronous_commit` on. Every workload runs in a fresh database. Prints a table, and with
+//! `--json` one JSON line per result.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use runledger::testing::TestDatabase;
+use runledger::{EmbeddedPostgres, JobError, Runledger, Worker, job};
+use serde_json::json;
+
+/// A no-op job: the cost measured is the framework's and the database's.
+#[job(queue = "bench")]
+async fn bench_noop(seq: u64) -> Result<(), JobError> {
+    let _ = seq;
+    Ok(())
+}
+
+/// Records when its handler started, for pickup latency.
+#[job(queue = "latency")]
+async fn bench_latency(seq: u64) -> Result<(), JobError> {
+    starts().lock().expect("starts").insert(seq, Instant::now());
+    Ok(())
+}
+
+fn starts() -> &'static Mutex<HashMap<u64, Instant>> {
+    static STARTS: OnceLock<Mutex<HashMap<u64, Instant>>> = OnceLock::new();
+    STARTS.get_or_init(Default::default)
+}
+
+struct Args {
+    workload: String,
+    jobs: Option<usize>,
+    concurrency: Option<usize>,
+    json: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = std::env::args().skip(1);
+    let mut parsed = Args {
+        workload: String::new(),
+        jobs: None,
+        concurrency: None,
+        json: false,
+    };
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--jobs" => parsed.jobs = Some(number(args.next(), "--jobs")?),
+            "--concurrency" => parsed.concurrency = Some(number(args.next(), "--concurrency")?),
+            "--json" => parsed.json = true,
+            "-h" | "--help" => return Err(String::new()),
+            w if !w.starts_with('-') && parsed.workload.is_empty() => {
+                parsed.workload = w.to_owned()
+            }
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    if !matches!(parsed.workload.as_str(), "w1" | "w2" | "w3" | "raw" | "all") {
+        return Err(format!("unknown workload `{}`", parsed.workload));
+    }
+    Ok(parsed)
+}
+
+fn number(value: Option<String>, flag: &str) -> Result<usize, String> {
+    value
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{flag} takes a positive whole number"))
+}
+
+const USAGE: &str =
+    "usage: runledger-bench <w1|w2|w3|raw|all> [--jobs N] [--concurrency C] [--json]
+  w1   bulk-enqueue N jobs (default 20000), drain with one worker (concurrency 10 and 50, or C);
+       also runs raw and prints ratio_to_raw
+  w2   5000 single-job enqueues (N), one client, then 8 concurrent clients
+  w3   500 jobs (N) enqueued 20 ms apart to an idle worker: pickup latency
+  raw  the claim/complete cycle of w1 with no framework around it
+  all  w1, w2 and w3";
+
+/// One measured figure.
+struct Figure {
+    workload: &'static str,
+    name: String,
+    value: f64,
+    unit: &'static str,
+    extra: serde_json::Value,
+}
+
+struct Bench {
+    server_url: String,
+    json: bool,
+    figures: Vec<Figure>,
+}
+
+impl Bench {
+    fn record(
+        &mut self,
+        workload: &'static str,
+        name: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+        extra: serde_json::Value,
+    ) {
+        let figure = Figure {
+            workload,
+            name: name.into(),
+            value,
+            unit,
+            extra,
+        };
+        if self.json {
+            let mut line = json!({
+                "workload": figure.workload,
+                "figure": figure.name,
+                "value": figure.value,
+                "unit": figure.unit,
+            });
+            if let (Some(map), serde_json::Value::Object(extra)) =
+                (line.as_object_mut(), &figure.extra)
+            {
+                for (k, v) in extra {
+                    map.insert(k.clone(), v.clone());
+                }
+            }
+            println!("{line}");
+        }
+        self.figures.push(figure);
+    }
+
+    async fn database(&self) -> Result<TestDatabase, runledger::Error> {
+        TestDatabase::on_server(&self.server_url).await
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(args).await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), runledger::Error> {
+    // Keep the embedded server alive for the whole run.
+    let (_embedded, server_url) = match std::env::var("DATABASE_URL") {
+        Ok(url) => (None, url),
+        Err(_) => {
+            let pg = EmbeddedPostgres::builder().durable(true).start()?;
+            let url = pg.url();
+            (Some(pg), url)
+        }
+    };
+    let mut bench = Bench {
+        server_url,
+        json: args.json,
+        figures: Vec::new(),
+    };
+    let w = args.workload.as_str();
+    if w == "w1" || w == "all" {
+        let jobs = args.jobs.unwrap_or(20_000);
+        let concurrencies = match args.concurrency {
+            Some(c) => vec![c],
+            None => vec![10, 50],
+        };
+        for c in concurrencies {
+            let raw = raw(&mut bench, jobs, c).await?;
+            w1(&mut bench, jobs, c, raw).await?;
+        }
+    }
+    if w == "raw" {
+        raw(
+            &mut bench,
+            args.jobs.unwrap_or(20_000),
+            args.concurrency.unwrap_or(50),
+        )
+        .await?;
+    }
+    if w == "w2" || w == "all" {
+        w2(&mut bench, args.jobs.unwrap_or(5_000)).await?;
+    }
+    if w == "w3" || w == "all" {
+        w3(&mut bench, args.jobs.unwrap_or(500)).await?;
+    }
+    if !bench.json {
+        println!("{:<6} {:<34} {:>14}  unit", "load", "figure", "value");
+        for f in &bench.figures {
+            println!(
+                "{:<6} {:<34} {:>14.1}  {}",
+                f.workload, f.name, f.value, f.unit
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Inserts `n` no-op jobs in chunks; returns the rate.
+async fn bulk_enqueue(rl: &Runledger, n: usize) -> Result<f64, runledger::Error> {
+    let started = Instant::now();
+    let mut seq = 0u64;
+    while (seq as usize) < n {
+        let chunk = (n - seq as usize).min(5_000);
+        let jobs: Vec<BenchNoop> = (0..chunk as u64)
+            .map(|i| BenchNoop { seq: seq + i })
+            .collect();
+        rl.enqueue_many(jobs).await?;
+        seq += chunk as u64;
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
+fn batch_for(concurrency: usize) -> usize {
+    concurrency.min(100)
+}
+
+/// The claim/complete cycle with nothing around it: one task claims batches, one completes them.
+async fn raw(bench: &mut Bench, n: usize, concurrency: usize) -> Result<f64, runledger::Error> {
+    let db = bench.database().await?;
+    let rl = db.client();
+    bulk_enqueue(&rl, n).await?;
+    let pool = db.pool().clone();
+    let batch = batch_for(concurrency) as i64;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<runledger::__bench::Token>>(4);
+    let started = Instant::now();
+    let claimer = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            loop {
+                let claimed =
+                    runledger::__bench::claim(&pool, "bench", &["bench_noop"], batch).await?;
+                if claimed.is_empty() {
+                    return Ok::<(), runledger::Error>(());
+                }
+                if tx.send(claimed).await.is_err() {
+                    return Ok(());
+                }
+            }
+        })
+    };
+    let mut done = 0usize;
+    while let Some(mut tokens) = rx.recv().await {
+        while let Ok(more) = rx.try_recv() {
+            tokens.extend(more);
+        }
+        done += runledger::__bench::complete(&pool, &tokens).await?;
+    }
+    claimer.await.expect("claimer task")?;
+    let rate = done as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(done, n, "raw cycle completed {done} of {n}");
+    bench.record(
+        "raw",
+        format!("raw jobs/s (batch {batch})"),
+        rate,
+        "jobs/s",
+        json!({"jobs": n, "batch": batch}),
+    );
+    Ok(rate)
+}
+
+async fn w1(
+    bench: &mut Bench,
+    n: usize,
+    concurrency: usize,
+    raw: f64,
+) -> Result<(), runledger::Error> {
+    let db = bench.database().await?;
+    let rl = db.client();
+    let enqueue_rate = bulk_enqueue(&rl, n).await?;
+    reset_peak_rss();
+    let worker = Worker::builder(db.pool().clone())
+        .queues(["bench"])
+        .kinds(["bench_noop"])
+        .concurrency(concurrency)
+        .batch_size(batch_for(concurrency))
+        .migrate(false)
+        .build()?;
+    let started = Instant::now();
+    let running = worker.start().await?;
+    while running.metrics().completed < n as u64 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // The counter counts outcomes handed to the completer; the drain ends when the database
+    // says every job is completed.
+    loop {
+        let counts = runledger::testing::count_by_state(&rl).await?;
+        let completed = counts
+            .iter()
+            .find(|(s, _)| *s == runledger::JobState::Completed)
+            .map_or(0, |(_, n)| *n);
+        if completed as usize >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let elapsed = started.elapsed();
+    let rss = peak_rss_kib();
+    running.shutdown().await?;
+    let drain = n as f64 / elapsed.as_secs_f64();
+    let extra = json!({"jobs": n, "concurrency": concurrency});
+    bench.record(
+        "w1",
+        format!("bulk enqueue (c{concurrency} run)"),
+        enqueue_rate,
+        "jobs/s",
+        extra.clone(),
+    );
+    bench.record(
+        "w1",
+        format!("drain, concurrency {concurrency}"),
+        drain,
+        "jobs/s",
+        extra.clone(),
+    );
+    bench.record(
+        "w1",
+        format!("ratio_to_raw, concurrency {concurrency}"),
+        drain / raw,
+        "x",
+        extra.clone(),
+    );
+    if let Some(kib) = rss {
+        bench.record(
+            "w1",
+            format!("worker peak RSS, concurrency {concurrency}"),
+            kib as f64 / 1024.0,
+            "MiB",
+            extra,
+        );
+    }
+    Ok(())
+}
+
+async fn w2(bench: &mut Bench, n: usize) -> Result<(), runledger::Error> {
+    let db = bench.database().await?;
+    let rl = db.client();
+    let started = Instant::now();
+    for seq in 0..n as u64 {
+        BenchNoop { seq }.enqueue(&rl).await?;
+    }
+    let one = n as f64 / started.elapsed().as_secs_f64();
+    bench.record(
+        "w2",
+        "single enqueue, 1 client",
+        one,
+        "jobs/s",
+        json!({"jobs": n, "clients": 1}),
+    );
+
+    let clients = 8;
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let rl = rl.clone();
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let seq = next.fetch_add(1, Ordering::Relaxed);
+                if seq >= n as u64 {
+                    return Ok::<(), runledger::Error>(());
+                }
+                BenchNoop {
+                    seq: seq + n as u64,
+                }
+                .enqueue(&rl)
+                .await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client task")?;
+    }
+    let eight = n as f64 / started.elapsed().as_secs_f64();
+    bench.record(
+        "w2",
+        "single enqueue, 8 clients",
+        eight,
+        "jobs/s",
+        json!({"jobs": n, "clients": clients}),
+    );
+    Ok(())
+}
+
+async fn w3(bench: &mut Bench, n: usize) -> Result<(), runledger::Error> {
+    let db = bench.database().await?;
+    let rl = db.client();
+    let running = Worker::builder(db.pool().clone())
+        .queues(["latency"])
+        .kinds(["bench_latency"])
+        .concurrency(10)
+        .migrate(false)
+        .build()?
+        .start()
+        .await?;
+    // Let the listener settle.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut committed = HashMap::new();
+    for seq in 0..n as u64 {
+        BenchLatency { seq }.enqueue(&rl).await?;
+        committed.insert(seq, Instant::now());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while starts().lock().expect("starts").len() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    running.shutdown().await?;
+    let starts = starts().lock().expect("starts").clone();
+    let mut latencies: Vec<f64> = committed
+        .iter()
+        .filter_map(|(seq, at)| {
+            let start = starts.get(seq)?;
+            Some(start.saturating_duration_since(*at).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    if latencies.len() < n {
+        eprintln!(
+            "warning: {} of {n} latency jobs did not start within 10 s",
+            n - latencies.len()
+        );
+    }
+    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    let extra = json!({"jobs": n, "interval_ms": 20});
+    bench.record("w3", "pickup p50", pct(0.50), "ms", extra.clone());
+    bench.record("w3", "pickup p95", pct(0.95), "ms", extra.clone());
+    bench.record("w3", "pickup p99", pct(0.99), "ms", extra.clone());
+    bench.record("w3", "pickup max", pct(1.0), "ms", extra);
+    Ok(())
+}
+
+/// Resets the peak resident set size of this process (Linux), so the next reading covers only
+/// what follows.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident set size of this process in KiB (Linux).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}

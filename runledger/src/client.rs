@@ -143,7 +143,11 @@ impl Runledger {
     }
 
     /// [`cancel`](Self::cancel) inside the caller's transaction.
-    pub async fn cancel_tx(&self, tx: &mut PgConnection, id: JobId) -> Result<CancelOutcome, Error> {
+    pub async fn cancel_tx(
+        &self,
+        tx: &mut PgConnection,
+        id: JobId,
+    ) -> Result<CancelOutcome, Error> {
         let before = store::jobs::cancel(tx, id.0).await?;
         CancelOutcome::from_previous_state(id, before)
     }
@@ -430,7 +434,9 @@ impl JobRequest {
     fn into_row(self, max_payload_bytes: usize) -> Result<NewJob, Error> {
         let kind = self.kind;
         let args = self.args.map_err(|e| {
-            Error::InvalidInput(format!("payload of kind `{kind}` does not serialize to JSON: {e}"))
+            Error::InvalidInput(format!(
+                "payload of kind `{kind}` does not serialize to JSON: {e}"
+            ))
         })?;
         if args.len() > max_payload_bytes {
             return Err(Error::PayloadTooLarge {
@@ -578,7 +584,11 @@ impl<'a, J: Job> Enqueue<'a, J> {
             Target::Tx(tx) => store::jobs::insert(tx, rows).await?,
         };
         let first = inserted[0];
-        Ok(JobHandle::new(self.client.clone(), JobId(first.id), first.inserted))
+        Ok(JobHandle::new(
+            self.client.clone(),
+            JobId(first.id),
+            first.inserted,
+        ))
     }
 }
 
@@ -648,7 +658,9 @@ impl<O: DeserializeOwned> JobHandle<O> {
                     return Err(Error::JobFailed {
                         id: self.id,
                         attempts: status.attempt,
-                        error: status.last_error.unwrap_or_else(|| "no error recorded".into()),
+                        error: status
+                            .last_error
+                            .unwrap_or_else(|| "no error recorded".into()),
                     });
                 }
                 JobState::Cancelled => {

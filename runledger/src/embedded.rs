@@ -185,7 +185,16 @@ impl EmbeddedPostgres {
             .command("initdb")
             .arg("-D")
             .arg(self.root.join("data"))
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| Error::Embedded(format!("could not run initdb: {e}")))?;
@@ -205,7 +214,8 @@ impl EmbeddedPostgres {
         for _ in 0..5 {
             let port = free_port()?;
             let log_path = self.root.join("server.log");
-            let log = std::fs::File::create(&log_path).map_err(|e| io_error("create", &log_path, e))?;
+            let log =
+                std::fs::File::create(&log_path).map_err(|e| io_error("create", &log_path, e))?;
             if let Some((uid, gid)) = self.run_as {
                 std::os::unix::fs::chown(&log_path, Some(uid), Some(gid))
                     .map_err(|e| io_error("chown", &log_path, e))?;
@@ -228,7 +238,9 @@ impl EmbeddedPostgres {
             for (name, value) in settings {
                 cmd.arg("-c").arg(format!("{name}={value}"));
             }
-            let stderr = log.try_clone().map_err(|e| io_error("open", &log_path, e))?;
+            let stderr = log
+                .try_clone()
+                .map_err(|e| io_error("open", &log_path, e))?;
             let child = cmd
                 .stdin(Stdio::null())
                 .stdout(log)
@@ -246,7 +258,9 @@ impl EmbeddedPostgres {
                 }
             }
         }
-        Err(Error::Embedded(format!("the server did not start: {last_error}")))
+        Err(Error::Embedded(format!(
+            "the server did not start: {last_error}"
+        )))
     }
 
     fn wait_ready(&mut self, log_path: &Path) -> Result<(), String> {
@@ -256,7 +270,10 @@ impl EmbeddedPostgres {
             if let Some(server) = self.server.as_mut() {
                 if let Ok(Some(status)) = server.try_wait() {
                     let log = std::fs::read_to_string(log_path).unwrap_or_default();
-                    return Err(format!("postgres exited with {status}: {}", tail(&log, 2000)));
+                    return Err(format!(
+                        "postgres exited with {status}: {}",
+                        tail(&log, 2000)
+                    ));
                 }
             }
             if socket.exists()
@@ -320,7 +337,9 @@ impl EmbeddedPostgres {
         if let (Some((_, stdin)), Some(pid)) = (self.guardian.as_mut(), pid) {
             writeln!(stdin, "{pid}")
                 .and_then(|()| stdin.flush())
-                .map_err(|e| Error::Embedded(format!("could not reach the cleanup guardian: {e}")))?;
+                .map_err(|e| {
+                    Error::Embedded(format!("could not reach the cleanup guardian: {e}"))
+                })?;
         }
         Ok(())
     }
@@ -373,7 +392,9 @@ impl Drop for EmbeddedPostgres {
 
 fn tail(text: &str, max: usize) -> &str {
     let start = text.len().saturating_sub(max);
-    let start = (start..text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+    let start = (start..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
     text[start..].trim()
 }
 
@@ -391,7 +412,9 @@ fn free_port() -> Result<u16, Error> {
 }
 
 fn running_as_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// The uid and gid of the `postgres` system user.

@@ -14,7 +14,9 @@ pub enum Error {
     Database(#[from] sqlx::Error),
 
     /// Applying runledger's migrations failed.
-    #[error("runledger migrations failed: {0}; the schema `runledger` was left as the last successful migration made it")]
+    #[error(
+        "runledger migrations failed: {0}; the schema `runledger` was left as the last successful migration made it"
+    )]
     Migrate(#[source] sqlx::migrate::MigrateError),
 
     /// The worker, client or job was configured wrongly; the message names the setting.

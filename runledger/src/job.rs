@@ -16,7 +16,9 @@ use crate::client::Runledger;
 use crate::error::Error;
 
 /// The database identifier of a job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct JobId(pub i64);
 
@@ -339,9 +341,13 @@ impl JobContext {
     /// a timer; call this only around work that may block the runtime. Fails with
     /// [`Error::LeaseLost`] if another owner has the job.
     pub async fn heartbeat(&self) -> Result<(), Error> {
-        let owned =
-            crate::store::jobs::heartbeat(self.client.pool(), &[self.id.0], &[self.attempt], self.lease)
-                .await?;
+        let owned = crate::store::jobs::heartbeat(
+            self.client.pool(),
+            &[self.id.0],
+            &[self.attempt],
+            self.lease,
+        )
+        .await?;
         if owned.is_empty() {
             Err(Error::LeaseLost { id: self.id })
         } else {
@@ -351,9 +357,9 @@ impl JobContext {
 
     #[doc(hidden)]
     pub fn __state<T: Send + Sync + 'static>(&self) -> Result<State<T>, JobError> {
-        self.state.get::<T>().ok_or_else(|| {
-            JobError::fatal(MissingState(std::any::type_name::<T>()))
-        })
+        self.state
+            .get::<T>()
+            .ok_or_else(|| JobError::fatal(MissingState(std::any::type_name::<T>())))
     }
 }
 
@@ -494,7 +500,10 @@ mod tests {
     fn backoff_jitter_only_shortens() {
         let b = Backoff::exponential();
         let d = b.delay(2, 0.999);
-        assert!(d <= Duration::from_secs(2) && d >= Duration::from_millis(1500), "{d:?}");
+        assert!(
+            d <= Duration::from_secs(2) && d >= Duration::from_millis(1500),
+            "{d:?}"
+        );
     }
 
     #[test]

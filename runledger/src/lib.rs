@@ -59,8 +59,6 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-extern crate self as runledger;
-
 mod client;
 mod embedded;
 mod error;
@@ -77,6 +75,9 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __private;
 
+#[doc(hidden)]
+pub mod __bench;
+
 pub use client::{
     CancelOutcome, DEFAULT_MAX_PAYLOAD_BYTES, Enqueue, EnqueuedJob, JobHandle, JobRecord,
     JobRequest, JobState, Runledger, RunledgerBuilder,
@@ -91,5 +92,5 @@ pub use registry::JobRegistration;
 pub use runtime::{RunningWorker, ShutdownReport, Worker, WorkerBuilder, WorkerMetrics};
 pub use store::migrate;
 
-// TEMP-DOC
-// TEMP pub use runledger_macros::job;
+/// Turns an `async fn` into a background job; see the crate docs and the options below.
+pub use runledger_macros::job;

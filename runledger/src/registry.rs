@@ -61,9 +61,8 @@ fn run_erased<J: Job>(
             ))
         })?;
         let output = job.run(&ctx).await?;
-        serde_json::to_value(output).map_err(|e| {
-            JobError::fatal(format_args!("output does not serialize to JSON: {e}"))
-        })
+        serde_json::to_value(output)
+            .map_err(|e| JobError::fatal(format_args!("output does not serialize to JSON: {e}")))
     })
 }
 

@@ -83,9 +83,16 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
-    /// Creates a database copied from the migrated template (made on first use).
+    /// Creates a database copied from the migrated template (made on first use), on the server
+    /// of `DATABASE_URL` or else on the process's embedded cluster.
     pub async fn new() -> Result<Self, Error> {
-        let admin_url = server_url()?;
+        Self::on_server(&server_url()?).await
+    }
+
+    /// Creates a database on the server at `admin_url` (any database URL on that server whose
+    /// user may create databases).
+    pub async fn on_server(admin_url: &str) -> Result<Self, Error> {
+        let admin_url = admin_url.to_owned();
         let template = template_name();
         let mut admin = store::admin::connect(&admin_url).await?;
         if !store::admin::database_exists(&mut admin, &template).await? {
@@ -266,9 +273,7 @@ where
 
 /// [`drain`] with a configured worker builder (state, kinds, concurrency).
 pub async fn drain_with(builder: crate::runtime::WorkerBuilder) -> Result<DrainReport, Error> {
-    let worker = builder
-        .poll_interval(Duration::from_millis(50))
-        .build()?;
+    let worker = builder.poll_interval(Duration::from_millis(50)).build()?;
     let pool = worker.pool().clone();
     let queues = worker.queues().to_vec();
     let kinds: Vec<String> = worker.kinds().iter().map(|k| (*k).to_owned()).collect();

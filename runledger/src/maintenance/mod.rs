@@ -16,7 +16,11 @@ use crate::runtime::Shared;
 pub(crate) const PASS_LIMIT: i64 = 1000;
 
 /// Sleeps for `delay`, or until `wake` fires or shutdown begins; false at shutdown.
-pub(crate) async fn pause(shared: &Shared, delay: Duration, wake: Option<&tokio::sync::Notify>) -> bool {
+pub(crate) async fn pause(
+    shared: &Shared,
+    delay: Duration,
+    wake: Option<&tokio::sync::Notify>,
+) -> bool {
     let woken = async {
         match wake {
             Some(wake) => wake.notified().await,

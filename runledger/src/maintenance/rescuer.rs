@@ -16,7 +16,9 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             Ok(rescued) => {
                 failing = Duration::ZERO;
                 if !rescued.is_empty() {
-                    shared.metrics.add(MetricKind::Rescued, rescued.len() as u64);
+                    shared
+                        .metrics
+                        .add(MetricKind::Rescued, rescued.len() as u64);
                     let failed = rescued.iter().filter(|r| r.state == "failed").count();
                     tracing::info!(
                         worker = %shared.config.id,

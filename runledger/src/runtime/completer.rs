@@ -138,9 +138,6 @@ async fn write(shared: &Shared, batch: &mut Vec<Outcome>) {
     }
     let mut running = shared.running.lock().expect("running map poisoned");
     for outcome in batch.drain(..) {
-        // Only forget the entry of this very attempt.
-        if running.get(&outcome.id).is_some_and(|e| e.attempt == outcome.attempt) {
-            running.remove(&outcome.id);
-        }
+        running.remove(&(outcome.id, outcome.attempt));
     }
 }

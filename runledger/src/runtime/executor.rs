@@ -21,13 +21,7 @@ pub(crate) fn spawn(shared: Arc<Shared>, job: Claimed) {
     let (stop_tx, stop_rx) = watch::channel(None);
     {
         let mut running = shared.running.lock().expect("running map poisoned");
-        running.insert(
-            job.id,
-            RunningEntry {
-                attempt: job.attempt,
-                stop: stop_tx,
-            },
-        );
+        running.insert((job.id, job.attempt), RunningEntry { stop: stop_tx });
     }
     tokio::spawn(async move {
         let outcome = execute(&shared, job, stop_rx).await;
@@ -53,10 +47,16 @@ async fn execute(
 ) -> Option<Outcome> {
     let Some(registration) = shared.handlers.get(job.kind.as_str()).copied() else {
         // Claims only ask for known kinds; this is unreachable unless the table changed under us.
-        return Some(outcome(&job, OutcomeKind::Retry, None, None, Some(format!(
-            "worker {} has no handler for kind `{}`",
-            shared.config.id, job.kind
-        ))));
+        return Some(outcome(
+            &job,
+            OutcomeKind::Retry,
+            None,
+            None,
+            Some(format!(
+                "worker {} has no handler for kind `{}`",
+                shared.config.id, job.kind
+            )),
+        ));
     };
     let ctx = Arc::new(JobContext {
         id: JobId(job.id),
@@ -84,8 +84,10 @@ async fn execute(
             None => handler.await,
         }
     };
+    // A stop request wins over a handler that became ready in the same poll: the handler's
+    // future is dropped at the stop, as documented on `JobContext::stopped`.
     let ended = tokio::select! {
-        ended = run => ended,
+        biased;
         reason = async {
             loop {
                 if let Some(reason) = *stop.borrow_and_update() {
@@ -96,18 +98,25 @@ async fn execute(
                 }
             }
         } => Ended::Stopped(reason),
+        ended = run => ended,
     };
     let options = &registration.options;
     Some(match ended {
         Ended::Returned(Ok(value)) => {
             let text = value.to_string();
             if text.len() > shared.config.max_payload_bytes {
-                outcome(&job, OutcomeKind::Failed, None, None, Some(format!(
-                    "output is {} bytes, over the limit of {} bytes; store large results \
+                outcome(
+                    &job,
+                    OutcomeKind::Failed,
+                    None,
+                    None,
+                    Some(format!(
+                        "output is {} bytes, over the limit of {} bytes; store large results \
                      elsewhere and return a reference",
-                    text.len(),
-                    shared.config.max_payload_bytes
-                )))
+                        text.len(),
+                        shared.config.max_payload_bytes
+                    )),
+                )
             } else {
                 outcome(&job, OutcomeKind::Completed, Some(text), None, None)
             }
@@ -121,20 +130,32 @@ async fn execute(
             JobErrorKind::Fatal(message) => {
                 outcome(&job, OutcomeKind::Failed, None, None, Some(message))
             }
-            JobErrorKind::Snooze(delay) => outcome(&job, OutcomeKind::Snoozed, None, Some(delay), None),
+            JobErrorKind::Snooze(delay) => {
+                outcome(&job, OutcomeKind::Snoozed, None, Some(delay), None)
+            }
             JobErrorKind::Cancel(reason) => {
                 outcome(&job, OutcomeKind::Cancelled, None, None, Some(reason))
             }
         },
         Ended::Panicked(message) => {
             let delay = options.backoff.delay(job.attempt, random_unit());
-            outcome(&job, OutcomeKind::Retry, None, Some(delay), Some(format!("handler panicked: {message}")))
+            outcome(
+                &job,
+                OutcomeKind::Retry,
+                None,
+                Some(delay),
+                Some(format!("handler panicked: {message}")),
+            )
         }
         Ended::TimedOut(limit) => {
             let delay = options.backoff.delay(job.attempt, random_unit());
-            outcome(&job, OutcomeKind::Retry, None, Some(delay), Some(format!(
-                "attempt timed out after {limit:?}"
-            )))
+            outcome(
+                &job,
+                OutcomeKind::Retry,
+                None,
+                Some(delay),
+                Some(format!("attempt timed out after {limit:?}")),
+            )
         }
         Ended::Stopped(StopReason::Cancelled) => outcome(
             &job,
@@ -150,9 +171,7 @@ async fn execute(
             // Someone else owns the job now: nothing this attempt could write would count.
             shared.metrics.add(MetricKind::LeaseLost, 1);
             let mut running = shared.running.lock().expect("running map poisoned");
-            if running.get(&job.id).is_some_and(|e| e.attempt == job.attempt) {
-                running.remove(&job.id);
-            }
+            running.remove(&(job.id, job.attempt));
             return None;
         }
     })

@@ -18,7 +18,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         interval.tick().await;
         let (ids, attempts): (Vec<i64>, Vec<i32>) = {
             let running = shared.running.lock().expect("running map poisoned");
-            running.iter().map(|(id, e)| (*id, e.attempt)).unzip()
+            running.keys().copied().unzip()
         };
         if ids.is_empty() {
             continue;
@@ -27,22 +27,21 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             Ok(renewed) => {
                 let mut held = std::collections::HashSet::with_capacity(renewed.len());
                 for r in &renewed {
-                    held.insert(r.id);
+                    held.insert((r.id, r.attempt));
                     if r.cancel_requested {
-                        shared.stop_job(r.id, StopReason::Cancelled);
+                        shared.stop_attempt((r.id, r.attempt), StopReason::Cancelled);
                     }
                 }
-                for id in ids.iter().filter(|id| !held.contains(id)) {
-                    // The outcome may have been written between our snapshot and the renewal;
-                    // only attempts still listed as running lost their lease.
-                    let still_listed = {
-                        let running = shared.running.lock().expect("running map poisoned");
-                        running.contains_key(id)
-                    };
-                    if still_listed {
-                        tracing::warn!(worker = %shared.config.id, job = id, "lease lost; stopping the attempt");
-                        shared.stop_job(*id, StopReason::LeaseLost);
-                    }
+                for key in ids
+                    .into_iter()
+                    .zip(attempts)
+                    .filter(|key| !held.contains(key))
+                {
+                    // An outcome written between the snapshot and the renewal also drops out of
+                    // the answer; its entry is gone by now or about to be, and a stop signal to
+                    // a finished attempt does nothing.
+                    tracing::warn!(worker = %shared.config.id, job = key.0, attempt = key.1, "lease lost; stopping the attempt");
+                    shared.stop_attempt(key, StopReason::LeaseLost);
                 }
             }
             Err(error) => {

@@ -197,7 +197,8 @@ impl WorkerBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.excluded_kinds.extend(kinds.into_iter().map(Into::into));
+        self.excluded_kinds
+            .extend(kinds.into_iter().map(Into::into));
         self
     }
 
@@ -213,7 +214,9 @@ impl WorkerBuilder {
     pub fn build(self) -> Result<Worker, Error> {
         let c = &self.config;
         if c.queues.is_empty() {
-            return Err(Error::Config("the worker has no queues; pass at least one to `queues`".into()));
+            return Err(Error::Config(
+                "the worker has no queues; pass at least one to `queues`".into(),
+            ));
         }
         for q in &c.queues {
             validate::name("queue", q).map_err(|e| Error::Config(e.to_string()))?;
@@ -237,7 +240,9 @@ impl WorkerBuilder {
             )));
         }
         if c.poll_interval.is_zero() || c.rescue_interval.is_zero() {
-            return Err(Error::Config("poll and rescue intervals must be above zero".into()));
+            return Err(Error::Config(
+                "poll and rescue intervals must be above zero".into(),
+            ));
         }
         let regs: Vec<&'static JobRegistration> = match self.registrations {
             Some(regs) => regs,
@@ -293,7 +298,11 @@ fn default_worker_id() -> String {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned());
-    format!("{host}:{}:{:04x}", std::process::id(), random_u64() & 0xffff)
+    format!(
+        "{host}:{}:{:04x}",
+        std::process::id(),
+        random_u64() & 0xffff
+    )
 }
 
 /// A random number from the standard library's per-process hash keys.
@@ -344,7 +353,10 @@ impl Worker {
 
     /// Runs until `signal` resolves, then shuts down gracefully (see
     /// [`RunningWorker::shutdown`]).
-    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<ShutdownReport, Error> {
+    pub async fn run_until(
+        self,
+        signal: impl Future<Output = ()>,
+    ) -> Result<ShutdownReport, Error> {
         let running = self.start().await?;
         signal.await;
         running.shutdown().await
@@ -419,7 +431,6 @@ impl Worker {
 
 /// A record of one running attempt, kept until its outcome is written.
 pub(crate) struct RunningEntry {
-    pub(crate) attempt: i32,
     pub(crate) stop: watch::Sender<Option<StopReason>>,
 }
 
@@ -433,8 +444,9 @@ pub(crate) struct Shared {
     pub(crate) state: Arc<StateMap>,
     /// One permit per job slot; a running handler holds one.
     pub(crate) slots: Arc<Semaphore>,
-    /// Attempts whose outcome is not yet written, by job id.
-    pub(crate) running: Mutex<HashMap<i64, RunningEntry>>,
+    /// Attempts whose outcome is not yet written, by (job id, attempt). One worker can hold two
+    /// attempts of a job: a stale one whose lease it lost and the current one.
+    pub(crate) running: Mutex<HashMap<(i64, i32), RunningEntry>>,
     pub(crate) completions: CompletionSender,
     pub(crate) queue_wakes: HashMap<String, Arc<Notify>>,
     pub(crate) stager_wake: Notify,
@@ -443,10 +455,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Asks the attempt of job `id` to stop, if this worker runs it.
+    /// Asks the attempts of job `id` that this worker runs to stop.
     pub(crate) fn stop_job(&self, id: i64, reason: StopReason) {
         let running = self.running.lock().expect("running map poisoned");
-        if let Some(entry) = running.get(&id) {
+        for ((job, _), entry) in running.iter() {
+            if *job == id {
+                entry.stop.send_replace(Some(reason));
+            }
+        }
+    }
+
+    /// Asks one attempt to stop.
+    pub(crate) fn stop_attempt(&self, key: (i64, i32), reason: StopReason) {
+        let running = self.running.lock().expect("running map poisoned");
+        if let Some(entry) = running.get(&key) {
             entry.stop.send_replace(Some(reason));
         }
     }
@@ -597,7 +619,9 @@ async fn join_task(name: &str, task: JoinHandle<()>) {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("id", &self.config.id).finish_non_exhaustive()
+        f.debug_struct("Shared")
+            .field("id", &self.config.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -645,18 +669,18 @@ impl RunningWorker {
             .await
             .is_err()
         {
-            let ids: Vec<i64> = {
+            let attempts: Vec<(i64, i32)> = {
                 let running = shared.running.lock().expect("running map poisoned");
                 running.keys().copied().collect()
             };
-            released = ids.len() as u64;
+            released = attempts.len() as u64;
             tracing::warn!(
                 worker = %shared.config.id,
-                jobs = ids.len(),
+                jobs = attempts.len(),
                 "grace period over; handing running jobs back to the queue"
             );
-            for id in ids {
-                shared.stop_job(id, StopReason::Shutdown);
+            for key in attempts {
+                shared.stop_attempt(key, StopReason::Shutdown);
             }
             // Dropped handler futures free their slots at once; a handler that blocks its thread
             // cannot be stopped, and its job is rescued after its lease expires.

@@ -39,7 +39,11 @@ pub(crate) async fn create_database(
     template: Option<&str>,
 ) -> Result<(), Error> {
     let sql = match template {
-        Some(t) => format!(r#"CREATE DATABASE "{}" TEMPLATE "{}""#, checked(name)?, checked(t)?),
+        Some(t) => format!(
+            r#"CREATE DATABASE "{}" TEMPLATE "{}""#,
+            checked(name)?,
+            checked(t)?
+        ),
         None => format!(r#"CREATE DATABASE "{}""#, checked(name)?),
     };
     sqlx::query(AssertSqlSafe(sql)).execute(conn).await?;
@@ -48,20 +52,29 @@ pub(crate) async fn create_database(
 
 /// Drops database `name`, disconnecting its sessions.
 pub(crate) async fn drop_database(conn: &mut PgConnection, name: &str) -> Result<(), Error> {
-    let sql = format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, checked(name)?);
+    let sql = format!(
+        r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#,
+        checked(name)?
+    );
     sqlx::query(AssertSqlSafe(sql)).execute(conn).await?;
     Ok(())
 }
 
 /// Holds a session-level advisory lock on `key` until [`unlock`] or disconnect.
 pub(crate) async fn lock(conn: &mut PgConnection, key: i64) -> Result<(), Error> {
-    sqlx::query("SELECT pg_advisory_lock($1)").bind(key).execute(conn).await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(key)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 /// Releases [`lock`].
 pub(crate) async fn unlock(conn: &mut PgConnection, key: i64) -> Result<(), Error> {
-    sqlx::query("SELECT pg_advisory_unlock($1)").bind(key).execute(conn).await?;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(key)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

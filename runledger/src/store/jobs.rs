@@ -44,7 +44,10 @@ struct InsertRow {
 
 /// Inserts `jobs` in one statement (UNNEST), with one NOTIFY per queue in the transaction.
 /// Rows whose unique key is already held come back as `inserted: false` with the holder's id.
-pub(crate) async fn insert(conn: &mut PgConnection, jobs: &[NewJob]) -> Result<Vec<Inserted>, Error> {
+pub(crate) async fn insert(
+    conn: &mut PgConnection,
+    jobs: &[NewJob],
+) -> Result<Vec<Inserted>, Error> {
     let mut result: Vec<Option<Inserted>> = vec![None; jobs.len()];
     let mut pending: Vec<usize> = (0..jobs.len()).collect();
     // A conflicting row can be committed by another transaction after this statement's snapshot
@@ -58,9 +61,15 @@ pub(crate) async fn insert(conn: &mut PgConnection, jobs: &[NewJob]) -> Result<V
         let mut still = Vec::new();
         for (row, &index) in rows.iter().zip(&pending) {
             if row.inserted {
-                result[index] = Some(Inserted { id: row.id, inserted: true });
+                result[index] = Some(Inserted {
+                    id: row.id,
+                    inserted: true,
+                });
             } else if let Some(existing) = row.existing_id {
-                result[index] = Some(Inserted { id: existing, inserted: false });
+                result[index] = Some(Inserted {
+                    id: existing,
+                    inserted: false,
+                });
             } else {
                 still.push(index);
             }
@@ -72,7 +81,10 @@ pub(crate) async fn insert(conn: &mut PgConnection, jobs: &[NewJob]) -> Result<V
             "a unique key kept changing hands while enqueueing; try again".into(),
         ));
     }
-    Ok(result.into_iter().map(|r| r.expect("every row resolved")).collect())
+    Ok(result
+        .into_iter()
+        .map(|r| r.expect("every row resolved"))
+        .collect())
 }
 
 async fn insert_once(conn: &mut PgConnection, jobs: &[&NewJob]) -> Result<Vec<InsertRow>, Error> {
@@ -360,6 +372,7 @@ pub(crate) async fn complete<'e>(
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct Renewed {
     pub(crate) id: i64,
+    pub(crate) attempt: i32,
     pub(crate) cancel_requested: bool,
 }
 
@@ -376,7 +389,7 @@ pub(crate) async fn heartbeat(
         SET lease_expires_at = now() + make_interval(secs => $3)
         FROM unnest($1::int8[], $2::int4[]) AS u(id, attempt)
         WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running'
-        RETURNING j.id, j.cancel_requested
+        RETURNING j.id, j.attempt, j.cancel_requested
         "#,
     )
     .bind(ids)
@@ -532,8 +545,15 @@ macro_rules! job_columns {
 
 /// One job by id.
 pub(crate) async fn get<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Option<JobRow>, Error> {
-    const SQL: &str = concat!("SELECT ", job_columns!(), " FROM runledger.jobs WHERE id = $1");
-    Ok(sqlx::query_as::<_, JobRow>(SQL).bind(id).fetch_optional(db).await?)
+    const SQL: &str = concat!(
+        "SELECT ",
+        job_columns!(),
+        " FROM runledger.jobs WHERE id = $1"
+    );
+    Ok(sqlx::query_as::<_, JobRow>(SQL)
+        .bind(id)
+        .fetch_optional(db)
+        .await?)
 }
 
 #[cfg_attr(not(feature = "testing"), allow(dead_code))]

@@ -1,0 +1,536 @@
+//! Code generation for `#[job]`. This file only quotes: user mistakes are found and reported by
+//! `attr.rs`, `ast.rs` and `validate.rs` before anything here runs.
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned as _;
+use syn::{Attribute, Type};
+
+use crate::ast::{JobFn, Param, Return};
+use crate::attr::{BackoffAttr, JobAttr};
+use crate::ctxt::Errors;
+use crate::validate;
+
+/// Expands `#[job(attr)] item`, or returns every error found in it.
+pub(crate) fn job(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let mut errors = Errors::default();
+    let options = JobAttr::parse(attr, &mut errors);
+    let parsed = JobFn::parse(item);
+    match &parsed {
+        Ok(job) => validate::job(&options, job, &mut errors),
+        Err(error) => errors.push(error.clone()),
+    }
+    errors.finish()?;
+    Ok(expand_job(&options, &parsed?))
+}
+
+/// What is emitted when `#[job]` fails: the item exactly as written, so that the rest of the
+/// crate and the IDE still see the function, followed by one `compile_error!` per mistake. The
+/// `allow` keeps "function is never used" out of the way of the real errors.
+pub(crate) fn fallback(item: TokenStream, errors: &syn::Error) -> TokenStream {
+    let errors = errors.to_compile_error();
+    quote! {
+        #[allow(dead_code)]
+        #item
+        #errors
+    }
+}
+
+fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
+    let item = &job.item;
+    let fn_name = &item.sig.ident;
+    let vis = &item.vis;
+    let payload = &job.payload;
+    let name = job.name();
+    let kind = options
+        .kind
+        .as_ref()
+        .map_or_else(|| name.clone(), |kind| kind.value.clone());
+    let cfgs = attrs_named(&item.attrs, "cfg");
+    let docs = attrs_named(&item.attrs, "doc");
+
+    let summary = format!(
+        " Payload of the [`{fn_name}`] job, kind `{kind}`: build it and call \
+         [`enqueue`]({payload}::enqueue), or [`enqueue_tx`]({payload}::enqueue_tx) inside an open \
+         transaction."
+    );
+    let fn_docs = if docs.is_empty() {
+        quote!()
+    } else {
+        quote!(#[doc = ""] #(#docs)*)
+    };
+
+    let mut fields = Vec::new();
+    let mut bindings = Vec::new();
+    let mut state_lets = Vec::new();
+    let mut requirements = Vec::new();
+    let mut args = Vec::new();
+    let mut checks = Vec::new();
+    for (index, param) in job.params.iter().enumerate() {
+        match param {
+            Param::Context(_) => args.push(quote!(__runledger_ctx)),
+            Param::State(state) => {
+                let Some(inner) = &state.inner else { continue };
+                let local = format_ident!("__runledger_state_{index}");
+                state_lets.push(quote_spanned! {inner.span()=>
+                    let #local = match __runledger_ctx.__state::<#inner>() {
+                        ::core::result::Result::Ok(__runledger_state) => __runledger_state,
+                        ::core::result::Result::Err(__runledger_error) => {
+                            return ::core::result::Result::Err(__runledger_error);
+                        }
+                    };
+                });
+                requirements.push(quote_spanned! {inner.span()=>
+                    ::runledger::StateRequirement::of::<#inner>()
+                });
+                args.push(quote!(#local));
+            }
+            Param::Payload(param) => {
+                let Some(ident) = &param.ident else { continue };
+                let ty = &param.ty;
+                let local = format_ident!("__runledger_arg_{index}");
+                let doc = format!(
+                    " The `{}` argument of [`{fn_name}`].",
+                    syn::ext::IdentExt::unraw(ident)
+                );
+                fields.push(quote! {
+                    #[doc = #doc]
+                    #vis #ident: #ty
+                });
+                bindings.push(quote!(#ident: #local));
+                args.push(quote!(#local));
+                checks.push(assert_serde(ty));
+            }
+            Param::Receiver(_) => {}
+        }
+    }
+
+    let (output, into_job_error) = match &job.ret {
+        Return::Result { ty, output, error } => {
+            checks.push(assert_serde(output));
+            let into = match error {
+                Some(error) => quote_spanned! {error.span()=>
+                    <#error as ::core::convert::Into<::runledger::JobError>>::into
+                },
+                None => quote_spanned! {ty.span()=>
+                    ::core::convert::Into::<::runledger::JobError>::into
+                },
+            };
+            (output, into)
+        }
+        // Rejected by validation.
+        Return::Missing | Return::Other(_) => return TokenStream::new(),
+    };
+
+    let aliases = options
+        .aliases
+        .iter()
+        .flat_map(|aliases| &aliases.value)
+        .map(|alias| &alias.value);
+    let job_options = job_options(options);
+    let unique_key = options.unique.as_ref().map(|unique| {
+        let fields = match &unique.by {
+            None => quote!(self),
+            Some(by) => {
+                let by = &by.value;
+                quote!(&(#(&self.#by,)*))
+            }
+        };
+        quote! {
+            fn unique_key(&self) -> ::core::option::Option<::std::string::String> {
+                ::core::option::Option::Some(::runledger::__private::unique_key(
+                    <Self as ::runledger::Job>::KIND,
+                    #fields,
+                ))
+            }
+        }
+    });
+    let required_state = (!requirements.is_empty()).then(|| {
+        quote! {
+            fn required_state() -> ::std::vec::Vec<::runledger::StateRequirement> {
+                ::std::vec![#(#requirements),*]
+            }
+        }
+    });
+    // Errors about the handler's future (not `Send`, ...) point at the function's name.
+    let run_output = quote_spanned! {fn_name.span()=>
+        impl ::core::future::Future<
+            Output = ::core::result::Result<
+                <Self as ::runledger::Job>::Output,
+                ::runledger::JobError,
+            >,
+        > + ::core::marker::Send
+    };
+
+    quote! {
+        #item
+
+        #(#cfgs)*
+        #[doc = #summary]
+        #fn_docs
+        #[derive(
+            ::runledger::__private::serde::Serialize,
+            ::runledger::__private::serde::Deserialize,
+            ::core::fmt::Debug,
+            ::core::clone::Clone,
+        )]
+        #[serde(crate = "::runledger::__private::serde")]
+        #vis struct #payload {
+            #(#fields,)*
+        }
+
+        #(#cfgs)*
+        const _: () = {
+            #(#checks)*
+
+            impl ::runledger::Job for #payload {
+                const KIND: &'static str = #kind;
+                const ALIASES: &'static [&'static str] = &[#(#aliases),*];
+                const OPTIONS: ::runledger::JobOptions = #job_options;
+                type Output = #output;
+
+                fn run(self, __runledger_ctx: &::runledger::JobContext) -> #run_output {
+                    let #payload { #(#bindings,)* } = self;
+                    async move {
+                        #(#state_lets)*
+                        ::core::result::Result::map_err(
+                            #fn_name(#(#args),*).await,
+                            #into_job_error,
+                        )
+                    }
+                }
+
+                #unique_key
+                #required_state
+            }
+
+            impl #payload {
+                /// Enqueues this job on `client`'s pool; await the returned builder (after any
+                /// per-call overrides) to insert it.
+                #vis fn enqueue(
+                    self,
+                    client: &::runledger::Runledger,
+                ) -> ::runledger::Enqueue<'_, Self> {
+                    ::runledger::Enqueue::new(client, self)
+                }
+
+                /// Enqueues this job inside the caller's open transaction; a rollback leaves
+                /// nothing behind.
+                #vis fn enqueue_tx<'a>(
+                    self,
+                    client: &'a ::runledger::Runledger,
+                    tx: &'a mut ::runledger::__private::PgConnection,
+                ) -> ::runledger::Enqueue<'a, Self> {
+                    ::runledger::Enqueue::new_tx(client, tx, self)
+                }
+            }
+
+            ::runledger::__private::inventory::submit! {
+                ::runledger::__private::JobRegistration::of::<#payload>()
+            }
+        };
+    }
+}
+
+/// `JobOptions::new()` followed by one builder call per option given.
+fn job_options(options: &JobAttr) -> TokenStream {
+    let mut calls = Vec::new();
+    if let Some(queue) = &options.queue {
+        let queue = &queue.value;
+        calls.push(quote!(.queue(#queue)));
+    }
+    if let Some(priority) = &options.priority {
+        let magnitude = Literal::u128_unsuffixed(priority.value.unsigned_abs());
+        let sign = (priority.value < 0).then(|| quote!(-));
+        calls.push(quote!(.priority(#sign #magnitude)));
+    }
+    if let Some(max_attempts) = &options.max_attempts {
+        let max_attempts = Literal::i128_unsuffixed(max_attempts.value);
+        calls.push(quote!(.max_attempts(#max_attempts)));
+    }
+    if let Some(timeout) = &options.timeout {
+        let timeout = duration(timeout.value);
+        calls.push(quote!(.timeout(#timeout)));
+    }
+    if let Some(backoff_attr) = &options.backoff {
+        let backoff = backoff(backoff_attr);
+        calls.push(quote!(.backoff(#backoff)));
+    }
+    if let Some(period) = options
+        .unique
+        .as_ref()
+        .and_then(|unique| unique.period.as_ref())
+    {
+        let period = duration(period.value);
+        calls.push(quote!(.unique_scope(::runledger::UniqueScope::Period(#period))));
+    }
+    quote!(::runledger::JobOptions::new() #(#calls)*)
+}
+
+fn backoff(backoff: &BackoffAttr) -> TokenStream {
+    if let Some(constant) = &backoff.constant {
+        let delay = duration(constant.value);
+        return quote!(::runledger::Backoff::constant(#delay));
+    }
+    let base = duration(backoff.base.as_ref().map_or(1_000, |base| base.value));
+    let max = duration(backoff.max.as_ref().map_or(3_600_000, |max| max.value));
+    let factor = Literal::f64_unsuffixed(backoff.factor.as_ref().map_or(2.0, |f| f.value));
+    let jitter = Literal::f64_unsuffixed(backoff.jitter.as_ref().map_or(0.25, |j| j.value));
+    quote! {
+        ::runledger::Backoff {
+            base: #base,
+            factor: #factor,
+            max: #max,
+            jitter: #jitter,
+        }
+    }
+}
+
+fn duration(millis: u64) -> TokenStream {
+    let millis = Literal::u64_unsuffixed(millis);
+    quote!(::core::time::Duration::from_millis(#millis))
+}
+
+/// A compile-time check, spanned at `ty`, that `ty` round-trips through serde: a type that
+/// does not is reported at the user's token rather than deep inside the expansion.
+fn assert_serde(ty: &Type) -> TokenStream {
+    quote_spanned! {ty.span()=>
+        ::runledger::__private::assert_serde::<#ty>();
+    }
+}
+
+fn attrs_named<'a>(attrs: &'a [Attribute], name: &str) -> Vec<&'a Attribute> {
+    attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident(name))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(attr: TokenStream, item: TokenStream) -> String {
+        match job(attr, item) {
+            Ok(tokens) => tokens.to_string(),
+            Err(error) => panic!("unexpected error: {error}"),
+        }
+    }
+
+    fn errors(attr: TokenStream, item: TokenStream) -> Vec<String> {
+        match job(attr, item) {
+            Ok(tokens) => panic!("expected errors, got {tokens}"),
+            Err(error) => error.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    /// `tokens.to_string()` of `quote!` output, for comparisons that ignore spacing.
+    fn norm(tokens: TokenStream) -> String {
+        tokens.to_string()
+    }
+
+    #[test]
+    fn expands_a_full_job() {
+        let out = expand(
+            quote!(
+                queue = "payments",
+                max_attempts = 5,
+                timeout = "30s",
+                priority = 10
+            ),
+            quote! {
+                /// Charges the order's card.
+                pub async fn charge_card(ctx: &JobContext, order_id: i64, cents: i64)
+                    -> Result<Charge, JobError> { todo!() }
+            },
+        );
+        assert!(
+            out.starts_with("# [doc = r\" Charges the order's card.\"] pub async fn charge_card"),
+            "{out}"
+        );
+        assert!(out.contains(&norm(quote!(
+            pub struct ChargeCard {
+                #[doc = " The `order_id` argument of [`charge_card`]."]
+                pub order_id: i64,
+                #[doc = " The `cents` argument of [`charge_card`]."]
+                pub cents: i64,
+            }
+        ))));
+        assert!(out.contains(&norm(quote!(
+            const KIND: &'static str = "charge_card";
+        ))));
+        assert!(out.contains(&norm(quote!(
+            const OPTIONS: ::runledger::JobOptions = ::runledger::JobOptions::new()
+                .queue("payments")
+                .priority(10)
+                .max_attempts(5)
+                .timeout(::core::time::Duration::from_millis(30000));
+        ))));
+        assert!(out.contains(&norm(quote!(
+            type Output = Charge;
+        ))));
+        assert!(out.contains(&norm(quote!(
+            let ChargeCard { order_id: __runledger_arg_1, cents: __runledger_arg_2, } = self;
+        ))));
+        assert!(out.contains(&norm(quote!(
+            charge_card(__runledger_ctx, __runledger_arg_1, __runledger_arg_2).await
+        ))));
+        assert!(out.contains(&norm(quote!(
+            <JobError as ::core::convert::Into<::runledger::JobError>>::into
+        ))));
+        assert!(out.contains(&norm(
+            quote!(::runledger::__private::assert_serde::<i64>();)
+        )));
+        assert!(out.contains(&norm(
+            quote!(::runledger::__private::assert_serde::<Charge>();)
+        )));
+        assert!(out.contains(&norm(
+            quote!(pub fn enqueue(self, client: &::runledger::Runledger,))
+        )));
+        assert!(out.contains(&norm(quote!(
+            ::runledger::__private::JobRegistration::of::<ChargeCard>()
+        ))));
+        assert!(!out.contains("unique_key"));
+        assert!(!out.contains("required_state"));
+    }
+
+    #[test]
+    fn expands_state_unique_and_backoff() {
+        let out = expand(
+            quote!(
+                kind = "mail.receipt",
+                aliases = ["send_receipt"],
+                backoff(factor = 3, jitter = 0),
+                unique(by = [email], period = "1h"),
+                priority = -3,
+            ),
+            quote! {
+                async fn send_receipt(mailer: State<Mailer>, email: String, mut url: String)
+                    -> Result<(), JobError> { Ok(()) }
+            },
+        );
+        assert!(out.contains(&norm(quote!(
+            struct SendReceipt {
+                #[doc = " The `email` argument of [`send_receipt`]."]
+                email: String,
+                #[doc = " The `url` argument of [`send_receipt`]."]
+                url: String,
+            }
+        ))));
+        assert!(out.contains(&norm(quote!(
+            const KIND: &'static str = "mail.receipt";
+        ))));
+        assert!(out.contains(&norm(quote!(
+            const ALIASES: &'static [&'static str] = &["send_receipt"];
+        ))));
+        assert!(out.contains(&norm(quote!(.priority(-3)))));
+        assert!(out.contains(&norm(quote!(
+            .backoff(::runledger::Backoff {
+                base: ::core::time::Duration::from_millis(1000),
+                factor: 3.0,
+                max: ::core::time::Duration::from_millis(3600000),
+                jitter: 0.0,
+            })
+            .unique_scope(::runledger::UniqueScope::Period(::core::time::Duration::from_millis(3600000)))
+        ))));
+        assert!(out.contains(&norm(
+            quote!(let __runledger_state_0 = match __runledger_ctx.__state::<Mailer>())
+        )));
+        assert!(out.contains(&norm(quote!(
+            send_receipt(__runledger_state_0, __runledger_arg_1, __runledger_arg_2).await
+        ))));
+        assert!(
+            out.contains(&norm(quote!(::runledger::__private::unique_key(
+                <Self as ::runledger::Job>::KIND,
+                &(&self.email,),
+            ))))
+        );
+        assert!(out.contains(&norm(quote!(::std::vec![
+            ::runledger::StateRequirement::of::<Mailer>()
+        ]))));
+    }
+
+    #[test]
+    fn expands_no_payload_plain_unique_and_constant_backoff() {
+        let out = expand(
+            quote!(unique, backoff(constant = "5s")),
+            quote!(
+                async fn ping() -> Result<u8> {
+                    Ok(1)
+                }
+            ),
+        );
+        assert!(out.contains(&norm(quote!(
+            struct Ping {}
+        ))));
+        assert!(out.contains(&norm(quote!(let Ping {} = self;))));
+        assert!(out.contains(&norm(quote!(ping().await))));
+        assert!(out.contains(&norm(quote!(
+            ::core::convert::Into::<::runledger::JobError>::into
+        ))));
+        assert!(out.contains(&norm(quote!(
+            .backoff(::runledger::Backoff::constant(::core::time::Duration::from_millis(5000)))
+        ))));
+        assert!(!out.contains("unique_scope"));
+        assert!(
+            out.contains(&norm(quote!(::runledger::__private::unique_key(
+                <Self as ::runledger::Job>::KIND,
+                self,
+            ))))
+        );
+    }
+
+    #[test]
+    fn copies_cfg_to_the_generated_items() {
+        let out = expand(
+            quote!(),
+            quote!(
+                #[cfg(feature = "x")]
+                async fn f() -> Result<(), JobError> {
+                    Ok(())
+                }
+            ),
+        );
+        assert_eq!(out.matches("# [cfg (feature = \"x\")]").count(), 3, "{out}");
+    }
+
+    #[test]
+    fn reports_attribute_and_signature_errors_together() {
+        let errors = errors(
+            quote!(timeout = "soon", colour = "red"),
+            quote!(
+                fn f(x: &str) -> Result<(), JobError> {
+                    Ok(())
+                }
+            ),
+        );
+        assert_eq!(errors.len(), 4, "{errors:#?}");
+        assert!(errors[0].starts_with("invalid duration \"soon\""));
+        assert!(errors[1].starts_with("unknown `#[job]` option `colour`"));
+        assert!(errors[2].starts_with("a `#[job]` function must be `async`"));
+        assert!(errors[3].starts_with("payload parameters must be owned"));
+    }
+
+    #[test]
+    fn rejects_items_that_are_not_functions() {
+        let errors = errors(
+            quote!(queue = "a"),
+            quote!(
+                struct S;
+            ),
+        );
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].starts_with("`#[job]` goes on an `async fn`"));
+    }
+
+    #[test]
+    fn fallback_keeps_the_item() {
+        let item = quote!(
+            fn f() {}
+        );
+        let error = syn::Error::new(proc_macro2::Span::call_site(), "boom");
+        let out = fallback(item, &error).to_string();
+        assert!(out.contains("fn f () { }"));
+        assert!(out.contains("compile_error !"));
+    }
+}

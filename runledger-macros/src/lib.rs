@@ -1,0 +1,33 @@
+//! Procedural macros of runledger: `#[job]` (and, later, `#[workflow]`).
+//!
+//! **Use them through the `runledger` crate** (`use runledger::job;`). The code they generate
+//! names `::runledger::...` paths only, so depending on this crate alone is of no use.
+//!
+//! The crate is laid out by stage, so each part can be unit-tested on `proc_macro2` tokens:
+//! `attr.rs` parses the options, `ast.rs` models the function, `validate.rs` holds one check
+//! per rule and `expand.rs` only quotes. This file holds the thin entry points.
+//!
+//! # `#[job]`
+//!
+#![doc = include_str!("job.md")]
+
+mod ast;
+mod attr;
+mod ctxt;
+mod expand;
+mod validate;
+
+use proc_macro::TokenStream;
+
+/// Turns an `async fn` into a typed background job: a payload struct named after the
+/// function, its `runledger::Job` impl, typed `enqueue` / `enqueue_tx` and the registration
+/// that lets a worker find the handler.
+///
+#[doc = include_str!("job.md")]
+#[proc_macro_attribute]
+pub fn job(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    expand::job(attr.into(), item.clone())
+        .unwrap_or_else(|errors| expand::fallback(item, &errors))
+        .into()
+}

@@ -1,0 +1,251 @@
+//! Faults: a worker killed mid-job, a worker that lost its lease, a long job kept alive by
+//! heartbeats. Each asserts on the database at the end.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{count, db, hit, hits, job, token, wait_until};
+use runledger::{JobContext, JobError, JobState, Runledger, Worker, job};
+
+/// Sleeps `millis`, then returns the attempt that ran it.
+#[job]
+async fn slow_step(ctx: &JobContext, key: String, millis: u64) -> Result<i32, JobError> {
+    hit(&key);
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    Ok(ctx.attempt())
+}
+
+/// Entry point of the child worker process used by `sigkilled_worker_jobs_are_rescued`. It runs
+/// only when that test starts this binary with `--ignored` and the child's database URL.
+#[tokio::test]
+#[ignore = "run as a child process by sigkilled_worker_jobs_are_rescued"]
+async fn child_worker_process() {
+    let Ok(url) = std::env::var("RUNLEDGER_CHILD_DATABASE_URL") else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let worker = Worker::builder(pool)
+        .concurrency(4)
+        .lease(Duration::from_secs(1))
+        .migrate(false)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    // Run until killed.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    worker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn sigkilled_worker_jobs_are_rescued_and_completed() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("sigkill");
+    let n = 12;
+    let jobs: Vec<SlowStep> = (0..n)
+        .map(|_| SlowStep {
+            key: key.clone(),
+            millis: 3_000,
+        })
+        .collect();
+    let handles = rl.enqueue_many(jobs).await.unwrap();
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_worker_process",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RUNLEDGER_CHILD_DATABASE_URL", db.url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(30), "child running 4 jobs", || async {
+        count(&rl, JobState::Running).await == 4
+    })
+    .await;
+    let killed: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM runledger.jobs WHERE state = 'running'")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let killed_at = Instant::now();
+
+    let w = Worker::builder(db.pool().clone())
+        .concurrency(n)
+        .lease(Duration::from_secs(1))
+        .rescue_interval(Duration::from_millis(200))
+        .poll_interval(Duration::from_millis(100))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    for h in &handles {
+        rl.handle::<SlowStep>(h.id)
+            .wait_timeout(Duration::from_secs(30))
+            .await
+            .unwrap();
+    }
+    let recovered = killed_at.elapsed();
+    let metrics = w.shutdown().await.unwrap().metrics;
+
+    let counts = common::counts(&rl).await;
+    assert_eq!(
+        counts.get(&JobState::Completed),
+        Some(&(n as i64)),
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.get(&JobState::Running),
+        None,
+        "nothing stuck running"
+    );
+    assert!(metrics.rescued >= killed.len() as u64, "{metrics:?}");
+    for h in &handles {
+        let row = job(&rl, h.id).await;
+        if killed.contains(&h.id.0) {
+            assert_eq!(row.attempt, 2, "a killed job runs once more");
+            assert_eq!(row.output, Some(serde_json::json!(2)));
+            assert!(
+                row.last_error().unwrap().contains("lease expired"),
+                "{:?}",
+                row.errors
+            );
+        } else {
+            assert_eq!(row.attempt, 1);
+        }
+    }
+    println!(
+        "sigkill: jobs={n} killed_mid_job={} completed={n} stuck=0 recovered_in={recovered:?}",
+        killed.len()
+    );
+}
+
+/// The first attempt waits until a second attempt has started; then both return their attempt.
+#[job]
+async fn outlived(ctx: &JobContext, key: String) -> Result<i32, JobError> {
+    hit(&key);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while hits(&key) < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(ctx.attempt())
+}
+
+#[tokio::test]
+async fn stale_worker_completion_changes_nothing() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("stale");
+    let handle = Outlived { key: key.clone() }.enqueue(&rl).await.unwrap();
+
+    // Worker A: long lease, so it will not notice losing it before its handler returns.
+    let a = Worker::builder(db.pool().clone())
+        .id("worker-a")
+        .concurrency(1)
+        .lease(Duration::from_secs(60))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(10), "A runs the job", || async {
+        hits(&key) == 1
+    })
+    .await;
+    // A stalls (GC pause, network partition): its lease runs out.
+    sqlx::query(
+        "UPDATE runledger.jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1",
+    )
+    .bind(handle.id().0)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    // Worker B rescues the job and runs it again as attempt 2.
+    let b = Worker::builder(db.pool().clone())
+        .id("worker-b")
+        .rescue_interval(Duration::from_millis(100))
+        .poll_interval(Duration::from_millis(100))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(10), "B runs the job", || async {
+        hits(&key) == 2
+    })
+    .await;
+    // A's handler returns too; its completion is fenced off.
+    wait_until(
+        Duration::from_secs(10),
+        "A's late write refused",
+        || async { a.metrics().fenced == 1 },
+    )
+    .await;
+    assert_eq!(
+        handle.wait_timeout(Duration::from_secs(10)).await.unwrap(),
+        2,
+        "B's result"
+    );
+    let a_metrics = a.shutdown().await.unwrap().metrics;
+    let b_metrics = b.shutdown().await.unwrap().metrics;
+    assert_eq!(
+        (a_metrics.completed, a_metrics.fenced),
+        (1, 1),
+        "A tried once, changed nothing"
+    );
+    assert_eq!(b_metrics.completed, 1);
+    let row = job(&rl, handle.id()).await;
+    assert_eq!((row.state, row.attempt), (JobState::Completed, 2));
+}
+
+#[tokio::test]
+async fn long_job_with_heartbeats_is_never_rescued() {
+    let db = db().await;
+    let rl: Runledger = db.client();
+    let key = token("heartbeat");
+    let lease = Duration::from_secs(1);
+    let handle = SlowStep {
+        key: key.clone(),
+        millis: 3_500,
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    let w = Worker::builder(db.pool().clone())
+        .lease(lease)
+        .rescue_interval(Duration::from_millis(100))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    // A second worker whose rescuer looks for expired leases all the time.
+    let watcher = Worker::builder(db.pool().clone())
+        .queues(["nothing-here"])
+        .rescue_interval(Duration::from_millis(50))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        handle.wait_timeout(Duration::from_secs(20)).await.unwrap(),
+        1
+    );
+    let m = w.shutdown().await.unwrap().metrics;
+    let watcher_m = watcher.shutdown().await.unwrap().metrics;
+    assert_eq!((m.rescued, watcher_m.rescued, m.lease_lost), (0, 0, 0));
+    assert_eq!(hits(&key), 1, "ran exactly once over 3.5x its lease");
+    assert_eq!(job(&rl, handle.id()).await.attempt, 1);
+}

@@ -1,0 +1,66 @@
+//! Registration: two job kinds with the same name make `build()` fail, naming both.
+
+mod common;
+
+use runledger::{Error, JobError, Worker, job};
+
+mod billing {
+    use super::*;
+
+    #[job(kind = "invoice")]
+    pub(crate) async fn send_invoice(id: i64) -> Result<(), JobError> {
+        let _ = id;
+        Ok(())
+    }
+}
+
+mod legacy {
+    use super::*;
+
+    #[job(kind = "invoice")]
+    pub(crate) async fn old_invoice(number: String) -> Result<(), JobError> {
+        let _ = number;
+        Ok(())
+    }
+}
+
+#[job(aliases = ["renamed_from"])]
+async fn renamed(x: i64) -> Result<(), JobError> {
+    let _ = x;
+    Ok(())
+}
+
+#[tokio::test]
+async fn duplicate_kinds_fail_the_build_with_both_names() {
+    let db = common::db().await;
+    let err = Worker::builder(db.pool().clone()).build().unwrap_err();
+    let Error::Config(message) = &err else {
+        panic!("expected a configuration error, got {err:?}");
+    };
+    assert!(
+        message.contains("job kind `invoice` is registered twice"),
+        "{message}"
+    );
+    assert!(
+        message.contains("SendInvoice") && message.contains("OldInvoice"),
+        "{message}"
+    );
+    // Leaving one out resolves it.
+    let worker = Worker::builder(db.pool().clone())
+        .kinds(["renamed"])
+        .build();
+    assert!(
+        worker.is_err(),
+        "the table is checked before the kinds are filtered"
+    );
+}
+
+#[tokio::test]
+async fn aliases_route_old_kind_names_to_the_new_handler() {
+    let kinds: Vec<&str> = runledger::__private::inventory::iter::<runledger::JobRegistration>
+        .into_iter()
+        .map(|r| r.kind())
+        .collect();
+    assert!(kinds.contains(&"renamed"));
+    assert!(kinds.contains(&"invoice"));
+}

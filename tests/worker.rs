@@ -1,0 +1,725 @@
+//! The worker: outcomes (retry, fatal, snooze, cancel, timeout, panic), ordering, routing,
+//! injected state, bad payloads, shutdown, start-up.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{count, db, hit, hits, job, token, wait_until};
+use runledger::testing::TestDatabase;
+use runledger::{
+    Error, JobContext, JobError, JobState, Runledger, State, StopReason, Worker, WorkerBuilder, job,
+};
+
+/// Counts executions; fails until attempt `succeed_on` (0 = never).
+#[job(max_attempts = 5, backoff(constant = "50ms"))]
+async fn flaky(ctx: &JobContext, key: String, succeed_on: i32) -> Result<i32, JobError> {
+    hit(&key);
+    if succeed_on == 0 || ctx.attempt() < succeed_on {
+        return Err(std::io::Error::other(format!("attempt {} failed", ctx.attempt())).into());
+    }
+    Ok(ctx.attempt())
+}
+
+#[job(
+    max_attempts = 3,
+    backoff(base = "20ms", factor = 2.0, max = "1s", jitter = 0.0)
+)]
+async fn always_fails(key: String) -> Result<(), JobError> {
+    hit(&key);
+    Err(JobError::retry("still broken"))
+}
+
+#[job]
+async fn fatal_job(key: String) -> Result<(), JobError> {
+    hit(&key);
+    Err(JobError::fatal("the card was declined"))
+}
+
+#[job]
+async fn snoozer(ctx: &JobContext, key: String) -> Result<String, JobError> {
+    if hit(&key) == 1 {
+        return Err(JobError::snooze(Duration::from_millis(100)));
+    }
+    Ok(format!("ran on attempt {}", ctx.attempt()))
+}
+
+#[job]
+async fn self_cancel(key: String) -> Result<(), JobError> {
+    hit(&key);
+    Err(JobError::cancel("order was withdrawn"))
+}
+
+#[job(timeout = "200ms", max_attempts = 2, backoff(constant = "10ms"))]
+async fn hangs(key: String) -> Result<(), JobError> {
+    hit(&key);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    Ok(())
+}
+
+#[job(max_attempts = 2, backoff(constant = "10ms"))]
+async fn panics(key: String) -> Result<(), JobError> {
+    hit(&key);
+    panic!("invariant broken for {key}");
+}
+
+/// Runs until asked to stop.
+#[job]
+async fn long_running(ctx: &JobContext, key: String) -> Result<(), JobError> {
+    hit(&key);
+    let reason = ctx.stopped().await;
+    hit(&format!("{key}:stopped:{reason:?}"));
+    Ok(())
+}
+
+#[job]
+async fn sleeps(key: String, millis: u64) -> Result<u64, JobError> {
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    hit(&key);
+    Ok(millis)
+}
+
+#[job(queue = "ordered")]
+async fn record_order(key: String, label: String) -> Result<(), JobError> {
+    ORDER.lock().unwrap().push((key, label));
+    Ok(())
+}
+
+static ORDER: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Settings injected by the worker.
+struct Greeting(&'static str);
+
+#[job]
+async fn greet(
+    greeting: State<Greeting>,
+    counter: State<Arc<AtomicUsize>>,
+    name: String,
+) -> Result<String, JobError> {
+    counter.fetch_add(1, Ordering::SeqCst);
+    let Greeting(text) = &*greeting;
+    Ok(format!("{text}, {name}"))
+}
+
+#[job(kind = "typed_payload")]
+async fn typed_payload(count: u32, label: String) -> Result<u32, JobError> {
+    let _ = label;
+    Ok(count)
+}
+
+/// A worker for these tests: short intervals, the state `greet` needs.
+fn worker(db: &TestDatabase) -> WorkerBuilder {
+    Worker::builder(db.pool().clone())
+        .queues(["default"])
+        .poll_interval(Duration::from_millis(100))
+        .state(Greeting("Hello"))
+        .state(Arc::new(AtomicUsize::new(0)))
+}
+
+#[tokio::test]
+async fn retries_with_backoff_until_success() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("flaky");
+    let handle = Flaky {
+        key: key.clone(),
+        succeed_on: 3,
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    let w = worker(&db).start_ok().await;
+    assert_eq!(
+        handle.wait_timeout(Duration::from_secs(10)).await.unwrap(),
+        3
+    );
+    w.shutdown().await.unwrap();
+    assert_eq!(hits(&key), 3);
+    let row = job(&rl, handle.id()).await;
+    assert_eq!((row.state, row.attempt), (JobState::Completed, 3));
+    assert_eq!(row.errors.len(), 2);
+    assert_eq!(row.errors[0]["error"], "attempt 1 failed");
+    assert_eq!(row.errors[1]["attempt"], 2);
+    assert_eq!(row.output, Some(serde_json::json!(3)));
+}
+
+#[tokio::test]
+async fn retries_until_exhausted_then_fails() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("always");
+    let handle = AlwaysFails { key: key.clone() }.enqueue(&rl).await.unwrap();
+    let w = worker(&db).start_ok().await;
+    let err = handle
+        .wait_timeout(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    w.shutdown().await.unwrap();
+    match err {
+        Error::JobFailed {
+            attempts, error, ..
+        } => {
+            assert_eq!(attempts, 3);
+            assert_eq!(error, "still broken");
+        }
+        other => panic!("expected JobFailed, got {other:?}"),
+    }
+    assert_eq!(hits(&key), 3);
+    let row = job(&rl, handle.id()).await;
+    assert_eq!(
+        (row.state, row.attempt, row.errors.len()),
+        (JobState::Failed, 3, 3)
+    );
+    assert!(row.finished_at.is_some());
+    // Exponential backoff: attempt 2 waited >= 20 ms, attempt 3 >= 40 ms (database clock).
+    let at = |i: usize| {
+        chrono::DateTime::parse_from_rfc3339(row.errors[i]["at"].as_str().unwrap()).unwrap()
+    };
+    assert!((at(1) - at(0)).num_milliseconds() >= 20);
+    assert!((at(2) - at(1)).num_milliseconds() >= 40);
+}
+
+#[tokio::test]
+async fn fatal_error_fails_without_retry() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("fatal");
+    let handle = FatalJob { key: key.clone() }.enqueue(&rl).await.unwrap();
+    let w = worker(&db).start_ok().await;
+    let err = handle
+        .wait_timeout(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    w.shutdown().await.unwrap();
+    assert!(err.to_string().contains("the card was declined"), "{err}");
+    assert_eq!(hits(&key), 1);
+    let row = job(&rl, handle.id()).await;
+    assert_eq!((row.state, row.attempt), (JobState::Failed, 1));
+}
+
+#[tokio::test]
+async fn snooze_reschedules_without_spending_an_attempt() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("snooze");
+    let handle = Snoozer { key: key.clone() }
+        .enqueue(&rl)
+        .with_max_attempts(1)
+        .await
+        .unwrap();
+    let w = worker(&db).start_ok().await;
+    let out = handle.wait_timeout(Duration::from_secs(10)).await.unwrap();
+    let metrics = w.shutdown().await.unwrap().metrics;
+    assert_eq!(out, "ran on attempt 2");
+    assert_eq!(metrics.snoozed, 1);
+    let row = job(&rl, handle.id()).await;
+    // One attempt allowed, yet it ran twice: the snooze gave its attempt back.
+    assert_eq!(
+        (row.state, row.attempt, row.max_attempts),
+        (JobState::Completed, 2, 2)
+    );
+    assert!(row.errors.is_empty());
+}
+
+#[tokio::test]
+async fn handler_can_cancel_its_job() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("selfcancel");
+    let handle = SelfCancel { key: key.clone() }.enqueue(&rl).await.unwrap();
+    let w = worker(&db).start_ok().await;
+    let err = handle
+        .wait_timeout(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    w.shutdown().await.unwrap();
+    match err {
+        Error::JobCancelled { reason, .. } => {
+            assert_eq!(reason.as_deref(), Some("order was withdrawn"))
+        }
+        other => panic!("expected JobCancelled, got {other:?}"),
+    }
+    assert_eq!(hits(&key), 1);
+}
+
+#[tokio::test]
+async fn cancel_stops_a_running_job() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("cancel-running");
+    let handle = LongRunning { key: key.clone() }.enqueue(&rl).await.unwrap();
+    let w = worker(&db).start_ok().await;
+    wait_until(Duration::from_secs(10), "job running", || async {
+        hits(&key) == 1
+    })
+    .await;
+    assert_eq!(
+        rl.cancel(handle.id()).await.unwrap(),
+        runledger::CancelOutcome::Requested
+    );
+    let err = handle
+        .wait_timeout(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::JobCancelled { .. }), "{err:?}");
+    let metrics = w.shutdown().await.unwrap().metrics;
+    assert_eq!(metrics.cancelled, 1);
+    let row = job(&rl, handle.id()).await;
+    assert_eq!((row.state, row.attempt), (JobState::Cancelled, 1));
+    assert_eq!(row.last_error(), Some("cancelled while running"));
+}
+
+#[tokio::test]
+async fn timeout_frees_the_slot_and_counts_as_a_failed_attempt() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("hang");
+    let started = std::time::Instant::now();
+    let handle = Hangs { key: key.clone() }.enqueue(&rl).await.unwrap();
+    let quick = Sleeps {
+        key: token("after-hang"),
+        millis: 1,
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    let w = worker(&db).concurrency(1).start_ok().await;
+    let err = handle
+        .wait_timeout(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "timeouts took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        quick.wait_timeout(Duration::from_secs(10)).await.unwrap(),
+        1,
+        "the slot was freed"
+    );
+    w.shutdown().await.unwrap();
+    assert!(err.to_string().contains("timed out after 200ms"), "{err}");
+    assert_eq!(hits(&key), 2);
+    let row = job(&rl, handle.id()).await;
+    assert_eq!((row.state, row.attempt), (JobState::Failed, 2));
+}
+
+#[tokio::test]
+async fn panic_is_a_failed_attempt_and_the_worker_lives_on() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("panic");
+    let handle = Panics { key: key.clone() }.enqueue(&rl).await.unwrap();
+    let after = Sleeps {
+        key: token("after-panic"),
+        millis: 1,
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    let w = worker(&db).start_ok().await;
+    let err = handle
+        .wait_timeout(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("handler panicked: invariant broken for"),
+        "{err}"
+    );
+    assert_eq!(
+        after.wait_timeout(Duration::from_secs(10)).await.unwrap(),
+        1
+    );
+    w.shutdown().await.unwrap();
+    assert_eq!(hits(&key), 2);
+    assert_eq!(job(&rl, handle.id()).await.attempt, 2);
+}
+
+#[tokio::test]
+async fn higher_priority_runs_first_and_queues_are_separate() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("order");
+    let label = |l: &str| RecordOrder {
+        key: key.clone(),
+        label: l.into(),
+    };
+    label("low").enqueue(&rl).with_priority(-1).await.unwrap();
+    label("normal").enqueue(&rl).await.unwrap();
+    label("high").enqueue(&rl).with_priority(10).await.unwrap();
+    label("elsewhere")
+        .enqueue(&rl)
+        .with_queue("other")
+        .await
+        .unwrap();
+    let w = worker(&db)
+        .queues(["ordered"])
+        .concurrency(1)
+        .batch_size(1)
+        .start_ok()
+        .await;
+    wait_until(Duration::from_secs(10), "three ordered jobs", || async {
+        ORDER
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| *k == key)
+            .count()
+            == 3
+    })
+    .await;
+    w.shutdown().await.unwrap();
+    let order: Vec<String> = ORDER
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k == key)
+        .map(|(_, l)| l.clone())
+        .collect();
+    assert_eq!(order, ["high", "normal", "low"]);
+    assert_eq!(
+        count(&rl, JobState::Available).await,
+        1,
+        "the job on queue `other` is untouched"
+    );
+}
+
+#[tokio::test]
+async fn scheduled_job_waits_for_its_time() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("scheduled");
+    let handle = Sleeps {
+        key: key.clone(),
+        millis: 1,
+    }
+    .enqueue(&rl)
+    .run_in(Duration::from_millis(1500))
+    .await
+    .unwrap();
+    let w = worker(&db).start_ok().await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(hits(&key), 0, "not due yet");
+    handle.wait_timeout(Duration::from_secs(10)).await.unwrap();
+    w.shutdown().await.unwrap();
+    let row = job(&rl, handle.id()).await;
+    let waited = row.attempted_at.unwrap() - row.created_at;
+    assert!(waited.num_milliseconds() >= 1500, "started after {waited}");
+    assert!(waited.num_milliseconds() < 4500, "started late: {waited}");
+}
+
+#[tokio::test]
+async fn injected_state_reaches_the_handler() {
+    let db = db().await;
+    let rl = db.client();
+    let counter = Arc::new(AtomicUsize::new(0));
+    let handle = Greet { name: "Ada".into() }.enqueue(&rl).await.unwrap();
+    let w = Worker::builder(db.pool().clone())
+        .poll_interval(Duration::from_millis(100))
+        .state(Greeting("Bonjour"))
+        .state(counter.clone())
+        .start_ok()
+        .await;
+    assert_eq!(
+        handle.wait_timeout(Duration::from_secs(10)).await.unwrap(),
+        "Bonjour, Ada"
+    );
+    w.shutdown().await.unwrap();
+    assert_eq!(counter.load(Ordering::SeqCst), 1);
+}
+
+trait StartOk {
+    async fn start_ok(self) -> runledger::RunningWorker;
+}
+
+impl StartOk for WorkerBuilder {
+    async fn start_ok(self) -> runledger::RunningWorker {
+        self.build().unwrap().start().await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn build_fails_when_state_is_missing() {
+    let db = db().await;
+    let err = Worker::builder(db.pool().clone()).build().unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("job `greet` takes `State<"), "{message}");
+    assert!(message.contains(".state(value)"), "{message}");
+    // Leaving the kind out is the other way to build.
+    Worker::builder(db.pool().clone())
+        .exclude_kinds(["greet"])
+        .build()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn build_rejects_bad_configuration() {
+    let db = db().await;
+    let bad = [
+        worker(&db)
+            .queues(Vec::<String>::new())
+            .build()
+            .unwrap_err(),
+        worker(&db).queues(["bad queue"]).build().unwrap_err(),
+        worker(&db).queues(["a", "a"]).build().unwrap_err(),
+        worker(&db).concurrency(0).build().unwrap_err(),
+        worker(&db)
+            .lease(Duration::from_millis(10))
+            .build()
+            .unwrap_err(),
+        worker(&db).kinds(["no_such_kind"]).build().unwrap_err(),
+    ];
+    for err in bad {
+        assert!(matches!(err, Error::Config(_)), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_kinds_are_left_for_other_workers() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("routing");
+    let sleepy = Sleeps {
+        key: key.clone(),
+        millis: 1,
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    let other = RecordOrder {
+        key: key.clone(),
+        label: "x".into(),
+    }
+    .enqueue(&rl)
+    .with_queue("default")
+    .await
+    .unwrap();
+    // This worker does not know `record_order` (an older deploy, say).
+    let report = runledger::testing::drain_with(worker(&db).exclude_kinds(["record_order"]))
+        .await
+        .unwrap();
+    assert_eq!(report.completed, 1);
+    assert_eq!(job(&rl, sleepy.id()).await.state, JobState::Completed);
+    let row = job(&rl, other.id()).await;
+    assert_eq!(
+        (row.state, row.attempt),
+        (JobState::Available, 0),
+        "never claimed"
+    );
+    // A worker that knows it runs it.
+    let report = runledger::testing::drain_with(worker(&db)).await.unwrap();
+    assert_eq!(report.completed, 1);
+    assert_eq!(job(&rl, other.id()).await.state, JobState::Completed);
+}
+
+#[tokio::test]
+async fn payload_that_no_longer_deserializes_fails_clearly_and_work_goes_on() {
+    let db = db().await;
+    let rl = db.client();
+    // Written by an older version of the job whose fields were different.
+    let bad: i64 = sqlx::query_scalar(
+        "INSERT INTO runledger.jobs (kind, args, max_attempts) \
+         VALUES ('typed_payload', '{\"count\": \"not a number\"}', 5) RETURNING id",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    // A kind nobody registered.
+    let unknown: i64 = sqlx::query_scalar(
+        "INSERT INTO runledger.jobs (kind, args) VALUES ('retired_kind', '{}') RETURNING id",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    let good = TypedPayload {
+        count: 7,
+        label: "ok".into(),
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    let w = worker(&db).start_ok().await;
+    assert_eq!(good.wait_timeout(Duration::from_secs(10)).await.unwrap(), 7);
+    let bad_handle = rl.handle::<TypedPayload>(runledger::JobId(bad));
+    let err = bad_handle
+        .wait_timeout(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    w.shutdown().await.unwrap();
+    let msg = err.to_string();
+    assert!(msg.contains("payload does not deserialize"), "{msg}");
+    assert!(msg.contains("invalid type"), "{msg}");
+    let row = job(&rl, runledger::JobId(bad)).await;
+    assert_eq!(
+        (row.state, row.attempt),
+        (JobState::Failed, 1),
+        "not retried"
+    );
+    let row = job(&rl, runledger::JobId(unknown)).await;
+    assert_eq!(
+        (row.state, row.attempt),
+        (JobState::Available, 0),
+        "left for a worker that knows it"
+    );
+}
+
+#[tokio::test]
+async fn output_too_large_fails_the_job() {
+    let db = db().await;
+    let rl = db.client();
+    let handle = Sleeps {
+        key: token("big"),
+        millis: 10,
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    let w = worker(&db).max_payload_bytes(1).start_ok().await;
+    let err = handle
+        .wait_timeout(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    w.shutdown().await.unwrap();
+    assert!(
+        err.to_string().contains("over the limit of 1 bytes"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_jobs_within_the_grace_period() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("graceful");
+    let jobs: Vec<Sleeps> = (0..5)
+        .map(|_| Sleeps {
+            key: key.clone(),
+            millis: 400,
+        })
+        .collect();
+    rl.enqueue_many(jobs).await.unwrap();
+    let w = worker(&db)
+        .shutdown_grace(Duration::from_secs(10))
+        .start_ok()
+        .await;
+    wait_until(Duration::from_secs(10), "all running", || async {
+        count(&rl, JobState::Running).await == 5
+    })
+    .await;
+    let report = w.shutdown().await.unwrap();
+    assert_eq!(report.released, 0);
+    assert_eq!(hits(&key), 5);
+    assert_eq!(count(&rl, JobState::Completed).await, 5);
+    assert_eq!(count(&rl, JobState::Running).await, 0);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_hands_back_jobs_still_running_after_the_grace_period() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("handback");
+    let jobs: Vec<LongRunning> = (0..4).map(|_| LongRunning { key: key.clone() }).collect();
+    let handles = rl.enqueue_many(jobs).await.unwrap();
+    let w = worker(&db)
+        .shutdown_grace(Duration::from_millis(300))
+        .start_ok()
+        .await;
+    wait_until(Duration::from_secs(10), "all running", || async {
+        hits(&key) == 4
+    })
+    .await;
+    let report = w.shutdown().await.unwrap();
+    assert_eq!(report.released, 4);
+    assert_eq!(report.metrics.released, 4);
+    assert_eq!(
+        hits(&format!("{key}:stopped:{:?}", StopReason::Shutdown)),
+        0,
+        "futures were dropped"
+    );
+    assert_eq!(
+        count(&rl, JobState::Running).await,
+        0,
+        "nothing left running"
+    );
+    for h in &handles {
+        let row = job(&rl, h.id).await;
+        assert_eq!(row.state, JobState::Available);
+        assert_eq!(
+            (row.attempt, row.max_attempts),
+            (1, 26),
+            "the attempt was given back"
+        );
+    }
+    // The next worker picks them up.
+    let w = worker(&db)
+        .shutdown_grace(Duration::from_millis(100))
+        .start_ok()
+        .await;
+    wait_until(Duration::from_secs(10), "picked up again", || async {
+        hits(&key) == 8
+    })
+    .await;
+    w.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn workers_starting_together_on_an_empty_database_migrate_once() {
+    let db = db().await;
+    sqlx::query("DROP SCHEMA runledger CASCADE")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let mut starts = Vec::new();
+    for _ in 0..4 {
+        let builder = worker(&db);
+        starts.push(tokio::spawn(async move {
+            builder.build().unwrap().start().await
+        }));
+    }
+    let mut workers = Vec::new();
+    for s in starts {
+        workers.push(s.await.unwrap().expect("every worker starts"));
+    }
+    let versions: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT version, count(*) FROM runledger.schema_migrations GROUP BY version",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    assert!(!versions.is_empty());
+    assert!(versions.iter().all(|(_, n)| *n == 1), "{versions:?}");
+    let rl = db.client();
+    let handle = Sleeps {
+        key: token("after-migrate"),
+        millis: 1,
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    handle.wait_timeout(Duration::from_secs(10)).await.unwrap();
+    for w in workers {
+        w.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn run_job_round_trips_through_json() {
+    let db = db().await;
+    let rl: Runledger = db.client();
+    let out = runledger::testing::JobRunner::new(&rl)
+        .state(Greeting("Hi"))
+        .state(Arc::new(AtomicUsize::new(0)))
+        .run(Greet { name: "Bo".into() })
+        .await
+        .unwrap();
+    assert_eq!(out, "Hi, Bo");
+    let err = runledger::testing::run_job(&rl, Greet { name: "Bo".into() })
+        .await
+        .unwrap_err();
+    assert!(err.is_fatal(), "missing state is fatal: {err}");
+    assert!(err.to_string().contains("has no state of type"), "{err}");
+}
