@@ -267,14 +267,14 @@ impl EmbeddedPostgres {
         let deadline = Instant::now() + Duration::from_secs(30);
         let socket = self.root.join(format!(".s.PGSQL.{}", self.port));
         loop {
-            if let Some(server) = self.server.as_mut() {
-                if let Ok(Some(status)) = server.try_wait() {
-                    let log = std::fs::read_to_string(log_path).unwrap_or_default();
-                    return Err(format!(
-                        "postgres exited with {status}: {}",
-                        tail(&log, 2000)
-                    ));
-                }
+            if let Some(server) = self.server.as_mut()
+                && let Ok(Some(status)) = server.try_wait()
+            {
+                let log = std::fs::read_to_string(log_path).unwrap_or_default();
+                return Err(format!(
+                    "postgres exited with {status}: {}",
+                    tail(&log, 2000)
+                ));
             }
             if socket.exists()
                 && TcpStream::connect_timeout(
@@ -450,17 +450,17 @@ pub(crate) fn find_bindir() -> Option<PathBuf> {
         let dir = PathBuf::from(dir);
         return has_tools(&dir).then_some(dir);
     }
-    if let Some(path) = std::env::var_os("PATH") {
-        if let Some(dir) = std::env::split_paths(&path).find(|d| has_tools(d)) {
-            return Some(dir);
-        }
+    if let Some(path) = std::env::var_os("PATH")
+        && let Some(dir) = std::env::split_paths(&path).find(|d| has_tools(d))
+    {
+        return Some(dir);
     }
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        if out.status.success() {
-            let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-            if has_tools(&dir) {
-                return Some(dir);
-            }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if has_tools(&dir) {
+            return Some(dir);
         }
     }
     // Debian and Ubuntu: /usr/lib/postgresql/<major>/bin, newest first.
@@ -474,7 +474,7 @@ pub(crate) fn find_bindir() -> Option<PathBuf> {
         })
         .filter(|(_, dir)| has_tools(dir))
         .collect();
-    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
     if let Some((_, dir)) = versions.into_iter().next() {
         return Some(dir);
     }

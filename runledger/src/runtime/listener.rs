@@ -58,10 +58,10 @@ async fn listen(shared: &Shared) -> Result<(), sqlx::Error> {
             }
         } else if payload == "s" {
             shared.stager_wake.notify_one();
-        } else if let Some(id) = payload.strip_prefix("cancel:") {
-            if let Ok(id) = id.parse::<i64>() {
-                shared.stop_job(id, StopReason::Cancelled);
-            }
+        } else if let Some(id) = payload.strip_prefix("cancel:")
+            && let Ok(id) = id.parse::<i64>()
+        {
+            shared.stop_job(id, StopReason::Cancelled);
         }
     }
 }

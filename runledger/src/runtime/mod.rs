@@ -610,10 +610,10 @@ pub struct RunningWorker {
 }
 
 async fn join_task(name: &str, task: JoinHandle<()>) {
-    if let Err(e) = task.await {
-        if e.is_panic() {
-            tracing::error!(task = name, "worker task panicked: {e}");
-        }
+    if let Err(e) = task.await
+        && e.is_panic()
+    {
+        tracing::error!(task = name, "worker task panicked: {e}");
     }
 }
 

@@ -42,11 +42,23 @@ struct InsertRow {
     existing_id: Option<i64>,
 }
 
-/// Inserts `jobs` in one statement (UNNEST), with one NOTIFY per queue in the transaction.
+impl NewJob {
+    /// The notifications that announce this row: `a:<queue>` wakes the queue's producers, `s`
+    /// wakes the stagers for a row due later. A row with an explicit time gets both, since
+    /// whether it is due is decided by the database clock.
+    pub(crate) fn wake_payloads(&self) -> impl Iterator<Item = String> + '_ {
+        let scheduled = self.run_at.is_some() || self.delay_s.is_some();
+        std::iter::once(format!("a:{}", self.queue)).chain(scheduled.then(|| "s".to_owned()))
+    }
+}
+
+/// Inserts `jobs` in one statement (UNNEST). If any row is inserted, the statement also sends
+/// each payload in `notify` on the jobs channel (delivered when the transaction commits).
 /// Rows whose unique key is already held come back as `inserted: false` with the holder's id.
 pub(crate) async fn insert(
     conn: &mut PgConnection,
     jobs: &[NewJob],
+    notify: &[String],
 ) -> Result<Vec<Inserted>, Error> {
     let mut result: Vec<Option<Inserted>> = vec![None; jobs.len()];
     let mut pending: Vec<usize> = (0..jobs.len()).collect();
@@ -57,7 +69,7 @@ pub(crate) async fn insert(
             break;
         }
         let batch: Vec<&NewJob> = pending.iter().map(|&i| &jobs[i]).collect();
-        let rows = insert_once(&mut *conn, &batch).await?;
+        let rows = insert_once(&mut *conn, &batch, notify).await?;
         let mut still = Vec::new();
         for (row, &index) in rows.iter().zip(&pending) {
             if row.inserted {
@@ -87,7 +99,11 @@ pub(crate) async fn insert(
         .collect())
 }
 
-async fn insert_once(conn: &mut PgConnection, jobs: &[&NewJob]) -> Result<Vec<InsertRow>, Error> {
+async fn insert_once(
+    conn: &mut PgConnection,
+    jobs: &[&NewJob],
+    notify: &[String],
+) -> Result<Vec<InsertRow>, Error> {
     let n = jobs.len();
     let mut kinds = Vec::with_capacity(n);
     let mut queues = Vec::with_capacity(n);
@@ -150,10 +166,8 @@ async fn insert_once(conn: &mut PgConnection, jobs: &[&NewJob]) -> Result<Vec<In
             RETURNING id, queue, state
         ),
         notified AS (
-            SELECT pg_notify('runledger_jobs', c.channel_payload)
-            FROM (SELECT DISTINCT CASE WHEN state = 'available' THEN 'a:' || queue ELSE 's' END
-                         AS channel_payload
-                  FROM ins) c
+            SELECT pg_notify('runledger_jobs', p) FROM unnest($12::text[]) AS p
+            WHERE EXISTS (SELECT 1 FROM ins)
         )
         SELECT input.id, (ins.id IS NOT NULL) AS inserted, existing.id AS existing_id
         FROM input
@@ -180,9 +194,19 @@ async fn insert_once(conn: &mut PgConnection, jobs: &[&NewJob]) -> Result<Vec<In
     .bind(&unique_states)
     .bind(&delays)
     .bind(&periods)
+    .bind(notify)
     .fetch_all(&mut *conn)
     .await?;
     Ok(rows)
+}
+
+/// Sends each payload on the jobs channel, outside any transaction.
+pub(crate) async fn notify(pool: &PgPool, payloads: &[String]) -> Result<(), Error> {
+    sqlx::query("SELECT pg_notify('runledger_jobs', p) FROM unnest($1::text[]) AS p")
+        .bind(payloads)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// A job claimed by a worker.

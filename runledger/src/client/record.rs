@@ -1,0 +1,175 @@
+//! What the database says about a job: its state, its record, the result of a cancel.
+
+use chrono::{DateTime, Utc};
+
+use crate::error::Error;
+use crate::job::JobId;
+use crate::store;
+
+/// The result of [`Runledger::cancel`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CancelOutcome {
+    /// The job had not started; it is now `cancelled`.
+    Cancelled,
+    /// The job is running; its worker has been asked to stop it.
+    Requested,
+    /// The job had already finished in this state; nothing changed.
+    AlreadyFinished(JobState),
+}
+
+impl CancelOutcome {
+    pub(crate) fn from_previous_state(id: JobId, before: Option<String>) -> Result<Self, Error> {
+        let before = before.ok_or(Error::JobNotFound { id })?;
+        let state = JobState::parse(&before)?;
+        Ok(match state {
+            JobState::Running => CancelOutcome::Requested,
+            s if s.is_finished() => CancelOutcome::AlreadyFinished(s),
+            _ => CancelOutcome::Cancelled,
+        })
+    }
+}
+
+/// The states of a job. See `docs/job-states.md` for the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JobState {
+    /// Waiting for its `run_at` time.
+    Scheduled,
+    /// Ready to be claimed.
+    Available,
+    /// Claimed by a worker that holds its lease.
+    Running,
+    /// Failed an attempt; waits for its backoff before running again.
+    Retryable,
+    /// Suspended (durable sleep, event or child job).
+    Waiting,
+    /// Finished successfully.
+    Completed,
+    /// Failed for good (attempts exhausted, fatal error).
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl JobState {
+    /// All states.
+    pub const ALL: [JobState; 8] = [
+        JobState::Scheduled,
+        JobState::Available,
+        JobState::Running,
+        JobState::Retryable,
+        JobState::Waiting,
+        JobState::Completed,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Scheduled => "scheduled",
+            JobState::Available => "available",
+            JobState::Running => "running",
+            JobState::Retryable => "retryable",
+            JobState::Waiting => "waiting",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Completed, failed or cancelled: no transition leaves these states.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobState::Completed | JobState::Failed | JobState::Cancelled
+        )
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self, Error> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| Error::InvalidInput(format!("unknown job state `{s}` in the database")))
+    }
+
+    /// The bit of this state in the unique-states mask (see the migration).
+    pub(crate) fn bit(self) -> i16 {
+        1 << JobState::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job as stored in the database.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct JobRecord {
+    /// Its id.
+    pub id: JobId,
+    /// Its kind.
+    pub kind: String,
+    /// Its queue.
+    pub queue: String,
+    /// Its state.
+    pub state: JobState,
+    /// Its priority (larger runs first).
+    pub priority: i16,
+    /// The payload.
+    pub args: serde_json::Value,
+    /// The output, once completed.
+    pub output: Option<serde_json::Value>,
+    /// One entry per failed attempt: `{"attempt", "at", "error"}`.
+    pub errors: Vec<serde_json::Value>,
+    /// Attempts started.
+    pub attempt: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// When it is or was due.
+    pub run_at: DateTime<Utc>,
+    /// When it was enqueued.
+    pub created_at: DateTime<Utc>,
+    /// When the latest attempt started.
+    pub attempted_at: Option<DateTime<Utc>>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Its unique key, if any.
+    pub unique_key: Option<String>,
+}
+
+impl JobRecord {
+    pub(crate) fn from_row(row: store::jobs::JobRow) -> Self {
+        let errors = match row.errors {
+            serde_json::Value::Array(items) => items,
+            other => vec![other],
+        };
+        JobRecord {
+            id: JobId(row.id),
+            kind: row.kind,
+            queue: row.queue,
+            // The CHECK constraint admits only known states.
+            state: JobState::parse(&row.state).unwrap_or(JobState::Failed),
+            priority: row.priority,
+            args: row.args,
+            output: row.output,
+            errors,
+            attempt: row.attempt,
+            max_attempts: row.max_attempts,
+            run_at: row.run_at,
+            created_at: row.created_at,
+            attempted_at: row.attempted_at,
+            finished_at: row.finished_at,
+            unique_key: row.unique_key,
+        }
+    }
+
+    /// The last recorded error message, if any attempt failed.
+    pub fn last_error(&self) -> Option<&str> {
+        self.errors.last()?.get("error")?.as_str()
+    }
+}
