@@ -10,36 +10,31 @@ use crate::store;
 pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
     let wake = shared.queue_wakes[&queue].clone();
     let mut error_delay = Duration::from_millis(100);
+    let busy_batch = (shared.config.concurrency.min(shared.config.batch_size) / 2).max(1);
+    let mut busy = false;
     loop {
         // Drain: claim until a claim comes back short (the queue is empty for us).
         loop {
             if shared.is_shutting_down() {
                 return;
             }
-            // Wait for at least one free slot, then take as many as are free, up to a batch.
-            let first = tokio::select! {
-                permit = shared.slots.acquire() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => return,
-                },
+            // Wait for a free slot. While the queue is busy (the last claim came back full),
+            // also wait a moment for more slots, so that claims stay batched instead of
+            // trickling one job per round trip as handlers finish one by one.
+            let mut have = tokio::select! {
+                taken = take_slots(&shared, if busy { busy_batch } else { 1 }) => taken,
                 _ = shared.shutting_down() => return,
             };
-            first.forget();
-            let extra = shared
-                .slots
-                .available_permits()
-                .min(shared.config.batch_size.saturating_sub(1));
-            let extra = match u32::try_from(extra) {
-                Ok(n) if n > 0 => match shared.slots.try_acquire_many(n) {
-                    Ok(permits) => {
-                        permits.forget();
-                        n as usize
-                    }
-                    Err(_) => 0,
-                },
-                _ => 0,
-            };
-            let want = 1 + extra;
+            let room = shared.config.batch_size.saturating_sub(have);
+            let extra = shared.slots.available_permits().min(room);
+            if let Ok(n) = u32::try_from(extra)
+                && n > 0
+                && let Ok(permits) = shared.slots.try_acquire_many(n)
+            {
+                permits.forget();
+                have += n as usize;
+            }
+            let want = have;
             let claimed = store::jobs::claim(
                 &shared.pool,
                 &queue,
@@ -58,11 +53,13 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                     for job in jobs {
                         executor::spawn(shared.clone(), job);
                     }
-                    if got < want {
+                    busy = got == want;
+                    if !busy {
                         break;
                     }
                 }
                 Err(error) => {
+                    busy = false;
                     shared.slots.add_permits(want);
                     tracing::warn!(
                         worker = %shared.config.id,
@@ -85,4 +82,29 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
             _ = shared.shutting_down() => return,
         }
     }
+}
+
+/// Takes (and forgets) at least one free slot, and up to `target` if they free up within a
+/// couple of milliseconds of the first. Returns how many were taken.
+async fn take_slots(shared: &Shared, target: usize) -> usize {
+    let Ok(first) = shared.slots.acquire().await else {
+        // The semaphore is never closed; treat it as no slot.
+        return std::future::pending().await;
+    };
+    first.forget();
+    let mut have = 1;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(2);
+    while have < target {
+        tokio::select! {
+            permit = shared.slots.acquire() => match permit {
+                Ok(permit) => {
+                    permit.forget();
+                    have += 1;
+                }
+                Err(_) => break,
+            },
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    have
 }

@@ -99,37 +99,10 @@ pub(crate) async fn insert(
         .collect())
 }
 
-async fn insert_once(
-    conn: &mut PgConnection,
-    jobs: &[&NewJob],
-    notify: &[String],
-) -> Result<Vec<InsertRow>, Error> {
-    let n = jobs.len();
-    let mut kinds = Vec::with_capacity(n);
-    let mut queues = Vec::with_capacity(n);
-    let mut args = Vec::with_capacity(n);
-    let mut priorities = Vec::with_capacity(n);
-    let mut max_attempts = Vec::with_capacity(n);
-    let mut run_ats = Vec::with_capacity(n);
-    let mut timeouts = Vec::with_capacity(n);
-    let mut unique_keys = Vec::with_capacity(n);
-    let mut unique_states = Vec::with_capacity(n);
-    let mut delays = Vec::with_capacity(n);
-    let mut periods = Vec::with_capacity(n);
-    for job in jobs {
-        delays.push(job.delay_s);
-        periods.push(job.unique_period_s);
-        kinds.push(job.kind.as_str());
-        queues.push(job.queue.as_str());
-        args.push(job.args.as_str());
-        priorities.push(job.priority);
-        max_attempts.push(job.max_attempts);
-        run_ats.push(job.run_at);
-        timeouts.push(job.timeout_ms);
-        unique_keys.push(job.unique_key.as_deref());
-        unique_states.push(job.unique_states);
-    }
-    let rows = sqlx::query_as::<_, InsertRow>(
+/// The input rows (ids drawn from the sequence, due time by the database clock) and the start
+/// of the insert; the two insert statements differ only in conflict handling and result.
+macro_rules! insert_head {
+    () => {
         r#"
         WITH raw AS (
             SELECT nextval('runledger.jobs_id_seq') AS id, u.ord, u.kind, u.queue,
@@ -160,16 +133,32 @@ async fn insert_once(
             SELECT id, kind, queue, state, priority, args, max_attempts,
                    run_at, timeout_ms, unique_key, unique_states
             FROM input ORDER BY ord
-            ON CONFLICT (unique_key)
-                WHERE unique_key IS NOT NULL AND (unique_states & runledger.state_bit(state)) <> 0
-                DO NOTHING
-            RETURNING id, queue, state
+"#
+    };
+}
+
+/// The end of the insert, the notifications, and the start of the result.
+macro_rules! insert_mid {
+    () => {
+        r#"            RETURNING id, queue, state
         ),
         notified AS (
             SELECT pg_notify('runledger_jobs', p) FROM unnest($12::text[]) AS p
             WHERE EXISTS (SELECT 1 FROM ins)
         )
-        SELECT input.id, (ins.id IS NOT NULL) AS inserted, existing.id AS existing_id
+"#
+    };
+}
+
+/// Inserts rows that may carry unique keys; a held key yields the holder's id.
+const INSERT_UNIQUE: &str = concat!(
+    insert_head!(),
+    r#"            ON CONFLICT (unique_key)
+                WHERE unique_key IS NOT NULL AND (unique_states & runledger.state_bit(state)) <> 0
+                DO NOTHING
+"#,
+    insert_mid!(),
+    r#"        SELECT input.id, (ins.id IS NOT NULL) AS inserted, existing.id AS existing_id
         FROM input
         LEFT JOIN ins ON ins.id = input.id
         LEFT JOIN LATERAL (
@@ -181,22 +170,70 @@ async fn insert_once(
         ) existing ON true
         CROSS JOIN (SELECT count(*) FROM notified) n
         ORDER BY input.ord
-        "#,
-    )
-    .bind(&kinds)
-    .bind(&queues)
-    .bind(&args)
-    .bind(&priorities)
-    .bind(&max_attempts)
-    .bind(&run_ats)
-    .bind(&timeouts)
-    .bind(&unique_keys)
-    .bind(&unique_states)
-    .bind(&delays)
-    .bind(&periods)
-    .bind(notify)
-    .fetch_all(&mut *conn)
-    .await?;
+        "#
+);
+
+/// Inserts rows without unique keys: a plain insert, since `ON CONFLICT` costs a speculative
+/// insertion per row.
+const INSERT_PLAIN: &str = concat!(
+    insert_head!(),
+    insert_mid!(),
+    r#"        SELECT input.id, true AS inserted, NULL::int8 AS existing_id
+        FROM input CROSS JOIN (SELECT count(*) FROM notified) n
+        ORDER BY input.ord
+        "#
+);
+
+async fn insert_once(
+    conn: &mut PgConnection,
+    jobs: &[&NewJob],
+    notify: &[String],
+) -> Result<Vec<InsertRow>, Error> {
+    let n = jobs.len();
+    let mut kinds = Vec::with_capacity(n);
+    let mut queues = Vec::with_capacity(n);
+    let mut args = Vec::with_capacity(n);
+    let mut priorities = Vec::with_capacity(n);
+    let mut max_attempts = Vec::with_capacity(n);
+    let mut run_ats = Vec::with_capacity(n);
+    let mut timeouts = Vec::with_capacity(n);
+    let mut unique_keys = Vec::with_capacity(n);
+    let mut unique_states = Vec::with_capacity(n);
+    let mut delays = Vec::with_capacity(n);
+    let mut periods = Vec::with_capacity(n);
+    for job in jobs {
+        delays.push(job.delay_s);
+        periods.push(job.unique_period_s);
+        kinds.push(job.kind.as_str());
+        queues.push(job.queue.as_str());
+        args.push(job.args.as_str());
+        priorities.push(job.priority);
+        max_attempts.push(job.max_attempts);
+        run_ats.push(job.run_at);
+        timeouts.push(job.timeout_ms);
+        unique_keys.push(job.unique_key.as_deref());
+        unique_states.push(job.unique_states);
+    }
+    let sql = if jobs.iter().any(|j| j.unique_key.is_some()) {
+        INSERT_UNIQUE
+    } else {
+        INSERT_PLAIN
+    };
+    let rows = sqlx::query_as::<_, InsertRow>(sql)
+        .bind(&kinds)
+        .bind(&queues)
+        .bind(&args)
+        .bind(&priorities)
+        .bind(&max_attempts)
+        .bind(&run_ats)
+        .bind(&timeouts)
+        .bind(&unique_keys)
+        .bind(&unique_states)
+        .bind(&delays)
+        .bind(&periods)
+        .bind(notify)
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(rows)
 }
 

@@ -1,0 +1,8 @@
+use runledger::job;
+
+#[job]
+pub struct SendEmail {
+    pub to: String,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use runledger::{JobError, job};
+
+#[job(queue = "mail", cron = "0 */5 * * * *")]
+async fn send_digest() -> Result<(), JobError> {
+    Ok(())
+}
+
+fn main() {}
