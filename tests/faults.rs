@@ -249,3 +249,121 @@ async fn long_job_with_heartbeats_is_never_rescued() {
     assert_eq!(hits(&key), 1, "ran exactly once over 3.5x its lease");
     assert_eq!(job(&rl, handle.id()).await.attempt, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_survives_a_database_restart() {
+    // A cluster of its own: the restart must not disturb the other tests' databases.
+    let mut pg = runledger::EmbeddedPostgres::start().unwrap();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(10)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(&pg.url())
+        .await
+        .unwrap();
+    runledger::migrate(&pool).await.unwrap();
+    let rl = Runledger::new(pool.clone());
+    let key = token("restart");
+    let job = |_| SlowStep {
+        key: key.clone(),
+        millis: 50,
+    };
+    let mut handles = rl.enqueue_many((0..20).map(job)).await.unwrap();
+    let w = Worker::builder(pool.clone())
+        .concurrency(4)
+        .lease(Duration::from_secs(2))
+        .rescue_interval(Duration::from_millis(500))
+        .poll_interval(Duration::from_millis(500))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(20), "some jobs done", || async {
+        hits(&key) >= 4
+    })
+    .await;
+    let restarted = Instant::now();
+    tokio::task::block_in_place(|| pg.restart()).unwrap();
+    // Enqueue after the restart: the pool replaces its broken connections.
+    let more = loop {
+        match rl.enqueue_many((0..20).map(job)).await {
+            Ok(more) => break more,
+            Err(_) if restarted.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("enqueue after restart: {e}"),
+        }
+    };
+    handles.extend(more);
+    for h in &handles {
+        rl.handle::<SlowStep>(h.id)
+            .wait_timeout(Duration::from_secs(30))
+            .await
+            .unwrap();
+    }
+    let recovered = restarted.elapsed();
+    let metrics = w.shutdown().await.unwrap().metrics;
+    let counts = common::counts(&rl).await;
+    assert_eq!(counts.get(&JobState::Completed), Some(&40), "{counts:?}");
+    assert_eq!(counts.len(), 1, "nothing stuck: {counts:?}");
+    println!(
+        "restart: jobs=40 completed=40 stuck=0 executions={} recovered_in={recovered:?} rescued={}",
+        hits(&key),
+        metrics.rescued
+    );
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn killed_backends_do_not_strand_jobs_and_listen_comes_back() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("terminate");
+    // A poll interval far beyond the test's patience: pickups must come from notifications.
+    let w = Worker::builder(db.pool().clone())
+        .poll_interval(Duration::from_secs(600))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let first = SlowStep {
+        key: key.clone(),
+        millis: 1,
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    first.wait_timeout(Duration::from_secs(10)).await.unwrap();
+    for round in 0..3 {
+        let killed: i64 = sqlx::query_scalar(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+        assert!(
+            killed >= 1,
+            "round {round}: the listener's backend at least"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = Instant::now();
+        let next = SlowStep {
+            key: key.clone(),
+            millis: 1,
+        }
+        .enqueue(&rl)
+        .await
+        .unwrap();
+        next.wait_timeout(Duration::from_secs(10)).await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "round {round}: picked up after {:?}, not by a notification",
+            started.elapsed()
+        );
+    }
+    w.shutdown().await.unwrap();
+    assert_eq!(count(&rl, JobState::Completed).await, 4);
+    assert_eq!(hits(&key), 4);
+}
