@@ -367,3 +367,97 @@ async fn killed_backends_do_not_strand_jobs_and_listen_comes_back() {
     assert_eq!(count(&rl, JobState::Completed).await, 4);
     assert_eq!(hits(&key), 4);
 }
+
+/// Runs for 0 to 4 ms, so that cancels land before, during and after it runs.
+#[job]
+async fn brief(seq: u64) -> Result<u64, JobError> {
+    tokio::time::sleep(Duration::from_millis(seq % 5)).await;
+    Ok(seq)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_racing_completion_ends_in_exactly_one_terminal_state() {
+    use runledger::CancelOutcome;
+    let db = db().await;
+    let rl = db.client();
+    let n = 1000u64;
+    let handles = rl
+        .enqueue_many((0..n).map(|seq| Brief { seq }))
+        .await
+        .unwrap();
+    let w = Worker::builder(db.pool().clone())
+        .concurrency(10)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    // Four cancellers, each walking its share from the newest job back, meet the worker
+    // walking from the oldest forward.
+    let mut tasks = Vec::new();
+    for lane in 0..4usize {
+        let rl = rl.clone();
+        let ids: Vec<runledger::JobId> = handles
+            .iter()
+            .rev()
+            .skip(lane)
+            .step_by(4)
+            .map(|h| h.id)
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            for id in ids {
+                out.push((id, rl.cancel(id).await.unwrap()));
+            }
+            out
+        }));
+    }
+    let mut by_id = std::collections::HashMap::new();
+    for t in tasks {
+        by_id.extend(t.await.unwrap());
+    }
+    let outcomes: Vec<CancelOutcome> = handles.iter().map(|h| by_id[&h.id]).collect();
+    for h in &handles {
+        let _ = rl
+            .handle::<Brief>(h.id)
+            .wait_timeout(Duration::from_secs(30))
+            .await;
+    }
+    w.shutdown().await.unwrap();
+    let (mut before, mut during, mut after) = (0, 0, 0);
+    for (h, outcome) in handles.iter().zip(&outcomes) {
+        let row = job(&rl, h.id).await;
+        assert!(row.state.is_finished(), "job {} left {}", h.id, row.state);
+        match outcome {
+            CancelOutcome::Cancelled => {
+                before += 1;
+                assert_eq!(row.state, JobState::Cancelled);
+                assert_eq!(
+                    row.attempt, 0,
+                    "a job cancelled before it started never runs"
+                );
+            }
+            CancelOutcome::Requested => {
+                during += 1;
+                assert!(matches!(
+                    row.state,
+                    JobState::Completed | JobState::Cancelled
+                ));
+            }
+            CancelOutcome::AlreadyFinished(state) => {
+                after += 1;
+                assert_eq!(row.state, *state, "a finished job never changes state");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match row.state {
+            JobState::Completed => assert_eq!(row.output, Some(serde_json::json!(row.args["seq"]))),
+            _ => assert_eq!(row.output, None, "only completed jobs have output"),
+        }
+        assert!(row.finished_at.is_some());
+    }
+    println!(
+        "cancel race: jobs={n} cancelled_before_start={before} while_running={during} after_finish={after}"
+    );
+    assert_eq!(before + during + after, n);
+}

@@ -24,12 +24,6 @@ mod legacy {
     }
 }
 
-#[job(aliases = ["renamed_from"])]
-async fn renamed(x: i64) -> Result<(), JobError> {
-    let _ = x;
-    Ok(())
-}
-
 #[tokio::test]
 async fn duplicate_kinds_fail_the_build_with_both_names() {
     let db = common::db().await;
@@ -53,14 +47,4 @@ async fn duplicate_kinds_fail_the_build_with_both_names() {
         worker.is_err(),
         "the table is checked before the kinds are filtered"
     );
-}
-
-#[tokio::test]
-async fn aliases_route_old_kind_names_to_the_new_handler() {
-    let kinds: Vec<&str> = runledger::__private::inventory::iter::<runledger::JobRegistration>
-        .into_iter()
-        .map(|r| r.kind())
-        .collect();
-    assert!(kinds.contains(&"renamed"));
-    assert!(kinds.contains(&"invoice"));
 }

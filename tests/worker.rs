@@ -109,6 +109,12 @@ async fn typed_payload(count: u32, label: String) -> Result<u32, JobError> {
     Ok(count)
 }
 
+/// Renamed from `legacy_name`: jobs stored under the old name still run.
+#[job(aliases = ["legacy_name"])]
+async fn new_name(value: i64) -> Result<i64, JobError> {
+    Ok(value * 2)
+}
+
 /// A worker for these tests: short intervals, the state `greet` needs.
 fn worker(db: &TestDatabase) -> WorkerBuilder {
     Worker::builder(db.pool().clone())
@@ -722,4 +728,24 @@ async fn run_job_round_trips_through_json() {
         .unwrap_err();
     assert!(err.is_fatal(), "missing state is fatal: {err}");
     assert!(err.to_string().contains("has no state of type"), "{err}");
+}
+
+#[tokio::test]
+async fn aliases_route_jobs_stored_under_an_old_kind_name() {
+    let db = db().await;
+    let rl = db.client();
+    let old: i64 = sqlx::query_scalar(
+        "INSERT INTO runledger.jobs (kind, args) VALUES ('legacy_name', '{\"value\": 21}') \
+         RETURNING id",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    let new = NewName { value: 5 }.enqueue(&rl).await.unwrap();
+    let w = worker(&db).start_ok().await;
+    let old = rl.handle::<NewName>(runledger::JobId(old));
+    assert_eq!(old.wait_timeout(Duration::from_secs(10)).await.unwrap(), 42);
+    assert_eq!(new.wait_timeout(Duration::from_secs(10)).await.unwrap(), 10);
+    w.shutdown().await.unwrap();
+    assert_eq!(job(&rl, new.id()).await.kind, "new_name");
 }
