@@ -202,8 +202,9 @@ async fn run(args: Args) -> Result<(), runledger::Error> {
     if !bench.json {
         println!("{:<6} {:<34} {:>14}  unit", "load", "figure", "value");
         for f in &bench.figures {
+            let places = if f.unit == "x" { 2 } else { 1 };
             println!(
-                "{:<6} {:<34} {:>14.1}  {}",
+                "{:<6} {:<34} {:>14.places$}  {}",
                 f.workload, f.name, f.value, f.unit
             );
         }

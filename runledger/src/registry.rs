@@ -12,9 +12,8 @@ use crate::job::{Job, JobContext, JobError, JobOptions, StateRequirement};
 /// A boxed, sendable future.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// The type-erased handler of one kind: JSON payload in, JSON output out.
-pub(crate) type ErasedHandler =
-    fn(Arc<JobContext>, serde_json::Value) -> BoxFuture<Result<serde_json::Value, JobError>>;
+/// The type-erased handler of one kind: JSON payload text in, JSON output text out.
+pub(crate) type ErasedHandler = fn(Arc<JobContext>, String) -> BoxFuture<Result<String, JobError>>;
 
 /// The registration of one job kind, submitted by the code `#[job]` generates.
 #[derive(Debug)]
@@ -48,12 +47,9 @@ impl JobRegistration {
 
 inventory::collect!(JobRegistration);
 
-fn run_erased<J: Job>(
-    ctx: Arc<JobContext>,
-    args: serde_json::Value,
-) -> BoxFuture<Result<serde_json::Value, JobError>> {
+fn run_erased<J: Job>(ctx: Arc<JobContext>, args: String) -> BoxFuture<Result<String, JobError>> {
     Box::pin(async move {
-        let job: J = serde_json::from_value(args).map_err(|e| {
+        let job: J = serde_json::from_str(&args).map_err(|e| {
             JobError::fatal(format_args!(
                 "payload does not deserialize into `{}`: {e}; the stored payload was written by an \
                  incompatible version of the job",
@@ -61,7 +57,7 @@ fn run_erased<J: Job>(
             ))
         })?;
         let output = job.run(&ctx).await?;
-        serde_json::to_value(output)
+        serde_json::to_string(&output)
             .map_err(|e| JobError::fatal(format_args!("output does not serialize to JSON: {e}")))
     })
 }

@@ -34,7 +34,7 @@ pub(crate) fn spawn(shared: Arc<Shared>, job: Claimed) {
 }
 
 enum Ended {
-    Returned(Result<serde_json::Value, crate::job::JobError>),
+    Returned(Result<String, crate::job::JobError>),
     Panicked(String),
     TimedOut(Duration),
     Stopped(StopReason),
@@ -61,7 +61,7 @@ async fn execute(
     let ctx = Arc::new(JobContext {
         id: JobId(job.id),
         kind: registration.kind,
-        queue: job.queue.clone(),
+        queue: std::mem::take(&mut job.queue),
         attempt: job.attempt,
         max_attempts: job.max_attempts,
         state: shared.state.clone(),
@@ -103,7 +103,7 @@ async fn execute(
     let options = &registration.options;
     Some(match ended {
         Ended::Returned(Ok(value)) => {
-            let text = value.to_string();
+            let text = value;
             if text.len() > shared.config.max_payload_bytes {
                 outcome(
                     &job,
@@ -195,9 +195,7 @@ fn outcome(
 }
 
 /// Polls the handler's future inside `catch_unwind`, turning a panic into [`Ended::Panicked`].
-struct CatchUnwind(
-    Pin<Box<dyn Future<Output = Result<serde_json::Value, crate::job::JobError>> + Send>>,
-);
+struct CatchUnwind(Pin<Box<dyn Future<Output = Result<String, crate::job::JobError>> + Send>>);
 
 impl Future for CatchUnwind {
     type Output = Ended;

@@ -10,7 +10,7 @@ use crate::store;
 pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
     let wake = shared.queue_wakes[&queue].clone();
     let mut error_delay = Duration::from_millis(100);
-    let busy_batch = (shared.config.concurrency.min(shared.config.batch_size) / 2).max(1);
+    let busy_batch = shared.config.concurrency.min(shared.config.batch_size);
     let mut busy = false;
     loop {
         // Drain: claim until a claim comes back short (the queue is empty for us).
@@ -19,8 +19,9 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                 return;
             }
             // Wait for a free slot. While the queue is busy (the last claim came back full),
-            // also wait a moment for more slots, so that claims stay batched instead of
-            // trickling one job per round trip as handlers finish one by one.
+            // also wait up to 2 ms for a full batch of slots: otherwise each claim takes only
+            // the slots freed while the previous claim was in flight, and claims shrink to a
+            // fraction of the batch (or one job each as handlers finish one by one).
             let mut have = tokio::select! {
                 taken = take_slots(&shared, if busy { busy_batch } else { 1 }) => taken,
                 _ = shared.shutting_down() => return,

@@ -252,7 +252,8 @@ pub(crate) struct Claimed {
     pub(crate) id: i64,
     pub(crate) kind: String,
     pub(crate) queue: String,
-    pub(crate) args: serde_json::Value,
+    /// The payload as JSON text.
+    pub(crate) args: String,
     pub(crate) attempt: i32,
     pub(crate) max_attempts: i32,
     pub(crate) timeout_ms: Option<i64>,
@@ -287,7 +288,8 @@ pub(crate) async fn claim(
             lease_expires_at = now() + make_interval(secs => $5)
         FROM picked
         WHERE j.id = picked.id
-        RETURNING j.id, j.kind, j.queue, j.args, j.attempt, j.max_attempts, j.timeout_ms
+        RETURNING j.id, j.kind, j.queue, j.args::text AS args, j.attempt, j.max_attempts,
+                  j.timeout_ms
         "#,
     )
     .bind(queue)
