@@ -500,3 +500,44 @@ pub(crate) fn find_bindir() -> Option<PathBuf> {
     let fallback = PathBuf::from("/usr/local/pgsql/bin");
     has_tools(&fallback).then_some(fallback)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binaries_give_one_clear_error() {
+        let err = EmbeddedPostgres::builder()
+            .bindir("/nonexistent/postgresql/bin")
+            .start()
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("/nonexistent/postgresql/bin/initdb` does not exist"),
+            "{message}"
+        );
+        assert!(message.contains("apt-get install postgresql"), "{message}");
+        assert!(message.contains("DATABASE_URL"), "{message}");
+    }
+
+    #[test]
+    fn starts_and_cleans_up() {
+        let pg = EmbeddedPostgres::start().expect("server binaries are installed");
+        let root = pg.root().to_owned();
+        let pid = pg.pid().expect("running");
+        assert!(root.join("data").join("PG_VERSION").is_file());
+        assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, pg.port())).is_ok());
+        pg.stop();
+        assert!(!root.exists(), "directory removed");
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "server stopped"
+        );
+    }
+
+    #[test]
+    fn tail_respects_char_boundaries() {
+        assert_eq!(tail("héllo", 4), "llo");
+        assert_eq!(tail("abc", 10), "abc");
+    }
+}
