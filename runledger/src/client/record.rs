@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::job::JobId;
 use crate::store;
 
-/// The result of [`Runledger::cancel`].
+/// The result of [`Runledger::cancel`](crate::Runledger::cancel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CancelOutcome {

@@ -13,7 +13,7 @@ use crate::validate;
 
 /// An untyped job ready to insert: kind, JSON payload and options. Built from any [`Job`] with
 /// `JobRequest::new(job)` or `job.into()`, then adjusted with the same overrides as
-/// [`Enqueue`].
+/// [`Enqueue`](crate::Enqueue).
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct JobRequest {
@@ -75,7 +75,7 @@ macro_rules! override_methods {
             self
         }
         /// Makes the job unique by `key`: while another job holds the same key (see
-        /// [`UniqueScope`]), enqueueing returns that job instead of inserting a new one.
+        /// [`UniqueScope`](crate::UniqueScope)), enqueueing returns that job instead of inserting a new one.
         pub fn unique_key(mut self, key: impl Into<String>) -> Self {
             self$(.$field)?.opts.unique_key = Some(key.into());
             self
