@@ -66,6 +66,9 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
     let mut requirements = Vec::new();
     let mut args = Vec::new();
     let mut checks = Vec::new();
+    let mut field_names = Vec::new();
+    let mut partial_params = Vec::new();
+    let mut partial_pushes = Vec::new();
     for (index, param) in job.params.iter().enumerate() {
         match param {
             Param::Context(_) => args.push(quote!(__runledger_ctx)),
@@ -100,6 +103,17 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
                 bindings.push(quote!(#ident: #local));
                 args.push(quote!(#local));
                 checks.push(assert_serde(ty));
+                let name = syn::ext::IdentExt::unraw(ident).to_string();
+                partial_params.push(quote!(#ident: ::core::option::Option<#ty>));
+                partial_pushes.push(quote! {
+                    if let ::core::option::Option::Some(__runledger_value) = #ident {
+                        __runledger_args.push(::runledger::__private::ArgValue::new(
+                            #name,
+                            &__runledger_value,
+                        ));
+                    }
+                });
+                field_names.push(name);
             }
             Param::Receiver(_) => {}
         }
@@ -197,6 +211,13 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
             #(#fields,)*
         }
 
+        // The payload type under the function's name (types and functions live in different
+        // namespaces), so that `#[workflow]` can go from a step's call to its payload.
+        #(#cfgs)*
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #vis type #fn_name = #payload;
+
         #(#cfgs)*
         const _: () = {
             #(#checks)*
@@ -220,6 +241,22 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
             }
 
             impl #payload {
+                #[doc(hidden)]
+                pub const __RUNLEDGER_FIELDS: &'static [&'static str] = &[#(#field_names),*];
+
+                /// The arguments given (`Some`) as JSON, by parameter name: how a workflow
+                /// step's payload is assembled, part at enqueue and part from other steps.
+                #[doc(hidden)]
+                #[allow(clippy::too_many_arguments)]
+                #vis fn __runledger_partial(
+                    #(#partial_params),*
+                ) -> ::std::vec::Vec<::runledger::__private::ArgValue> {
+                    #[allow(unused_mut)]
+                    let mut __runledger_args = ::std::vec::Vec::new();
+                    #(#partial_pushes)*
+                    __runledger_args
+                }
+
                 /// Enqueues this job on `client`'s pool; await the returned builder (after any
                 /// per-call overrides) to insert it.
                 #vis fn enqueue(
@@ -507,7 +544,7 @@ mod tests {
                 }
             ),
         );
-        assert_eq!(out.matches("# [cfg (feature = \"x\")]").count(), 3, "{out}");
+        assert_eq!(out.matches("# [cfg (feature = \"x\")]").count(), 4, "{out}");
     }
 
     #[test]

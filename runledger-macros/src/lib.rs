@@ -1,4 +1,4 @@
-//! Procedural macros of runledger: `#[job]` (and, later, `#[workflow]`).
+//! Procedural macros of runledger: `#[job]` and `#[workflow]`.
 //!
 //! **Use them through the `runledger` crate** (`use runledger::job;`). The code they generate
 //! names `::runledger::...` paths only, so depending on this crate alone is of no use.
@@ -16,6 +16,7 @@ mod attr;
 mod ctxt;
 mod expand;
 mod validate;
+mod workflow;
 
 use proc_macro::TokenStream;
 
@@ -30,4 +31,17 @@ pub fn job(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::job(attr.into(), item.clone())
         .unwrap_or_else(|errors| expand::fallback(item, &errors))
         .into()
+}
+
+/// Declares a workflow: a static DAG of `#[job]` steps, checked when it compiles. The function
+/// becomes an input struct named after it (PascalCase) with typed `enqueue` / `enqueue_tx`,
+/// an impl of `runledger::Workflow` and a registration.
+///
+#[doc = include_str!("workflow.md")]
+#[proc_macro_attribute]
+pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
+    match workflow::workflow(attr.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(errors) => errors.to_compile_error().into(),
+    }
 }

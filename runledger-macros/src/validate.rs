@@ -449,7 +449,7 @@ fn check_unique_period(attr: &JobAttr, errors: &mut Errors) {
 }
 
 /// Rejects borrowed or opaque types where an owned, `'static` type is stored.
-fn check_owned(ty: &Type, what: &str, errors: &mut Errors) {
+pub(crate) fn check_owned(ty: &Type, what: &str, errors: &mut Errors) {
     struct Borrows<'e> {
         what: &'e str,
         errors: &'e mut Errors,
@@ -542,7 +542,7 @@ pub(crate) fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
 }
 
-fn name_rule() -> String {
+pub(crate) fn name_rule() -> String {
     format!("use 1 to {MAX_NAME_LEN} characters from `A-Z`, `a-z`, `0-9`, `_`, `.`, `:` and `-`")
 }
 

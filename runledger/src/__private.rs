@@ -19,3 +19,60 @@ pub fn unique_key<T: serde::Serialize + ?Sized>(kind: &str, fields: &T) -> Strin
 /// Compile-time check that a payload field or output type round-trips through serde.
 pub const fn assert_serde<T: serde::Serialize + serde::de::DeserializeOwned>() {}
 pub use sqlx::PgConnection;
+
+/// One argument of a workflow step known at enqueue: the parameter's name and its JSON.
+#[derive(Debug)]
+pub struct ArgValue {
+    name: &'static str,
+    value: Result<serde_json::Value, serde_json::Error>,
+}
+
+impl ArgValue {
+    /// The argument `name` with `value`.
+    pub fn new<T: serde::Serialize + ?Sized>(name: &'static str, value: &T) -> Self {
+        Self {
+            name,
+            value: serde_json::to_value(value),
+        }
+    }
+}
+
+/// The arguments of step `step` known at enqueue, as a JSON object.
+pub fn step_args(
+    step: &str,
+    args: impl IntoIterator<Item = ArgValue>,
+) -> Result<serde_json::Map<String, serde_json::Value>, crate::Error> {
+    args.into_iter()
+        .map(|arg| match arg.value {
+            Ok(value) => Ok((arg.name.to_owned(), value)),
+            Err(e) => Err(crate::Error::json(
+                format!("argument `{}` of step `{step}`", arg.name),
+                e,
+            )),
+        })
+        .collect()
+}
+
+/// A value of any type, for type checks that are compiled and never run.
+pub fn placeholder<T>() -> T {
+    unreachable!("type-check placeholder evaluated")
+}
+
+/// An argument taken from another step's output: absent at enqueue. `check` is never called;
+/// it makes the compiler check that the output field exists and has the parameter's type.
+pub fn from_step<T>(check: impl FnOnce() -> T) -> Option<T> {
+    let _ = check;
+    None
+}
+
+/// Name `index` of `fields`, in const context; `"?"` past the end (the call with the wrong
+/// number of arguments is reported on its own).
+pub const fn field_name(fields: &'static [&'static str], index: usize) -> &'static str {
+    if index < fields.len() {
+        fields[index]
+    } else {
+        "?"
+    }
+}
+
+pub use crate::workflow::WorkflowRegistration;

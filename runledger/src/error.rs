@@ -1,6 +1,7 @@
 //! The error type of every runledger operation.
 
 use crate::job::JobId;
+use crate::workflow::RunId;
 
 /// What went wrong in a runledger call.
 ///
@@ -96,6 +97,80 @@ pub enum Error {
     LeaseLost {
         /// The job.
         id: JobId,
+    },
+
+    /// No workflow run has this id (it may have been pruned after it finished).
+    #[error("workflow run {run} does not exist (it may have been pruned after it finished)")]
+    RunNotFound {
+        /// The id asked for.
+        run: RunId,
+    },
+
+    /// The run failed: a step failed for good (or was cancelled) and nothing is left to run.
+    #[error("workflow run {run} failed: {error}")]
+    WorkflowFailed {
+        /// The run.
+        run: RunId,
+        /// The first failure: which step, and its last error.
+        error: String,
+    },
+
+    /// The run was cancelled as a whole.
+    #[error("workflow run {run} was cancelled")]
+    WorkflowCancelled {
+        /// The run.
+        run: RunId,
+    },
+
+    /// Waiting for a run took longer than the given timeout; the run goes on.
+    #[error("timed out waiting for workflow run {run}; it is still running")]
+    WorkflowWaitTimeout {
+        /// The run.
+        run: RunId,
+    },
+
+    /// The run was started by another version of the workflow, whose DAG differs from the one
+    /// compiled into this program; its steps follow the shape it was started with.
+    #[error(
+        "workflow run {run} of `{name}` was started under shape {stored}, but this program's \
+         `{name}` has shape {current}; read it with `Runledger::workflow_run` instead of a typed \
+         handle, or let it finish on a worker of the version that started it"
+    )]
+    ShapeChanged {
+        /// The run.
+        run: RunId,
+        /// The workflow's name.
+        name: String,
+        /// The fingerprint the run was started under.
+        stored: String,
+        /// The fingerprint of the workflow compiled into this program.
+        current: String,
+    },
+
+    /// A run with this idempotency key exists and was started with a different input.
+    #[error(
+        "workflow `{name}` already has run {run} under idempotency key `{key}`, started with a \
+         different input; use a new key for a different request"
+    )]
+    IdempotencyConflict {
+        /// The workflow's name.
+        name: String,
+        /// The key.
+        key: String,
+        /// The run that holds the key.
+        run: RunId,
+    },
+
+    /// The run has no gate of this name.
+    #[error(
+        "workflow run {run} has no gate `{gate}`; gates are declared with `external!(\"{gate}\")` \
+         and completed in their own run"
+    )]
+    GateNotFound {
+        /// The run.
+        run: RunId,
+        /// The gate's name.
+        gate: String,
     },
 
     /// The embedded PostgreSQL could not be started or used.

@@ -68,6 +68,7 @@ mod registry;
 mod runtime;
 mod store;
 mod validate;
+mod workflow;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -91,6 +92,14 @@ pub use job::{
 pub use registry::JobRegistration;
 pub use runtime::{RunningWorker, ShutdownReport, Worker, WorkerBuilder, WorkerMetrics};
 pub use store::migrate;
+pub use workflow::{
+    Binding, Dependency, GateOutcome, RunId, RunRecord, RunState, StepKind, StepRecord, StepShape,
+    StepState, Workflow, WorkflowEnqueue, WorkflowHandle, WorkflowRegistration, WorkflowShape,
+    workflows,
+};
 
 /// Turns an `async fn` into a background job; see the crate docs and the options below.
 pub use runledger_macros::job;
+
+/// Declares a workflow: a DAG of `#[job]` steps checked when it compiles; see below.
+pub use runledger_macros::workflow;

@@ -324,47 +324,61 @@ impl<O: DeserializeOwned> JobHandle<O> {
     }
 
     async fn wait_inner(&self, timeout: Option<Duration>) -> Result<O, Error> {
-        let started = tokio::time::Instant::now();
-        let mut delay = Duration::from_millis(5);
-        loop {
-            let status = store::jobs::status(self.client.pool(), self.id.0)
+        let id = self.id;
+        let polled = poll(timeout, || async move {
+            let status = store::jobs::status(self.client.pool(), id.0)
                 .await?
-                .ok_or(Error::JobNotFound { id: self.id })?;
+                .ok_or(Error::JobNotFound { id })?;
             match JobState::parse(&status.state)? {
                 JobState::Completed => {
                     let output = status.output.unwrap_or(serde_json::Value::Null);
-                    return serde_json::from_value(output).map_err(|e| {
-                        Error::json(format!("output of job {} does not deserialize", self.id), e)
-                    });
+                    serde_json::from_value(output).map(Ok).map_err(|e| {
+                        Error::json(format!("output of job {id} does not deserialize"), e)
+                    })
                 }
-                JobState::Failed => {
-                    return Err(Error::JobFailed {
-                        id: self.id,
-                        attempts: status.attempt,
-                        error: status
-                            .last_error
-                            .unwrap_or_else(|| "no error recorded".into()),
-                    });
-                }
-                JobState::Cancelled => {
-                    return Err(Error::JobCancelled {
-                        id: self.id,
-                        reason: status.last_error,
-                    });
-                }
-                state => {
-                    if let Some(limit) = timeout
-                        && started.elapsed() >= limit
-                    {
-                        return Err(Error::WaitTimeout {
-                            id: self.id,
-                            state: state.to_string(),
-                        });
-                    }
-                }
+                JobState::Failed => Err(Error::JobFailed {
+                    id,
+                    attempts: status.attempt,
+                    error: status
+                        .last_error
+                        .unwrap_or_else(|| "no error recorded".into()),
+                }),
+                JobState::Cancelled => Err(Error::JobCancelled {
+                    id,
+                    reason: status.last_error,
+                }),
+                state => Ok(Err(state.to_string())),
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(250));
+        })
+        .await?;
+        polled.map_err(|state| Error::WaitTimeout { id, state })
+    }
+}
+
+/// Calls `check` until it returns `Ok(Ok(value))` or an error, backing off from 5 ms to 250 ms
+/// between calls. `Ok(Err(state))` means "not yet, still in `state`"; after `timeout` the last
+/// such state is returned as `Ok(Err(state))`.
+pub(crate) async fn poll<T, F, Fut>(
+    timeout: Option<Duration>,
+    mut check: F,
+) -> Result<Result<T, String>, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Result<T, String>, Error>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(5);
+    loop {
+        let state = match check().await? {
+            Ok(value) => return Ok(Ok(value)),
+            Err(state) => state,
+        };
+        if let Some(limit) = timeout
+            && started.elapsed() >= limit
+        {
+            return Ok(Err(state));
         }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(250));
     }
 }

@@ -209,8 +209,8 @@ impl WorkerBuilder {
         self
     }
 
-    /// Checks the configuration and builds the worker. Fails when two job kinds share a name,
-    /// when a job needs a `State<T>` that was not registered, or when a setting is out of range.
+    /// Checks the configuration and builds the worker. Fails when two job kinds (or two
+    /// workflows) share a name, when a job needs a `State<T>` that was not registered, or when a setting is out of range.
     pub fn build(self) -> Result<Worker, Error> {
         let c = &self.config;
         if c.queues.is_empty() {
@@ -249,6 +249,7 @@ impl WorkerBuilder {
             None => registry::all().collect(),
         };
         let full = registry::table(regs.iter().copied())?;
+        crate::workflow::check_registrations()?;
         if let Some(only) = &self.only_kinds {
             for k in only {
                 if !full.contains_key(k.as_str()) {

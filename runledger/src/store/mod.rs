@@ -4,6 +4,7 @@
 #[cfg(feature = "testing")]
 pub(crate) mod admin;
 pub(crate) mod jobs;
+pub(crate) mod workflows;
 
 use sqlx::PgPool;
 

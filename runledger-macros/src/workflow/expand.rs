@@ -1,0 +1,363 @@
+//! Code generation for `#[workflow]`. Only quotes: mistakes were reported by `parse.rs`.
+//!
+//! What rustc checks for us, at the user's tokens:
+//! - each step's job exists (the job's path names its payload type, which `#[job]` declares
+//!   under the function's name) and takes that many arguments;
+//! - each argument known at enqueue has the parameter's type (it is passed, in `Some`, to the
+//!   payload's `__runledger_partial`);
+//! - each data edge names a field that exists, of the parameter's type: the same call receives
+//!   a never-called closure that reads the field from a value of the parent's output type.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::{Attribute, Member};
+
+use super::parse::{Arg, StepDef, StepWhat, WorkflowDef};
+
+pub(crate) fn expand(def: &WorkflowDef) -> TokenStream {
+    let item = &def.item;
+    let vis = &item.vis;
+    let input = &def.input;
+    let name = &def.name;
+    let fn_name = &item.sig.ident;
+    let cfgs = attrs_named(&item.attrs, "cfg");
+    let docs = attrs_named(&item.attrs, "doc");
+
+    let fields = def.inputs.iter().map(|(ident, ty)| {
+        let doc = format!(
+            " The `{}` input of the workflow.",
+            syn::ext::IdentExt::unraw(ident)
+        );
+        quote!(#[doc = #doc] #vis #ident: #ty)
+    });
+    let serde_checks = def.inputs.iter().map(|(_, ty)| {
+        quote_spanned! {syn::spanned::Spanned::span(ty)=>
+            ::runledger::__private::assert_serde::<#ty>();
+        }
+    });
+    let input_idents: Vec<_> = def.inputs.iter().map(|(ident, _)| ident).collect();
+
+    let shapes = def.steps.iter().map(|step| step_shape(def, step));
+    let args = def
+        .steps
+        .iter()
+        .map(|step| step_args(def, step, &input_idents));
+    let (output_key, output_ty) = match def.output.map(|i| &def.steps[i]) {
+        Some(step) => {
+            let key = &step.key;
+            let ty = match &step.what {
+                StepWhat::Job { path, .. } => quote!(<#path as ::runledger::Job>::Output),
+                StepWhat::Gate { .. } => quote!(()),
+            };
+            (quote!(::core::option::Option::Some(#key)), ty)
+        }
+        None => (quote!(::core::option::Option::None), quote!(())),
+    };
+
+    let summary = format!(
+        " Input of the workflow `{name}` (declared by `{fn_name}`): build it and call \
+         [`enqueue`]({input}::enqueue) to start a run, or [`enqueue_tx`]({input}::enqueue_tx) \
+         inside an open transaction."
+    );
+    let dag = describe(def);
+    let fn_docs = if docs.is_empty() {
+        quote!()
+    } else {
+        quote!(#[doc = ""] #(#docs)*)
+    };
+
+    quote! {
+        #(#cfgs)*
+        #[doc = #summary]
+        #fn_docs
+        #[doc = ""]
+        #[doc = #dag]
+        #[derive(
+            ::runledger::__private::serde::Serialize,
+            ::runledger::__private::serde::Deserialize,
+            ::core::fmt::Debug,
+            ::core::clone::Clone,
+        )]
+        #[serde(crate = "::runledger::__private::serde")]
+        #vis struct #input {
+            #(#fields,)*
+        }
+
+        #(#cfgs)*
+        const _: () = {
+            #(#serde_checks)*
+
+            impl ::runledger::Workflow for #input {
+                const NAME: &'static str = #name;
+                const SHAPE: ::runledger::WorkflowShape = ::runledger::WorkflowShape {
+                    name: #name,
+                    steps: &[#(#shapes),*],
+                    output: #output_key,
+                };
+                type Output = #output_ty;
+
+                #[allow(unused_variables, clippy::redundant_clone)]
+                fn step_args(
+                    &self,
+                ) -> ::core::result::Result<
+                    ::std::vec::Vec<
+                        ::runledger::__private::serde_json::Map<
+                            ::std::string::String,
+                            ::runledger::__private::serde_json::Value,
+                        >,
+                    >,
+                    ::runledger::Error,
+                > {
+                    ::core::result::Result::Ok(::std::vec![#(#args),*])
+                }
+            }
+
+            impl #input {
+                /// Starts a run of this workflow on `client`'s pool; await the returned builder
+                /// (after an optional idempotency key) to insert it.
+                #vis fn enqueue(
+                    self,
+                    client: &::runledger::Runledger,
+                ) -> ::runledger::WorkflowEnqueue<'_, Self> {
+                    ::runledger::WorkflowEnqueue::new(client, self)
+                }
+
+                /// Starts a run inside the caller's open transaction; a rollback leaves nothing
+                /// behind.
+                #vis fn enqueue_tx<'a>(
+                    self,
+                    client: &'a ::runledger::Runledger,
+                    tx: &'a mut ::runledger::__private::PgConnection,
+                ) -> ::runledger::WorkflowEnqueue<'a, Self> {
+                    ::runledger::WorkflowEnqueue::new_tx(client, tx, self)
+                }
+            }
+
+            ::runledger::__private::inventory::submit! {
+                ::runledger::__private::WorkflowRegistration::of::<#input>()
+            }
+        };
+    }
+}
+
+/// The `StepShape` constant of one step.
+fn step_shape(def: &WorkflowDef, step: &StepDef) -> TokenStream {
+    let key = &step.key;
+    let deps = step.deps.iter().map(|dep| {
+        let from = &def.steps[dep.step].key;
+        let on_any = dep.on_any;
+        quote!(::runledger::Dependency { step: #from, on_any: #on_any })
+    });
+    match &step.what {
+        StepWhat::Job { path, args, .. } => {
+            let bindings = args.iter().enumerate().filter_map(|(index, arg)| {
+                let Arg::Edge {
+                    step: from,
+                    path: fields,
+                    ..
+                } = arg
+                else {
+                    return None;
+                };
+                let from = &def.steps[*from].key;
+                let fields = fields.iter().map(member_name);
+                Some(quote! {
+                    ::runledger::Binding {
+                        param: ::runledger::__private::field_name(
+                            <#path>::__RUNLEDGER_FIELDS,
+                            #index,
+                        ),
+                        step: #from,
+                        path: &[#(#fields),*],
+                    }
+                })
+            });
+            quote! {
+                ::runledger::StepShape {
+                    key: #key,
+                    kind: ::runledger::StepKind::Job {
+                        kind: <#path as ::runledger::Job>::KIND,
+                        options: <#path as ::runledger::Job>::OPTIONS,
+                    },
+                    after: &[#(#deps),*],
+                    bindings: &[#(#bindings),*],
+                }
+            }
+        }
+        StepWhat::Gate { name } => quote! {
+            ::runledger::StepShape {
+                key: #key,
+                kind: ::runledger::StepKind::Gate { name: #name },
+                after: &[#(#deps),*],
+                bindings: &[],
+            }
+        },
+    }
+}
+
+/// The expression that yields one step's arguments known at enqueue (a JSON object), typed
+/// against the job's parameters; data edges are type-checked and left out.
+fn step_args(def: &WorkflowDef, step: &StepDef, input_idents: &[&syn::Ident]) -> TokenStream {
+    let StepWhat::Job { path, call, args } = &step.what else {
+        return quote!(::runledger::__private::serde_json::Map::new());
+    };
+    let key = &step.key;
+    let input = &def.input;
+    let partial_args = args.iter().map(|arg| match arg {
+        Arg::Static(expr) => quote_spanned! {syn::spanned::Spanned::span(expr)=>
+            ::core::option::Option::Some(#expr)
+        },
+        Arg::Edge {
+            step: from,
+            root,
+            expr,
+            ..
+        } => {
+            let parent = match &def.steps[*from].what {
+                StepWhat::Job { path, .. } => quote!(<#path as ::runledger::Job>::Output),
+                StepWhat::Gate { .. } => quote!(()),
+            };
+            let root = format_ident!("{}", root, span = root.span());
+            quote_spanned! {syn::spanned::Spanned::span(expr)=>
+                ::runledger::__private::from_step(|| {
+                    let #root: #parent = ::runledger::__private::placeholder();
+                    #expr
+                })
+            }
+        }
+    });
+    let has_static = args.iter().any(|arg| matches!(arg, Arg::Static(_)));
+    let inputs = has_static.then(|| {
+        quote! {
+            let #input { #(#input_idents),* } = ::core::clone::Clone::clone(self);
+        }
+    });
+    let partial = quote_spanned! {*call=>
+        <#path>::__runledger_partial(#(#partial_args),*)
+    };
+    quote! {
+        {
+            #inputs
+            ::runledger::__private::step_args(#key, #partial)?
+        }
+    }
+}
+
+fn member_name(member: &Member) -> String {
+    match member {
+        Member::Named(ident) => syn::ext::IdentExt::unraw(ident).to_string(),
+        Member::Unnamed(index) => index.index.to_string(),
+    }
+}
+
+/// A line per step for the input struct's docs.
+fn describe(def: &WorkflowDef) -> String {
+    let mut text = String::from(" Steps:\n");
+    for step in &def.steps {
+        let what = match &step.what {
+            StepWhat::Job { path, .. } => {
+                format!("job `{}`", quote!(#path).to_string().replace(' ', ""))
+            }
+            StepWhat::Gate { name } => format!("gate `{name}`"),
+        };
+        let after: Vec<String> = step
+            .deps
+            .iter()
+            .map(|d| {
+                let key = &def.steps[d.step].key;
+                if d.on_any {
+                    format!("`{key}` (any outcome)")
+                } else {
+                    format!("`{key}`")
+                }
+            })
+            .collect();
+        let after = if after.is_empty() {
+            String::new()
+        } else {
+            format!(", after {}", after.join(", "))
+        };
+        text.push_str(&format!(" - `{}`: {what}{after}\n", step.key));
+    }
+    if let Some(output) = def.output {
+        text.push_str(&format!(
+            "\n The run's output is the output of `{}`.",
+            def.steps[output].key
+        ));
+    }
+    text
+}
+
+fn attrs_named<'a>(attrs: &'a [Attribute], name: &str) -> Vec<&'a Attribute> {
+    attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident(name))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    use crate::ctxt::Errors;
+    use crate::workflow::parse::parse;
+
+    fn expand(item: proc_macro2::TokenStream) -> String {
+        let mut errors = Errors::default();
+        let def = parse(quote!(name = "orders.fulfil"), item, &mut errors).expect("parsed");
+        errors.finish().expect("no errors");
+        super::expand(&def).to_string()
+    }
+
+    #[test]
+    fn expands_shape_arguments_and_checks() {
+        let out = expand(quote! {
+            /// Fulfils an order.
+            pub fn fulfil_order(order_id: u64, email: String) {
+                let charge = charge_card(order_id);
+                let ok = external!("approval");
+                send_receipt(email, charge.receipt_url).after(ok)
+            }
+        });
+        let has = |tokens: proc_macro2::TokenStream| {
+            let text = tokens.to_string();
+            assert!(out.contains(&text), "missing {text}\nin {out}");
+        };
+        has(quote!(pub struct FulfilOrder));
+        has(quote!(
+            const NAME: &'static str = "orders.fulfil";
+        ));
+        has(quote!(kind: <charge_card as ::runledger::Job>::KIND));
+        has(quote!(kind: ::runledger::StepKind::Gate { name: "approval" }));
+        has(quote!(::runledger::Dependency {
+            step: "charge",
+            on_any: false
+        }));
+        has(quote!(::runledger::Dependency {
+            step: "ok",
+            on_any: false
+        }));
+        has(
+            quote!(param: ::runledger::__private::field_name(<send_receipt>::__RUNLEDGER_FIELDS, 1usize,)),
+        );
+        has(quote!(path: &["receipt_url"]));
+        has(quote!(output: ::core::option::Option::Some("send_receipt")));
+        has(quote!(
+            type Output = <send_receipt as ::runledger::Job>::Output;
+        ));
+        has(
+            quote!(let charge: <charge_card as ::runledger::Job>::Output = ::runledger::__private::placeholder();),
+        );
+        assert!(
+            out.contains(
+                &quote!(<send_receipt>::__runledger_partial(
+                    ::core::option::Option::Some(email)
+                ))
+                .to_string()
+                .trim_end_matches(')')
+                .to_owned()
+            )
+        );
+        assert!(out.contains("Fulfils an order."));
+    }
+}
