@@ -7,3 +7,10 @@ fn job_macro() {
     t.pass("../trybuild/job/pass/*.rs");
     t.compile_fail("../trybuild/job/fail/*.rs");
 }
+
+#[test]
+fn workflow_macro() {
+    let t = trybuild::TestCases::new();
+    t.pass("../trybuild/workflow/pass/*.rs");
+    t.compile_fail("../trybuild/workflow/fail/*.rs");
+}

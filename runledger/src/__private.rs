@@ -58,13 +58,6 @@ pub fn placeholder<T>() -> T {
     unreachable!("type-check placeholder evaluated")
 }
 
-/// An argument taken from another step's output: absent at enqueue. `check` is never called;
-/// it makes the compiler check that the output field exists and has the parameter's type.
-pub fn from_step<T>(check: impl FnOnce() -> T) -> Option<T> {
-    let _ = check;
-    None
-}
-
 /// Name `index` of `fields`, in const context; `"?"` past the end (the call with the wrong
 /// number of arguments is reported on its own).
 pub const fn field_name(fields: &'static [&'static str], index: usize) -> &'static str {

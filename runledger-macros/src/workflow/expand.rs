@@ -6,7 +6,7 @@
 //! - each argument known at enqueue has the parameter's type (it is passed, in `Some`, to the
 //!   payload's `__runledger_partial`);
 //! - each data edge names a field that exists, of the parameter's type: the same call receives
-//!   a never-called closure that reads the field from a value of the parent's output type.
+//!   a never-taken branch that reads the field from a value of the parent's output type.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
@@ -218,11 +218,17 @@ fn step_args(def: &WorkflowDef, step: &StepDef, input_idents: &[&syn::Ident]) ->
                 StepWhat::Gate { .. } => quote!(()),
             };
             let root = format_ident!("{}", root, span = root.span());
+            // Never taken: `Some(..)` gets the parameter's type as its expectation, so a
+            // mismatch is reported at the user's expression.
             quote_spanned! {syn::spanned::Spanned::span(expr)=>
-                ::runledger::__private::from_step(|| {
-                    let #root: #parent = ::runledger::__private::placeholder();
-                    #expr
-                })
+                if false {
+                    ::core::option::Option::Some({
+                        let #root: #parent = ::runledger::__private::placeholder();
+                        #expr
+                    })
+                } else {
+                    ::core::option::Option::None
+                }
             }
         }
     });

@@ -110,6 +110,7 @@ pub(crate) fn parse(
         steps: Vec::new(),
         names: Vec::new(),
         gates: Vec::new(),
+        rejected: false,
         errors,
     };
     let stmts = item.block.stmts.clone();
@@ -119,7 +120,7 @@ pub(crate) fn parse(
         let is_tail = index + 1 == count;
         output = body.stmt(stmt, is_tail).or(output);
     }
-    if body.steps.is_empty() {
+    if body.steps.is_empty() && !body.rejected {
         body.errors.spanned(
             &item.sig.ident,
             "a workflow needs at least one step, such as `let charge = charge_card(order_id);`",
@@ -245,6 +246,8 @@ struct Body<'e> {
     /// Step names, by index.
     names: Vec<String>,
     gates: Vec<String>,
+    /// Whether a statement was rejected (then "no steps" is not worth saying too).
+    rejected: bool,
     errors: &'e mut Errors,
 }
 
@@ -601,6 +604,7 @@ impl Body<'_> {
     }
 
     fn report_unsupported(&mut self, expr: &Expr) {
+        self.rejected = true;
         let control = match expr {
             Expr::If(e) => Some(e.if_token.span),
             Expr::Match(e) => Some(e.match_token.span),
