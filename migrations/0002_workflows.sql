@@ -111,64 +111,74 @@ CREATE TABLE runledger.workflow_bindings (
     PRIMARY KEY (run_id, from_step, to_step, param)
 );
 
--- Settles step `p_step` of run `p_run` as `p_state` ('completed', 'failed' or 'cancelled').
--- Returns 'settled', or the step's state when it was not open (already terminal, or still
--- pending), or 'no_run' / 'no_step'. Idempotent: settling a terminal step changes nothing.
+-- Settles step `p_step` of run `p_run` as `p_state` ('completed', 'failed' or 'cancelled');
+-- `p_gate` says whether the step is a gate (else a job step). Returns 'settled', or the step's
+-- state when it was not open (already terminal, or still pending), or 'no_run' / 'no_step'.
+-- Idempotent: settling a terminal step changes nothing.
 CREATE FUNCTION runledger.workflow_settle(
-    p_run bigint, p_step text, p_state text, p_output jsonb, p_error text
+    p_run bigint, p_step text, p_state text, p_output jsonb, p_error text, p_gate boolean
 ) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
-    v_run_state text;
     v_prev      text;
     v_keys      text[];
     v_ok        boolean[];
     v_next      text[];
     v_touched   text[];
-    v_active    integer := 0;
-    v_gates     integer := 0;
-    v_failed    integer := 0;
+    v_skipped   integer := 0;
     v_notified  bigint;
     v_run       runledger.workflow_runs%ROWTYPE;
 BEGIN
-    SELECT state INTO v_run_state FROM runledger.workflow_runs WHERE id = p_run FOR UPDATE;
+    -- The run row first: it serializes every settle of the run. Its counters are updated for
+    -- the transition expected, and put back below in the rare case it does not happen.
+    UPDATE runledger.workflow_runs
+    SET steps_active = steps_active - CASE WHEN p_gate THEN 0 ELSE 1 END,
+        gates_waiting = gates_waiting - CASE WHEN p_gate THEN 1 ELSE 0 END,
+        steps_failed = steps_failed + CASE WHEN p_state = 'completed' THEN 0 ELSE 1 END
+    WHERE id = p_run AND (steps_active > 0 OR p_gate) AND (gates_waiting > 0 OR NOT p_gate)
+    RETURNING * INTO v_run;
     IF NOT FOUND THEN
-        RETURN 'no_run';
-    END IF;
-    SELECT state INTO v_prev FROM runledger.workflow_steps
-    WHERE run_id = p_run AND key = p_step FOR UPDATE;
-    IF NOT FOUND THEN
-        RETURN 'no_step';
-    END IF;
-    IF v_prev NOT IN ('ready', 'waiting') THEN
-        RETURN v_prev;
+        SELECT state INTO v_prev FROM runledger.workflow_steps WHERE run_id = p_run AND key = p_step;
+        RETURN COALESCE(v_prev, CASE WHEN EXISTS (
+            SELECT 1 FROM runledger.workflow_runs WHERE id = p_run) THEN 'no_step' ELSE 'no_run' END);
     END IF;
 
     UPDATE runledger.workflow_steps
     SET state = p_state, output = p_output, error = p_error, finished_at = now()
-    WHERE run_id = p_run AND key = p_step;
-    IF v_prev = 'waiting' THEN v_gates := -1; ELSE v_active := -1; END IF;
-    IF p_state <> 'completed' THEN v_failed := 1; END IF;
+    WHERE run_id = p_run AND key = p_step
+      AND state = CASE WHEN p_gate THEN 'waiting' ELSE 'ready' END;
+    IF NOT FOUND THEN
+        UPDATE runledger.workflow_runs
+        SET steps_active = steps_active + CASE WHEN p_gate THEN 0 ELSE 1 END,
+            gates_waiting = gates_waiting + CASE WHEN p_gate THEN 1 ELSE 0 END,
+            steps_failed = steps_failed - CASE WHEN p_state = 'completed' THEN 0 ELSE 1 END
+        WHERE id = p_run;
+        SELECT state INTO v_prev FROM runledger.workflow_steps WHERE run_id = p_run AND key = p_step;
+        RETURN COALESCE(v_prev, 'no_step');
+    END IF;
 
-    IF v_run_state = 'running' THEN
+    IF v_run.state = 'running' THEN
         v_keys := ARRAY[p_step];
         v_ok := ARRAY[p_state = 'completed'];
         WHILE cardinality(v_keys) > 0 LOOP
+            v_next := '{}';
             -- Children that need a parent's success, of parents that did not succeed: skipped.
-            WITH skipped AS (
-                UPDATE runledger.workflow_steps s
-                SET state = 'skipped', finished_at = now(),
-                    error = 'skipped: step `' || e.from_step || '` did not complete'
-                FROM (
-                    SELECT DISTINCT ON (e.to_step) e.to_step, e.from_step
-                    FROM runledger.workflow_edges e
-                    JOIN unnest(v_keys, v_ok) AS f(key, ok) ON f.key = e.from_step
-                    WHERE e.run_id = p_run AND NOT f.ok AND NOT e.on_any
-                    ORDER BY e.to_step, e.from_step
-                ) e
-                WHERE s.run_id = p_run AND s.key = e.to_step AND s.state = 'pending'
-                RETURNING s.key
-            )
-            SELECT COALESCE(array_agg(key), '{}') INTO v_next FROM skipped;
+            IF NOT (true = ALL (v_ok)) THEN
+                WITH skipped AS (
+                    UPDATE runledger.workflow_steps s
+                    SET state = 'skipped', finished_at = now(),
+                        error = 'skipped: step `' || e.from_step || '` did not complete'
+                    FROM (
+                        SELECT DISTINCT ON (e.to_step) e.to_step, e.from_step
+                        FROM runledger.workflow_edges e
+                        JOIN unnest(v_keys, v_ok) AS f(key, ok) ON f.key = e.from_step
+                        WHERE e.run_id = p_run AND NOT f.ok AND NOT e.on_any
+                        ORDER BY e.to_step, e.from_step
+                    ) e
+                    WHERE s.run_id = p_run AND s.key = e.to_step AND s.state = 'pending'
+                    RETURNING s.key
+                )
+                SELECT COALESCE(array_agg(key), '{}') INTO v_next FROM skipped;
+            END IF;
 
             -- Satisfied edges count down; data edges from parents that succeeded fill arguments.
             WITH f AS (
@@ -223,19 +233,19 @@ BEGIN
                 ) n;
             END IF;
 
-            v_active := v_active - cardinality(v_next);
-            v_failed := v_failed + cardinality(v_next);
+            v_skipped := v_skipped + cardinality(v_next);
             v_keys := v_next;
             v_ok := array_fill(false, ARRAY[cardinality(v_next)]);
         END LOOP;
-    END IF;
 
-    UPDATE runledger.workflow_runs
-    SET steps_active = steps_active + v_active,
-        gates_waiting = gates_waiting + v_gates,
-        steps_failed = steps_failed + v_failed
-    WHERE id = p_run
-    RETURNING * INTO v_run;
+        IF v_skipped > 0 THEN
+            UPDATE runledger.workflow_runs
+            SET steps_active = steps_active - v_skipped,
+                steps_failed = steps_failed + v_skipped
+            WHERE id = p_run
+            RETURNING * INTO v_run;
+        END IF;
+    END IF;
 
     IF v_run.state = 'running' AND v_run.steps_active = 0
        AND (v_run.gates_waiting = 0 OR v_run.steps_failed > 0) THEN
@@ -269,7 +279,8 @@ BEGIN
         NEW.run_id, NEW.step, NEW.state,
         CASE WHEN NEW.state = 'completed' THEN COALESCE(NEW.output, 'null'::jsonb) END,
         CASE WHEN NEW.state <> 'completed'
-             THEN COALESCE(NEW.errors -> -1 ->> 'error', 'job ' || NEW.id || ' ' || NEW.state) END);
+             THEN COALESCE(NEW.errors -> -1 ->> 'error', 'job ' || NEW.id || ' ' || NEW.state) END,
+        false);
     RETURN NULL;
 END
 $$;
@@ -322,3 +333,16 @@ BEGIN
     RETURN v_prev;
 END
 $$;
+
+-- Runs and steps are updated several times each (counters, states, arguments): leave room on
+-- each page so that those updates stay on their page (HOT), and vacuum early.
+ALTER TABLE runledger.workflow_runs SET (
+    fillfactor = 80,
+    autovacuum_vacuum_scale_factor = 0.05,
+    autovacuum_analyze_scale_factor = 0.05
+);
+ALTER TABLE runledger.workflow_steps SET (
+    fillfactor = 70,
+    autovacuum_vacuum_scale_factor = 0.05,
+    autovacuum_analyze_scale_factor = 0.05
+);

@@ -1,7 +1,7 @@
 //! runledger-bench: the workloads of PERFORMANCE.md, measured against a real PostgreSQL.
 //!
 //! ```text
-//! cargo run --release -p runledger-bench -- <w1|w2|w3|raw|all> [--jobs N] [--concurrency C] [--json]
+//! cargo run --release -p runledger-bench -- <w1|w2|w3|w4|raw|all> [--jobs N] [--concurrency C] [--json]
 //! ```
 //!
 //! Uses `DATABASE_URL` if set, else starts an embedded PostgreSQL with `fsync` and
@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use runledger::testing::TestDatabase;
-use runledger::{EmbeddedPostgres, JobError, Runledger, Worker, job};
+use runledger::{EmbeddedPostgres, JobError, Runledger, Worker, job, workflow};
 use serde_json::json;
 
 /// A no-op job: the cost measured is the framework's and the database's.
@@ -29,6 +29,33 @@ async fn bench_noop(seq: u64) -> Result<(), JobError> {
 async fn bench_latency(seq: u64) -> Result<(), JobError> {
     starts().lock().expect("starts").insert(seq, Instant::now());
     Ok(())
+}
+
+/// W4's first step: passes its seed on.
+#[job(queue = "bench")]
+async fn bench_seed(seed: u64) -> Result<u64, JobError> {
+    Ok(seed)
+}
+
+/// W4's middle steps: add to their parent's output.
+#[job(queue = "bench")]
+async fn bench_add(x: u64, y: u64) -> Result<u64, JobError> {
+    Ok(x + y)
+}
+
+/// W4's last step: joins the two branches.
+#[job(queue = "bench")]
+async fn bench_join(left: u64, right: u64) -> Result<u64, JobError> {
+    Ok(left + right)
+}
+
+/// W4: a diamond a -> {b, c} -> d, every edge carrying data.
+#[workflow(name = "bench.diamond")]
+fn bench_diamond(seed: u64) {
+    let a = bench_seed(seed);
+    let b = bench_add(a, 1);
+    let c = bench_add(a, 2);
+    bench_join(b, c)
 }
 
 fn starts() -> &'static Mutex<HashMap<u64, Instant>> {
@@ -63,7 +90,10 @@ fn parse_args() -> Result<Args, String> {
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    if !matches!(parsed.workload.as_str(), "w1" | "w2" | "w3" | "raw" | "all") {
+    if !matches!(
+        parsed.workload.as_str(),
+        "w1" | "w2" | "w3" | "w4" | "raw" | "all"
+    ) {
         return Err(format!("unknown workload `{}`", parsed.workload));
     }
     Ok(parsed)
@@ -77,13 +107,15 @@ fn number(value: Option<String>, flag: &str) -> Result<usize, String> {
 }
 
 const USAGE: &str =
-    "usage: runledger-bench <w1|w2|w3|raw|all> [--jobs N] [--concurrency C] [--json]
+    "usage: runledger-bench <w1|w2|w3|w4|raw|all> [--jobs N] [--concurrency C] [--json]
   w1   bulk-enqueue N jobs (default 20000), drain with one worker (concurrency 10 and 50, or C);
        also runs raw and prints ratio_to_raw
   w2   5000 single-job enqueues (N), one client, then 8 concurrent clients
   w3   500 jobs (N) enqueued 20 ms apart to an idle worker: pickup latency
+  w4   1000 runs (N) of a diamond workflow a -> {b, c} -> d passing outputs along, started
+       by 8 clients, then run by one worker (concurrency 50, or C): steps/s and runs/s
   raw  the claim/complete cycle of w1 with no framework around it
-  all  w1, w2 and w3";
+  all  w1, w2, w3 and w4";
 
 /// One measured figure.
 struct Figure {
@@ -199,6 +231,14 @@ async fn run(args: Args) -> Result<(), runledger::Error> {
     if w == "w3" || w == "all" {
         w3(&mut bench, args.jobs.unwrap_or(500)).await?;
     }
+    if w == "w4" || w == "all" {
+        w4(
+            &mut bench,
+            args.jobs.unwrap_or(1_000),
+            args.concurrency.unwrap_or(50),
+        )
+        .await?;
+    }
     if !bench.json {
         println!("{:<6} {:<34} {:>14}  unit", "load", "figure", "value");
         for f in &bench.figures {
@@ -209,6 +249,88 @@ async fn run(args: Args) -> Result<(), runledger::Error> {
             );
         }
     }
+    Ok(())
+}
+
+/// Starts `runs` diamond runs from 8 clients, then drains them with one worker.
+async fn w4(bench: &mut Bench, runs: usize, concurrency: usize) -> Result<(), runledger::Error> {
+    let db = bench.database().await?;
+    let rl = db.client();
+    let clients = 8;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for client in 0..clients {
+        let rl = rl.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut handles = Vec::new();
+            for seed in (client..runs).step_by(clients) {
+                handles.push(BenchDiamond { seed: seed as u64 }.enqueue(&rl).await?);
+            }
+            Ok::<_, runledger::Error>(handles)
+        }));
+    }
+    let mut handles = Vec::with_capacity(runs);
+    for task in tasks {
+        handles.extend(task.await.expect("starter task")?);
+    }
+    let start_rate = runs as f64 / started.elapsed().as_secs_f64();
+
+    let worker = Worker::builder(db.pool().clone())
+        .queues(["bench"])
+        .kinds(["bench_seed", "bench_add", "bench_join"])
+        .concurrency(concurrency)
+        .batch_size(batch_for(concurrency))
+        .migrate(false)
+        .build()?;
+    let started = Instant::now();
+    let running = worker.start().await?;
+    loop {
+        let open = runledger::testing::count_open_runs(&rl).await?;
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = started.elapsed();
+    running.shutdown().await?;
+    // Every run computed seed + 1 + seed + 2.
+    for (i, handle) in handles.iter().enumerate().step_by(97) {
+        let _ = i;
+        let output = handle.wait_timeout(Duration::from_secs(5)).await?;
+        let seed = rl
+            .workflow_run(handle.id())
+            .await?
+            .and_then(|r| r.input["seed"].as_u64())
+            .unwrap_or_default();
+        assert_eq!(
+            output,
+            2 * seed + 3,
+            "run {} computed a wrong total",
+            handle.id()
+        );
+    }
+    let extra = json!({"runs": runs, "steps": runs * 4, "concurrency": concurrency});
+    bench.record(
+        "w4",
+        "runs started, 8 clients",
+        start_rate,
+        "runs/s",
+        extra.clone(),
+    );
+    bench.record(
+        "w4",
+        format!("steps, concurrency {concurrency}"),
+        (runs * 4) as f64 / elapsed.as_secs_f64(),
+        "steps/s",
+        extra.clone(),
+    );
+    bench.record(
+        "w4",
+        format!("runs, concurrency {concurrency}"),
+        runs as f64 / elapsed.as_secs_f64(),
+        "runs/s",
+        extra,
+    );
     Ok(())
 }
 

@@ -349,3 +349,8 @@ pub async fn count_by_state(rl: &Runledger) -> Result<Vec<(JobState, i64)>, Erro
         .map(|(s, n)| Ok((JobState::parse(&s)?, n)))
         .collect()
 }
+
+/// Workflow runs still running.
+pub async fn count_open_runs(rl: &Runledger) -> Result<i64, Error> {
+    crate::store::workflows::count_running(rl.pool()).await
+}

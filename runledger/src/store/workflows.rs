@@ -257,11 +257,21 @@ pub(crate) async fn complete_gate<'e>(
     gate: &str,
 ) -> Result<Option<String>, Error> {
     Ok(sqlx::query_scalar::<_, String>(
-        "SELECT runledger.workflow_settle(s.run_id, s.key, 'completed', 'null'::jsonb, NULL) \
+        "SELECT runledger.workflow_settle(s.run_id, s.key, 'completed', 'null'::jsonb, NULL, true) \
          FROM runledger.workflow_steps s WHERE s.run_id = $1 AND s.gate = $2",
     )
     .bind(id)
     .bind(gate)
     .fetch_optional(db)
     .await?)
+}
+
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+/// Runs still running.
+pub(crate) async fn count_running(pool: &sqlx::PgPool) -> Result<i64, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM runledger.workflow_runs WHERE state = 'running'")
+            .fetch_one(pool)
+            .await?,
+    )
 }
