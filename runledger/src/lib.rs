@@ -42,6 +42,47 @@
 //! }
 //! ```
 //!
+//! ## Workflows
+//!
+//! [`#[workflow]`](workflow) declares a DAG of jobs; the compiler checks that every step exists,
+//! that each field passed along an edge exists and has the parameter's type, and that the body
+//! has no branches or loops. Steps are released in the transaction that completes their
+//! prerequisites.
+//!
+//! ```no_run
+//! use runledger::{job, workflow, JobError, Runledger};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! pub struct Charge { pub receipt_url: String }
+//!
+//! #[job]
+//! async fn charge_card(order_id: i64, cents: i64) -> Result<Charge, JobError> {
+//!     Ok(Charge { receipt_url: format!("https://pay.example/{order_id}/{cents}") })
+//! }
+//!
+//! #[job]
+//! async fn send_receipt(email: String, receipt_url: String) -> Result<bool, JobError> {
+//!     Ok(!email.is_empty() && !receipt_url.is_empty())
+//! }
+//!
+//! #[workflow(name = "orders.fulfil")]
+//! fn fulfil_order(order_id: i64, email: String, cents: i64) {
+//!     let charge = charge_card(order_id, cents);
+//!     let ok = external!("approval");
+//!     send_receipt(email, charge.receipt_url).after(ok)
+//! }
+//!
+//! # async fn demo(rl: Runledger) -> Result<(), runledger::Error> {
+//! let run = FulfilOrder { order_id: 42, email: "ada@example.com".into(), cents: 1999 }
+//!     .enqueue(&rl)
+//!     .idempotency_key("order-42")
+//!     .await?;
+//! run.complete_gate("approval").await?;
+//! let sent: bool = run.wait().await?;
+//! # Ok(()) }
+//! ```
+//!
 //! Without a database at hand, [`EmbeddedPostgres`] starts a throwaway server from the
 //! PostgreSQL binaries installed on the machine; the examples and tests use it when
 //! `DATABASE_URL` is unset.
