@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{count, db, hit, hits, job, token, wait_until};
@@ -22,22 +21,7 @@ async fn slow_step(ctx: &JobContext, key: String, millis: u64) -> Result<i32, Jo
 #[tokio::test]
 #[ignore = "run as a child process by sigkilled_worker_jobs_are_rescued"]
 async fn child_worker_process() {
-    let Ok(url) = std::env::var("RUNLEDGER_CHILD_DATABASE_URL") else {
-        return;
-    };
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    let worker = Worker::builder(pool)
-        .concurrency(4)
-        .lease(Duration::from_secs(1))
-        .migrate(false)
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    // Run until killed.
-    tokio::time::sleep(Duration::from_secs(120)).await;
-    worker.shutdown().await.unwrap();
+    common::child_worker_main().await;
 }
 
 #[tokio::test]
@@ -54,19 +38,7 @@ async fn sigkilled_worker_jobs_are_rescued_and_completed() {
         .collect();
     let handles = rl.enqueue_many(jobs).await.unwrap();
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_worker_process",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RUNLEDGER_CHILD_DATABASE_URL", db.url())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_child_worker("child_worker_process", db.url());
     wait_until(Duration::from_secs(30), "child running 4 jobs", || async {
         count(&rl, JobState::Running).await == 4
     })

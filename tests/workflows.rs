@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{db, hit, hits, token, wait_until};
@@ -741,21 +740,7 @@ async fn many_runs_on_two_workers_finish_exactly_once() {
 #[tokio::test]
 #[ignore = "run as a child process by a_run_whose_worker_is_killed_finishes"]
 async fn child_workflow_worker() {
-    let Ok(url) = std::env::var("RUNLEDGER_CHILD_DATABASE_URL") else {
-        return;
-    };
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    let worker = Worker::builder(pool)
-        .concurrency(4)
-        .lease(Duration::from_secs(1))
-        .migrate(false)
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(120)).await;
-    worker.shutdown().await.unwrap();
+    common::child_worker_main().await;
 }
 
 #[tokio::test]
@@ -770,19 +755,7 @@ async fn a_run_whose_worker_is_killed_finishes_after_rescue() {
     .enqueue(&rl)
     .await
     .unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_workflow_worker",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("RUNLEDGER_CHILD_DATABASE_URL", db.url())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_child_worker("child_workflow_worker", db.url());
     wait_until(WAIT, "both slow steps running in the child", || async {
         common::count(&rl, JobState::Running).await == 2
     })

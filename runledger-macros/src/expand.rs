@@ -194,6 +194,13 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
         > + ::core::marker::Send
     };
 
+    let enqueue_methods = enqueue_methods(
+        vis,
+        &quote!(::runledger::Enqueue),
+        "Enqueues this job on `client`'s pool; await the returned builder (after any per-call \
+         overrides) to insert it.",
+        "Enqueues this job inside the caller's open transaction; a rollback leaves nothing behind.",
+    );
     quote! {
         #item
 
@@ -257,30 +264,38 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
                     __runledger_args
                 }
 
-                /// Enqueues this job on `client`'s pool; await the returned builder (after any
-                /// per-call overrides) to insert it.
-                #vis fn enqueue(
-                    self,
-                    client: &::runledger::Runledger,
-                ) -> ::runledger::Enqueue<'_, Self> {
-                    ::runledger::Enqueue::new(client, self)
-                }
-
-                /// Enqueues this job inside the caller's open transaction; a rollback leaves
-                /// nothing behind.
-                #vis fn enqueue_tx<'a>(
-                    self,
-                    client: &'a ::runledger::Runledger,
-                    tx: &'a mut ::runledger::__private::PgConnection,
-                ) -> ::runledger::Enqueue<'a, Self> {
-                    ::runledger::Enqueue::new_tx(client, tx, self)
-                }
+                #enqueue_methods
             }
 
             ::runledger::__private::inventory::submit! {
                 ::runledger::__private::JobRegistration::of::<#payload>()
             }
         };
+    }
+}
+
+/// The typed `enqueue` and `enqueue_tx` of a job payload or a workflow input: each hands `self`
+/// to `builder` (`Enqueue` or `WorkflowEnqueue`), on the pool or in the caller's transaction.
+pub(crate) fn enqueue_methods(
+    vis: &syn::Visibility,
+    builder: &TokenStream,
+    pool_doc: &str,
+    tx_doc: &str,
+) -> TokenStream {
+    quote! {
+        #[doc = #pool_doc]
+        #vis fn enqueue(self, client: &::runledger::Runledger) -> #builder<'_, Self> {
+            #builder::new(client, self)
+        }
+
+        #[doc = #tx_doc]
+        #vis fn enqueue_tx<'a>(
+            self,
+            client: &'a ::runledger::Runledger,
+            tx: &'a mut ::runledger::__private::PgConnection,
+        ) -> #builder<'a, Self> {
+            #builder::new_tx(client, tx, self)
+        }
     }
 }
 
@@ -351,7 +366,7 @@ fn assert_serde(ty: &Type) -> TokenStream {
     }
 }
 
-fn attrs_named<'a>(attrs: &'a [Attribute], name: &str) -> Vec<&'a Attribute> {
+pub(crate) fn attrs_named<'a>(attrs: &'a [Attribute], name: &str) -> Vec<&'a Attribute> {
     attrs
         .iter()
         .filter(|attr| attr.path().is_ident(name))
@@ -438,7 +453,7 @@ mod tests {
             quote!(::runledger::__private::assert_serde::<Charge>();)
         )));
         assert!(out.contains(&norm(
-            quote!(pub fn enqueue(self, client: &::runledger::Runledger,))
+            quote!(pub fn enqueue(self, client: &::runledger::Runledger))
         )));
         assert!(out.contains(&norm(quote!(
             ::runledger::__private::JobRegistration::of::<ChargeCard>()

@@ -80,3 +80,43 @@ pub async fn count(rl: &Runledger, state: JobState) -> i64 {
 pub async fn job(rl: &Runledger, id: JobId) -> JobRecord {
     rl.job(id).await.unwrap().expect("job exists")
 }
+
+/// The body of a child worker process: when this test binary was started by
+/// [`spawn_child_worker`], runs a worker (concurrency 4, lease 1 s) on the given database until
+/// the process is killed; otherwise returns at once.
+pub async fn child_worker_main() {
+    let Ok(url) = std::env::var("RUNLEDGER_CHILD_DATABASE_URL") else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let worker = runledger::Worker::builder(pool)
+        .concurrency(4)
+        .lease(Duration::from_secs(1))
+        .migrate(false)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    // Run until killed.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    worker.shutdown().await.unwrap();
+}
+
+/// Starts this test binary again as a separate process running only the ignored test `entry`
+/// (which calls [`child_worker_main`]) against the database at `url`.
+pub fn spawn_child_worker(entry: &str, url: &str) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            entry,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("RUNLEDGER_CHILD_DATABASE_URL", url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}

@@ -10,9 +10,10 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
-use syn::{Attribute, Member};
+use syn::Member;
 
 use super::parse::{Arg, StepDef, StepWhat, WorkflowDef};
+use crate::expand::{attrs_named, enqueue_methods};
 
 pub(crate) fn expand(def: &WorkflowDef) -> TokenStream {
     let item = &def.item;
@@ -66,6 +67,13 @@ pub(crate) fn expand(def: &WorkflowDef) -> TokenStream {
         quote!(#[doc = ""] #(#docs)*)
     };
 
+    let enqueue_methods = enqueue_methods(
+        vis,
+        &quote!(::runledger::WorkflowEnqueue),
+        "Starts a run of this workflow on `client`'s pool; await the returned builder (after an \
+         optional idempotency key) to insert it.",
+        "Starts a run inside the caller's open transaction; a rollback leaves nothing behind.",
+    );
     quote! {
         #(#cfgs)*
         #[doc = #summary]
@@ -113,24 +121,7 @@ pub(crate) fn expand(def: &WorkflowDef) -> TokenStream {
             }
 
             impl #input {
-                /// Starts a run of this workflow on `client`'s pool; await the returned builder
-                /// (after an optional idempotency key) to insert it.
-                #vis fn enqueue(
-                    self,
-                    client: &::runledger::Runledger,
-                ) -> ::runledger::WorkflowEnqueue<'_, Self> {
-                    ::runledger::WorkflowEnqueue::new(client, self)
-                }
-
-                /// Starts a run inside the caller's open transaction; a rollback leaves nothing
-                /// behind.
-                #vis fn enqueue_tx<'a>(
-                    self,
-                    client: &'a ::runledger::Runledger,
-                    tx: &'a mut ::runledger::__private::PgConnection,
-                ) -> ::runledger::WorkflowEnqueue<'a, Self> {
-                    ::runledger::WorkflowEnqueue::new_tx(client, tx, self)
-                }
+                #enqueue_methods
             }
 
             ::runledger::__private::inventory::submit! {
@@ -292,13 +283,6 @@ fn describe(def: &WorkflowDef) -> String {
         ));
     }
     text
-}
-
-fn attrs_named<'a>(attrs: &'a [Attribute], name: &str) -> Vec<&'a Attribute> {
-    attrs
-        .iter()
-        .filter(|attr| attr.path().is_ident(name))
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,31 +1,12 @@
 //! Rejected: invalid workflow and gate names.
 
-use runledger::{JobError, job, workflow};
-use serde::{Deserialize, Serialize};
+#[path = "../jobs.rs"]
+#[allow(dead_code)]
+mod jobs;
 
-#[derive(Serialize, Deserialize)]
-pub struct Charge {
-    pub id: String,
-    pub cents: i64,
-    pub receipt_url: String,
-}
-
-#[job]
-async fn charge_card(order_id: u64, cents: i64) -> Result<Charge, JobError> {
-    Ok(Charge { id: format!("{order_id}"), cents, receipt_url: String::new() })
-}
-
-#[job]
-async fn send_receipt(email: String, receipt_url: String) -> Result<(), JobError> {
-    let _ = (email, receipt_url);
-    Ok(())
-}
-
-#[job]
-async fn refund(order_id: u64, cents: i64) -> Result<(), JobError> {
-    let _ = (order_id, cents);
-    Ok(())
-}
+#[allow(unused_imports)]
+use jobs::*;
+use runledger::workflow;
 
 #[workflow(name = "orders fulfil")]
 fn w(order_id: u64) {
