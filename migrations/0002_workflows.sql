@@ -117,7 +117,11 @@ CREATE TABLE runledger.workflow_bindings (
 -- Idempotent: settling a terminal step changes nothing.
 CREATE FUNCTION runledger.workflow_settle(
     p_run bigint, p_step text, p_state text, p_output jsonb, p_error text, p_gate boolean
-) RETURNS text LANGUAGE plpgsql AS $$
+) RETURNS text LANGUAGE plpgsql
+-- Its statements look up a handful of rows by primary key: plan them once per session rather
+-- than on every call (custom plans would be re-planned each time).
+SET plan_cache_mode = force_generic_plan
+AS $$
 DECLARE
     v_prev      text;
     v_keys      text[];
