@@ -66,6 +66,7 @@ mod job;
 mod maintenance;
 mod registry;
 mod runtime;
+mod schedule;
 mod store;
 mod validate;
 
@@ -91,6 +92,10 @@ pub use job::{
 pub use registry::JobRegistration;
 pub use runtime::{RunningWorker, ShutdownReport, Worker, WorkerBuilder, WorkerMetrics};
 pub use store::migrate;
+
+// Cron schedules, leader election and retention.
+pub use maintenance::{LeaderInfo, Retention};
+pub use schedule::{CronOptions, CronSchedule, MissedSlots, Schedule, ScheduleError, ScheduleInfo};
 
 /// Turns an `async fn` into a background job; see the crate docs and the options below.
 pub use runledger_macros::job;

@@ -1,0 +1,2 @@
+//! Cron.
+fn main() {}
