@@ -163,6 +163,7 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
             }
         }
     });
+    let cron_args = cron_args(options, payload);
     let required_state = (!requirements.is_empty()).then(|| {
         quote! {
             fn required_state() -> ::std::vec::Vec<::runledger::StateRequirement> {
@@ -216,6 +217,7 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
                 }
 
                 #unique_key
+                #cron_args
                 #required_state
             }
 
@@ -279,7 +281,48 @@ fn job_options(options: &JobAttr) -> TokenStream {
         let period = duration(period.value);
         calls.push(quote!(.unique_scope(::runledger::UniqueScope::Period(#period))));
     }
+    if let Some(cron) = cron_options(options) {
+        calls.push(quote!(.cron(#cron)));
+    }
     quote!(::runledger::JobOptions::new() #(#calls)*)
+}
+
+/// `CronOptions::new(..)` with the declared time zone and missed-slot policy.
+fn cron_options(options: &JobAttr) -> Option<TokenStream> {
+    let expression = &options.cron.as_ref()?.value;
+    let tz = options.tz.as_ref().map(|tz| {
+        let tz = &tz.value;
+        quote!(.timezone(#tz))
+    });
+    let missed = options
+        .missed
+        .as_ref()
+        .filter(|missed| missed.value == "run_once")
+        .map(|_| quote!(.missed(::runledger::MissedSlots::RunOnce)));
+    Some(quote!(::runledger::CronOptions::new(#expression) #tz #missed))
+}
+
+/// `Job::cron_args` for a scheduled job: the `cron_args` expression (type errors point at it),
+/// or the empty payload.
+fn cron_args(options: &JobAttr, payload: &syn::Ident) -> Option<TokenStream> {
+    options.cron.as_ref()?;
+    let value = match &options.cron_args {
+        Some(args) => {
+            let expr = &args.value;
+            quote_spanned! {args.tokens.span()=>
+                {
+                    let __runledger_cron_args: #payload = #expr;
+                    __runledger_cron_args
+                }
+            }
+        }
+        None => quote!(#payload {}),
+    };
+    Some(quote! {
+        fn cron_args() -> ::core::option::Option<Self> {
+            ::core::option::Option::Some(#value)
+        }
+    })
 }
 
 fn backoff(backoff: &BackoffAttr) -> TokenStream {

@@ -69,7 +69,7 @@ impl CronSchedule {
         };
         let cron = parser()
             .parse(expression)
-            .map_err(|e| invalid(e.to_string()))?;
+            .map_err(|e| invalid(e.to_string().trim_end_matches('.').to_owned()))?;
         let schedule = CronSchedule {
             expression: expression.to_owned(),
             zone,
