@@ -121,7 +121,9 @@ impl MaintenanceConfig {
             )));
         }
         if self.prune_interval.is_zero() {
-            return Err(Error::Config("the prune interval must be above zero".into()));
+            return Err(Error::Config(
+                "the prune interval must be above zero".into(),
+            ));
         }
         Ok(())
     }

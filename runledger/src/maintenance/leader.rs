@@ -74,8 +74,7 @@ impl Service for Elector {
     async fn pass(&mut self, shared: &Shared) -> Result<Duration, Error> {
         let lease = shared.config.maintenance.leader_lease;
         let sent = Instant::now();
-        match store::leader::claim(&shared.pool, ROLE, &shared.config.id, lease.as_secs_f64())
-            .await
+        match store::leader::claim(&shared.pool, ROLE, &shared.config.id, lease.as_secs_f64()).await
         {
             Ok(held) => self.set(shared, held.then(|| sent + lease)),
             Err(error) => {
@@ -95,7 +94,9 @@ impl Service for Elector {
         }
         self.set(shared, None);
         match store::leader::release(&shared.pool, ROLE, &shared.config.id).await {
-            Ok(_) => tracing::info!(worker = %shared.config.id, "released the maintenance leader's lease"),
+            Ok(_) => {
+                tracing::info!(worker = %shared.config.id, "released the maintenance leader's lease")
+            }
             Err(error) => tracing::warn!(
                 worker = %shared.config.id,
                 %error,

@@ -36,8 +36,7 @@ impl Service for Pruner {
         }
         if let Some(keep) = retention.completed {
             let deleted =
-                store::retention::prune_fires(&shared.pool, keep.as_secs_f64(), PASS_LIMIT)
-                    .await?;
+                store::retention::prune_fires(&shared.pool, keep.as_secs_f64(), PASS_LIMIT).await?;
             more |= deleted >= PASS_LIMIT as u64;
             if deleted > 0 {
                 tracing::info!(worker = %shared.config.id, fires = deleted, "pruned cron fire records");

@@ -77,7 +77,11 @@ pub(crate) fn plan(
     };
     let mut skipped = 0;
     if cursor < on_time_from {
-        let late = cron.slots(cursor, on_time_from - chrono::TimeDelta::nanoseconds(1), MISSED_COUNTED);
+        let late = cron.slots(
+            cursor,
+            on_time_from - chrono::TimeDelta::nanoseconds(1),
+            MISSED_COUNTED,
+        );
         skipped = late.len();
         if missed == MissedSlots::RunOnce && fire.is_empty() {
             if let Some(latest) = cron.previous_before(on_time_from).filter(|s| *s >= cursor) {
@@ -110,9 +114,14 @@ async fn fire(shared: &Shared, row: &store::schedules::Due) -> Result<(), Error>
     };
     let missed = MissedSlots::from_db(&row.missed);
     let plan = plan(&cron, missed, row.next_fire_at, row.now);
-    let fired =
-        store::schedules::fire(&shared.pool, &row.name, row.next_fire_at, plan.next, &plan.fire)
-            .await?;
+    let fired = store::schedules::fire(
+        &shared.pool,
+        &row.name,
+        row.next_fire_at,
+        plan.next,
+        &plan.fire,
+    )
+    .await?;
     if !fired.advanced {
         tracing::debug!(
             worker = %shared.config.id,

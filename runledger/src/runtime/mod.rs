@@ -692,10 +692,15 @@ impl RunningWorker {
         // renews the leases of unwritten outcomes until then.
         shared.completions.close();
         join_task("completer", completer).await;
-        for (name, mut task) in others {
+        for (name, task) in others {
+            let abort = task.abort_handle();
             // Maintenance services stop by themselves (the leader hands its lease back).
             if crate::maintenance::is_service(name) {
-                let _ = tokio::time::timeout(Duration::from_secs(5), &mut task).await;
+                let stopped = tokio::time::timeout(Duration::from_secs(5), join_task(name, task));
+                if stopped.await.is_err() {
+                    abort.abort();
+                }
+                continue;
             }
             task.abort();
             join_task(name, task).await;

@@ -111,7 +111,12 @@ impl CronSchedule {
     }
 
     /// The slots `s` with `from <= s <= until`, in order, at most `limit` of them.
-    pub fn slots(&self, from: DateTime<Utc>, until: DateTime<Utc>, limit: usize) -> Vec<DateTime<Utc>> {
+    pub fn slots(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> Vec<DateTime<Utc>> {
         let mut slots = Vec::new();
         let mut next = self.first_from(from);
         while let Some(slot) = next {
@@ -168,7 +173,11 @@ mod tests {
         let spring = daily.slots(utc(2026, 3, 29, 0, 0, 0), utc(2026, 3, 29, 23, 59, 59), 10);
         assert_eq!(spring, [utc(2026, 3, 29, 1, 0, 0)], "gap day");
         // Fall back: 02:00 BST becomes 01:00 GMT, so 01:30 happens twice.
-        let autumn = daily.slots(utc(2026, 10, 24, 23, 0, 0), utc(2026, 10, 25, 23, 59, 59), 10);
+        let autumn = daily.slots(
+            utc(2026, 10, 24, 23, 0, 0),
+            utc(2026, 10, 25, 23, 59, 59),
+            10,
+        );
         assert_eq!(autumn, [utc(2026, 10, 25, 0, 30, 0)], "overlap day");
         // Ordinary days around them: 01:30 local each day.
         let week = daily.slots(utc(2026, 3, 26, 0, 0, 0), utc(2026, 4, 1, 0, 0, 0), 10);
@@ -191,10 +200,21 @@ mod tests {
         let from = utc(2026, 1, 1, 0, 0, 0);
         let slots = every_second.slots(from, from + TimeDelta::seconds(4), 100);
         assert_eq!(slots.len(), 5);
-        assert_eq!(every_second.slots(from, from + TimeDelta::hours(1), 10).len(), 10);
+        assert_eq!(
+            every_second
+                .slots(from, from + TimeDelta::hours(1), 10)
+                .len(),
+            10
+        );
         let half = from + TimeDelta::milliseconds(500);
-        assert_eq!(every_second.first_from(half), Some(from + TimeDelta::seconds(1)));
-        assert_eq!(every_second.next_after(half), Some(from + TimeDelta::seconds(1)));
+        assert_eq!(
+            every_second.first_from(half),
+            Some(from + TimeDelta::seconds(1))
+        );
+        assert_eq!(
+            every_second.next_after(half),
+            Some(from + TimeDelta::seconds(1))
+        );
         assert_eq!(every_second.previous_before(half), Some(from));
         let five = CronSchedule::parse("*/5 * * * *", "UTC").unwrap();
         assert_eq!(five.next_after(from), Some(utc(2026, 1, 1, 0, 5, 0)));
@@ -202,7 +222,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_expressions_and_zones() {
-        for bad in ["", "* * *", "61 * * * *", "* * * * * * * *", "0 0 30 2 *", "every day"] {
+        for bad in [
+            "",
+            "* * *",
+            "61 * * * *",
+            "* * * * * * * *",
+            "0 0 30 2 *",
+            "every day",
+        ] {
             let error = CronSchedule::parse(bad, "UTC").unwrap_err();
             assert!(
                 matches!(error, ScheduleError::InvalidCron { .. }),
