@@ -51,6 +51,17 @@ async fn slots_of(pool: &PgPool, kind: &str) -> Vec<DateTime<Utc>> {
         .unwrap()
 }
 
+async fn start(pool: PgPool, id: &str) -> RunningWorker {
+    worker(pool, id).build().unwrap().start().await.unwrap()
+}
+
+async fn wait_for_leader(db: &TestDatabase, id: &str, within: Duration) {
+    wait_until(within, &format!("{id} leads"), || async {
+        leader(db).await.as_deref() == Some(id)
+    })
+    .await;
+}
+
 async fn leader(db: &TestDatabase) -> Option<String> {
     db.client()
         .maintenance_leader()
@@ -88,18 +99,8 @@ async fn two_workers_fire_each_slot_once_across_a_change_of_leader() {
     ))
     .await
     .unwrap();
-    let a = worker(db.pool().clone(), "a")
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    let b = worker(db.pool().clone(), "b")
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let a = start(db.pool().clone(), "a").await;
+    let b = start(db.pool().clone(), "b").await;
     wait_until(Duration::from_secs(10), "a leader", || async {
         leader(&db).await.is_some()
     })
@@ -158,12 +159,7 @@ async fn a_slot_with_a_fire_row_is_never_enqueued_again() {
     .execute(db.pool())
     .await
     .unwrap();
-    let w = worker(db.pool().clone(), "w")
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let w = start(db.pool().clone(), "w").await;
     wait_until(Duration::from_secs(10), "two later slots fired", || async {
         slots_of(db.pool(), "tick").await.len() >= 2
     })
@@ -212,22 +208,9 @@ async fn declared_schedule_is_synced_and_fires() {
 async fn leader_is_replaced_after_graceful_stop_and_after_lease_expiry() {
     let db = db().await;
     // Graceful stop: the lease is handed back, the other worker takes it within a renewal.
-    let a = worker(db.pool().clone(), "a")
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
-    wait_until(Duration::from_secs(5), "a leads", || async {
-        leader(&db).await.as_deref() == Some("a")
-    })
-    .await;
-    let b = worker(db.pool().clone(), "b")
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let a = start(db.pool().clone(), "a").await;
+    wait_for_leader(&db, "a", Duration::from_secs(5)).await;
+    let b = start(db.pool().clone(), "b").await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(
         leader(&db).await.as_deref(),
@@ -236,10 +219,7 @@ async fn leader_is_replaced_after_graceful_stop_and_after_lease_expiry() {
     );
     stop(a).await;
     let stopped = Instant::now();
-    wait_until(Duration::from_secs(3), "b leads", || async {
-        leader(&db).await.as_deref() == Some("b")
-    })
-    .await;
+    wait_for_leader(&db, "b", Duration::from_secs(3)).await;
     assert!(
         stopped.elapsed() < Duration::from_millis(1500),
         "{:?}",
@@ -248,35 +228,14 @@ async fn leader_is_replaced_after_graceful_stop_and_after_lease_expiry() {
 
     // Death: b loses its database (pool closed) without releasing; its lease runs out and c,
     // already running, takes over.
-    let c = worker(db.pool().clone(), "c")
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let c = start(db.pool().clone(), "c").await;
     stop(b).await;
-    wait_until(Duration::from_secs(3), "c leads", || async {
-        leader(&db).await.as_deref() == Some("c")
-    })
-    .await;
+    wait_for_leader(&db, "c", Duration::from_secs(3)).await;
     let own = PgPool::connect(db.url()).await.unwrap();
-    let d = worker(own.clone(), "d")
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let d = start(own.clone(), "d").await;
     stop(c).await;
-    wait_until(Duration::from_secs(3), "d leads", || async {
-        leader(&db).await.as_deref() == Some("d")
-    })
-    .await;
-    let e = worker(db.pool().clone(), "e")
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    wait_for_leader(&db, "d", Duration::from_secs(3)).await;
+    let e = start(db.pool().clone(), "e").await;
     let closing = own.clone();
     tokio::spawn(async move { closing.close().await });
     let died = Instant::now();
@@ -487,12 +446,7 @@ async fn missed_slots_are_skipped_or_run_once() {
         }
     };
     let old = cursor_of("catches-up").await;
-    let w = worker(db.pool().clone(), "w")
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let w = start(db.pool().clone(), "w").await;
     wait_until(Duration::from_secs(10), "both cursors moved", || async {
         cursor_of("skips").await > Utc::now() && cursor_of("catches-up").await > Utc::now()
     })

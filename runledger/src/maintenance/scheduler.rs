@@ -83,11 +83,12 @@ pub(crate) fn plan(
             MISSED_COUNTED,
         );
         skipped = late.len();
-        if missed == MissedSlots::RunOnce && fire.is_empty() {
-            if let Some(latest) = cron.previous_before(on_time_from).filter(|s| *s >= cursor) {
-                fire.push(latest);
-                skipped = skipped.saturating_sub(1);
-            }
+        if missed == MissedSlots::RunOnce
+            && fire.is_empty()
+            && let Some(latest) = cron.previous_before(on_time_from).filter(|s| *s >= cursor)
+        {
+            fire.push(latest);
+            skipped = skipped.saturating_sub(1);
         }
     }
     Plan {

@@ -12,19 +12,7 @@ impl Runledger {
     /// [`Error::Schedule`] for an invalid expression or time zone, [`Error::InvalidInput`] for
     /// an invalid name, and [`Error::Conflict`] if a schedule of this name exists.
     pub async fn add_schedule(&self, schedule: Schedule) -> Result<ScheduleInfo, Error> {
-        schedule.check()?;
-        let mut tx = self.pool().begin().await?;
-        let now = store::schedules::now(&mut *tx).await?;
-        let row = schedule.into_row(now, self.max_payload_bytes())?;
-        if !store::schedules::insert(&mut *tx, &row).await? {
-            return Err(Error::Conflict(format!(
-                "a schedule named `{}` already exists; use `update_schedule` to change it",
-                row.name
-            )));
-        }
-        let info = self.read_schedule(&mut tx, &row.name).await?;
-        tx.commit().await?;
-        Ok(info)
+        self.write_schedule(schedule, true).await
     }
 
     /// Replaces the definition of an existing schedule (a paused schedule stays paused). Its
@@ -32,14 +20,28 @@ impl Runledger {
     /// declared in code is reset to its declaration by the next worker start unless the two
     /// agree. Fails with [`Error::ScheduleNotFound`] if there is none of this name.
     pub async fn update_schedule(&self, schedule: Schedule) -> Result<ScheduleInfo, Error> {
+        self.write_schedule(schedule, false).await
+    }
+
+    /// Inserts (`new`) or updates a schedule, with its next slot after now.
+    async fn write_schedule(&self, schedule: Schedule, new: bool) -> Result<ScheduleInfo, Error> {
         schedule.check()?;
         let mut tx = self.pool().begin().await?;
         let now = store::schedules::now(&mut *tx).await?;
         let row = schedule.into_row(now, self.max_payload_bytes())?;
-        if !store::schedules::update(&mut *tx, &row).await? {
+        if new && !store::schedules::insert(&mut *tx, &row).await? {
+            return Err(Error::Conflict(format!(
+                "a schedule named `{}` already exists; use `update_schedule` to change it",
+                row.name
+            )));
+        }
+        if !new && !store::schedules::update(&mut *tx, &row).await? {
             return Err(not_found(&row.name));
         }
-        let info = self.read_schedule(&mut tx, &row.name).await?;
+        let info = store::schedules::get(&mut *tx, &row.name)
+            .await?
+            .map(ScheduleInfo::from_row)
+            .ok_or_else(|| not_found(&row.name))?;
         tx.commit().await?;
         Ok(info)
     }
@@ -91,17 +93,6 @@ impl Runledger {
             .into_iter()
             .map(ScheduleInfo::from_row)
             .collect())
-    }
-
-    async fn read_schedule(
-        &self,
-        tx: &mut sqlx::PgConnection,
-        name: &str,
-    ) -> Result<ScheduleInfo, Error> {
-        store::schedules::get(tx, name)
-            .await?
-            .map(ScheduleInfo::from_row)
-            .ok_or_else(|| not_found(name))
     }
 }
 

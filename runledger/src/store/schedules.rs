@@ -1,7 +1,7 @@
 //! Statements on `runledger.schedules` and `runledger.schedule_fires`.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgExecutor, PgPool, Row};
 
 use crate::error::Error;
 
@@ -50,27 +50,37 @@ pub(crate) async fn now<'e>(db: impl PgExecutor<'e>) -> Result<DateTime<Utc>, Er
     Ok(sqlx::query_scalar("SELECT now()").fetch_one(db).await?)
 }
 
+/// Binds `$1..$11` of the statements that write a whole schedule.
+fn bind_schedule<'q>(query: PgQuery<'q>, s: &'q NewSchedule) -> PgQuery<'q> {
+    query
+        .bind(&s.name)
+        .bind(&s.kind)
+        .bind(&s.expression)
+        .bind(&s.timezone)
+        .bind(s.missed)
+        .bind(&s.args)
+        .bind(&s.queue)
+        .bind(s.priority)
+        .bind(s.max_attempts)
+        .bind(s.timeout_ms)
+        .bind(s.next_fire_at)
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
 /// Inserts a run-time schedule; false if one with the same name exists.
 pub(crate) async fn insert<'e>(db: impl PgExecutor<'e>, s: &NewSchedule) -> Result<bool, Error> {
-    let inserted = sqlx::query(
-        r#"
+    let inserted = bind_schedule(
+        sqlx::query(
+            r#"
         INSERT INTO runledger.schedules (name, kind, expression, timezone, missed, args, queue,
                                          priority, max_attempts, timeout_ms, next_fire_at)
         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11)
         ON CONFLICT (name) DO NOTHING
         "#,
+        ),
+        s,
     )
-    .bind(&s.name)
-    .bind(&s.kind)
-    .bind(&s.expression)
-    .bind(&s.timezone)
-    .bind(s.missed)
-    .bind(&s.args)
-    .bind(&s.queue)
-    .bind(s.priority)
-    .bind(s.max_attempts)
-    .bind(s.timeout_ms)
-    .bind(s.next_fire_at)
     .execute(db)
     .await?
     .rows_affected();
@@ -80,26 +90,18 @@ pub(crate) async fn insert<'e>(db: impl PgExecutor<'e>, s: &NewSchedule) -> Resu
 /// Replaces the definition of an existing schedule (its paused flag is kept) and restarts its
 /// cursor at `next_fire_at`; false if there is no such schedule.
 pub(crate) async fn update<'e>(db: impl PgExecutor<'e>, s: &NewSchedule) -> Result<bool, Error> {
-    let updated = sqlx::query(
-        r#"
+    let updated = bind_schedule(
+        sqlx::query(
+            r#"
         UPDATE runledger.schedules
         SET kind = $2, expression = $3, timezone = $4, missed = $5, args = $6::jsonb, queue = $7,
             priority = $8, max_attempts = $9, timeout_ms = $10, next_fire_at = $11,
             updated_at = now()
         WHERE name = $1
         "#,
+        ),
+        s,
     )
-    .bind(&s.name)
-    .bind(&s.kind)
-    .bind(&s.expression)
-    .bind(&s.timezone)
-    .bind(s.missed)
-    .bind(&s.args)
-    .bind(&s.queue)
-    .bind(s.priority)
-    .bind(s.max_attempts)
-    .bind(s.timeout_ms)
-    .bind(s.next_fire_at)
     .execute(db)
     .await?
     .rows_affected();
@@ -114,8 +116,9 @@ pub(crate) async fn upsert_declared<'e>(
     db: impl PgExecutor<'e>,
     s: &NewSchedule,
 ) -> Result<Option<&'static str>, Error> {
-    let inserted: Option<bool> = sqlx::query_scalar(
-        r#"
+    let row = bind_schedule(
+        sqlx::query(
+            r#"
         INSERT INTO runledger.schedules AS t (name, kind, expression, timezone, missed, args,
                                               queue, priority, max_attempts, timeout_ms,
                                               next_fire_at, declared)
@@ -138,21 +141,16 @@ pub(crate) async fn upsert_declared<'e>(
                EXCLUDED.timeout_ms)
         RETURNING (xmax = 0) AS inserted
         "#,
+        ),
+        s,
     )
-    .bind(&s.name)
-    .bind(&s.kind)
-    .bind(&s.expression)
-    .bind(&s.timezone)
-    .bind(s.missed)
-    .bind(&s.args)
-    .bind(&s.queue)
-    .bind(s.priority)
-    .bind(s.max_attempts)
-    .bind(s.timeout_ms)
-    .bind(s.next_fire_at)
     .fetch_optional(db)
     .await?;
-    Ok(inserted.map(|new| if new { "inserted" } else { "updated" }))
+    Ok(match row {
+        Some(row) if row.try_get::<bool, _>(0)? => Some("inserted"),
+        Some(_) => Some("updated"),
+        None => None,
+    })
 }
 
 /// Pauses a schedule, or resumes it with its cursor at `next_fire_at` (slots that passed while
