@@ -540,6 +540,41 @@ mod tests {
     }
 
     #[test]
+    fn expands_a_cron_schedule() {
+        let out = expand(
+            quote!(
+                cron = "0 30 1 * * *",
+                tz = "Europe/London",
+                missed = "run_once"
+            ),
+            quote!(
+                async fn nightly() -> Result<(), JobError> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(out.contains(&norm(quote!(
+            .cron(::runledger::CronOptions::new("0 30 1 * * *")
+                .timezone("Europe/London")
+                .missed(::runledger::MissedSlots::RunOnce))
+        ))));
+        assert!(out.contains(&norm(quote!(
+            fn cron_args() -> ::core::option::Option<Self> {
+                ::core::option::Option::Some(Nightly {})
+            }
+        ))));
+        let plain = expand(
+            quote!(),
+            quote!(
+                async fn f() -> Result<(), JobError> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(!plain.contains("cron"));
+    }
+
+    #[test]
     fn copies_cfg_to_the_generated_items() {
         let out = expand(
             quote!(),

@@ -816,6 +816,35 @@ mod tests {
     }
 
     #[test]
+    fn cron_options_are_checked() {
+        let item: syn::ItemFn = parse_quote! {
+            async fn digest(team: String) -> Result<(), JobError> { Ok(()) }
+        };
+        let good = check(
+            quote!(
+                cron = "0 30 1 * * *",
+                tz = "Europe/London",
+                missed = "run_once",
+                cron_args = Digest { team: "ops".into() }
+            ),
+            item.clone(),
+        );
+        assert!(good.is_empty(), "{good:#?}");
+        let errors = check(quote!(cron = "0 61 * * *", missed = "later"), item.clone());
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        assert!(errors[0].starts_with("invalid cron expression \"0 61 * * *\""));
+        assert!(errors[1].starts_with("unknown missed-slot policy \"later\""));
+        assert!(errors[2].starts_with("a scheduled job with payload parameters needs"));
+        let errors = check(
+            quote!(tz = "UTC", cron_args = Digest { team: "x".into() }),
+            item,
+        );
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[0].starts_with("`tz` belongs to a cron schedule"));
+        assert!(errors[1].starts_with("`cron_args` belongs to a cron schedule"));
+    }
+
+    #[test]
     fn alias_equal_to_kind() {
         let errors = check(
             quote!(aliases = ["f"]),
