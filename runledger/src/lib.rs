@@ -54,6 +54,9 @@
 //!   [`JobError::fatal`], [`JobError::snooze`] and [`JobError::cancel`] say otherwise. Panics and
 //!   timeouts are failed attempts.
 //! - All times are the database's clock.
+//! - Cron schedules ([`#[job(cron = "...")]`](job) or [`Runledger::add_schedule`]) fire each
+//!   slot once across any number of workers; an elected leader also prunes finished jobs
+//!   ([`Retention`]). See `docs/cron.md`.
 //!
 //! See `docs/` in the repository for the job state machine and the architecture.
 
