@@ -175,6 +175,46 @@ async fn a_slot_with_a_fire_row_is_never_enqueued_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_schedulers_fire_each_slot_once() {
+    let db = db().await;
+    let rl = db.client();
+    rl.add_schedule(Schedule::new(
+        "raced",
+        "* * * * * *",
+        Tick {
+            key: token("raced"),
+        },
+    ))
+    .await
+    .unwrap();
+    for round in 0..10 {
+        // Put the cursor 20 s back (on time, and partly over slots fired in earlier rounds),
+        // then let 8 schedulers loose on it at once.
+        sqlx::query(
+            "UPDATE runledger.schedules SET next_fire_at = date_trunc('second', now()) \
+             - interval '20 seconds' WHERE name = 'raced'",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                let rl = rl.clone();
+                tokio::spawn(async move { runledger::testing::fire_due_schedules(&rl).await })
+            })
+            .collect();
+        for racer in racers {
+            racer.await.unwrap().unwrap();
+        }
+        let slots = slots_of(db.pool(), "tick").await;
+        let mut distinct = slots.clone();
+        distinct.dedup();
+        assert_eq!(distinct, slots, "round {round}: a slot fired twice");
+        assert!(slots.len() >= 20, "round {round}: {}", slots.len());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declared_schedule_is_synced_and_fires() {
     let db = db().await;
     let w = Worker::builder(db.pool().clone())

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::PgPool;
 
 use super::{Service, until_due};
 use crate::error::Error;
@@ -33,11 +34,8 @@ impl Service for Scheduler {
     const LEADER_ONLY: bool = true;
 
     async fn pass(&mut self, shared: &Shared) -> Result<Duration, Error> {
-        let due = store::schedules::due(&shared.pool, SCHEDULES_PER_PASS).await?;
-        for row in &due {
-            fire(shared, row).await?;
-        }
-        if due.len() as i64 >= SCHEDULES_PER_PASS {
+        let handled = fire_due(&shared.pool, &shared.config.id).await?;
+        if handled as i64 >= SCHEDULES_PER_PASS {
             return Ok(Duration::ZERO);
         }
         let next = store::schedules::next_due_ms(&shared.pool).await?;
@@ -46,6 +44,16 @@ impl Service for Scheduler {
             shared.config.maintenance.schedule_max_interval,
         ))
     }
+}
+
+/// Fires every due schedule (at most [`SCHEDULES_PER_PASS`]) and returns how many were due.
+/// Safe to run from many places at once: each slot still enqueues one job.
+pub(crate) async fn fire_due(pool: &PgPool, worker: &str) -> Result<usize, Error> {
+    let due = store::schedules::due(pool, SCHEDULES_PER_PASS).await?;
+    for row in &due {
+        fire(pool, worker, row).await?;
+    }
+    Ok(due.len())
 }
 
 /// The slots one pass fires for a schedule, and where its cursor goes next.
@@ -98,34 +106,28 @@ pub(crate) fn plan(
     }
 }
 
-async fn fire(shared: &Shared, row: &store::schedules::Due) -> Result<(), Error> {
+async fn fire(pool: &PgPool, worker: &str, row: &store::schedules::Due) -> Result<(), Error> {
     let cron = match CronSchedule::parse(&row.expression, &row.timezone) {
         Ok(cron) => cron,
         Err(error) => {
             // Only a row written around the client can be invalid; stop it from firing.
             tracing::error!(
-                worker = %shared.config.id,
+                worker,
                 schedule = %row.name,
                 %error,
                 "stored schedule is invalid; it will not fire until updated"
             );
-            store::schedules::fire(&shared.pool, &row.name, row.next_fire_at, None, &[]).await?;
+            store::schedules::fire(pool, &row.name, row.next_fire_at, None, &[]).await?;
             return Ok(());
         }
     };
     let missed = MissedSlots::from_db(&row.missed);
     let plan = plan(&cron, missed, row.next_fire_at, row.now);
-    let fired = store::schedules::fire(
-        &shared.pool,
-        &row.name,
-        row.next_fire_at,
-        plan.next,
-        &plan.fire,
-    )
-    .await?;
+    let fired =
+        store::schedules::fire(pool, &row.name, row.next_fire_at, plan.next, &plan.fire).await?;
     if !fired.advanced {
         tracing::debug!(
-            worker = %shared.config.id,
+            worker,
             schedule = %row.name,
             "schedule moved on elsewhere; nothing fired"
         );
@@ -133,7 +135,7 @@ async fn fire(shared: &Shared, row: &store::schedules::Due) -> Result<(), Error>
     }
     if plan.skipped > 0 {
         tracing::warn!(
-            worker = %shared.config.id,
+            worker,
             schedule = %row.name,
             skipped = plan.skipped,
             policy = missed.as_str(),
@@ -141,7 +143,7 @@ async fn fire(shared: &Shared, row: &store::schedules::Due) -> Result<(), Error>
         );
     }
     tracing::info!(
-        worker = %shared.config.id,
+        worker,
         schedule = %row.name,
         slots = ?plan.fire,
         jobs = ?fired.job_ids,
