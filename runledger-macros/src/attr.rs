@@ -24,6 +24,10 @@ pub(crate) const JOB_OPTIONS: &[&str] = &[
     "timeout",
     "backoff",
     "unique",
+    "cron",
+    "tz",
+    "missed",
+    "cron_args",
 ];
 
 /// The keys of `backoff(...)`.
@@ -62,6 +66,14 @@ pub(crate) struct JobAttr {
     pub(crate) backoff: Option<BackoffAttr>,
     /// `unique` / `unique(...)`.
     pub(crate) unique: Option<UniqueAttr>,
+    /// `cron = "0 */5 * * * *"`: the declared schedule (checked in `validate.rs`).
+    pub(crate) cron: Option<Spanned<String>>,
+    /// `tz = "Europe/London"`: the schedule's IANA time zone.
+    pub(crate) tz: Option<Spanned<String>>,
+    /// `missed = "skip"` or `"run_once"`: the missed-slot policy.
+    pub(crate) missed: Option<Spanned<String>>,
+    /// `cron_args = <expr>`: the payload each slot enqueues.
+    pub(crate) cron_args: Option<Spanned<Expr>>,
 }
 
 /// `backoff(base = "1s", factor = 2.0, max = "1h", jitter = 0.25)` or `backoff(constant = "5s")`.
@@ -150,6 +162,23 @@ impl JobAttr {
             "unique" => {
                 let value = parse_unique(meta, &key, errors)?;
                 store(&mut self.unique, value, &key, "#[job]", errors);
+            }
+            "cron" => {
+                let value = value_of(meta, &key, "cron = \"0 */5 * * * *\"", errors, string)?;
+                store(&mut self.cron, value, &key, "#[job]", errors);
+            }
+            "tz" => {
+                let value = value_of(meta, &key, "tz = \"Europe/London\"", errors, string)?;
+                store(&mut self.tz, value, &key, "#[job]", errors);
+            }
+            "missed" => {
+                let value = value_of(meta, &key, "missed = \"run_once\"", errors, string)?;
+                store(&mut self.missed, value, &key, "#[job]", errors);
+            }
+            "cron_args" => {
+                let example = "cron_args = Report { region: \"eu\".into() }";
+                let value = value_of(meta, &key, example, errors, expr)?;
+                store(&mut self.cron_args, value, &key, "#[job]", errors);
             }
             _ => unreachable!("every name in JOB_OPTIONS has an arm"),
         }
@@ -353,6 +382,10 @@ fn string(key: &Ident, expr: &Expr) -> syn::Result<String> {
             format!("`{key}` takes a string literal, such as `{key} = \"payments\"`"),
         )),
     }
+}
+
+fn expr(_key: &Ident, expr: &Expr) -> syn::Result<Expr> {
+    Ok(expr.clone())
 }
 
 fn strings(key: &Ident, expr: &Expr) -> syn::Result<Vec<Spanned<String>>> {
@@ -573,6 +606,24 @@ mod tests {
     }
 
     #[test]
+    fn parses_cron_options() {
+        let (attr, errors) = parse(quote!(
+            cron = "0 30 1 * * *",
+            tz = "Europe/London",
+            missed = "run_once",
+            cron_args = Report { days: 7 },
+        ));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(attr.cron.unwrap().value, "0 30 1 * * *");
+        assert_eq!(attr.tz.unwrap().value, "Europe/London");
+        assert_eq!(attr.missed.unwrap().value, "run_once");
+        assert_eq!(
+            attr.cron_args.unwrap().tokens.to_string(),
+            quote!(Report { days: 7 }).to_string()
+        );
+    }
+
+    #[test]
     fn plain_unique_and_constant_backoff() {
         let (attr, errors) = parse(quote!(unique, backoff(constant = "5s")));
         assert!(errors.is_empty(), "{errors:?}");
@@ -586,12 +637,13 @@ mod tests {
 
     #[test]
     fn unknown_option_lists_the_valid_ones() {
-        let (_, errors) = parse(quote!(cron = "0 * * * * *", queue = "a"));
+        let (_, errors) = parse(quote!(colour = "red", queue = "a"));
         assert_eq!(
             errors,
             [
-                "unknown `#[job]` option `cron`; expected one of: `kind`, `aliases`, `queue`, \
-              `priority`, `max_attempts`, `timeout`, `backoff`, `unique`"
+                "unknown `#[job]` option `colour`; expected one of: `kind`, `aliases`, `queue`, \
+              `priority`, `max_attempts`, `timeout`, `backoff`, `unique`, `cron`, `tz`, \
+              `missed`, `cron_args`"
             ]
         );
     }

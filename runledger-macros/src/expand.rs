@@ -177,6 +177,7 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
             }
         }
     });
+    let cron_args = cron_args(options, payload);
     let required_state = (!requirements.is_empty()).then(|| {
         quote! {
             fn required_state() -> ::std::vec::Vec<::runledger::StateRequirement> {
@@ -244,6 +245,7 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
                 }
 
                 #unique_key
+                #cron_args
                 #required_state
             }
 
@@ -331,7 +333,48 @@ fn job_options(options: &JobAttr) -> TokenStream {
         let period = duration(period.value);
         calls.push(quote!(.unique_scope(::runledger::UniqueScope::Period(#period))));
     }
+    if let Some(cron) = cron_options(options) {
+        calls.push(quote!(.cron(#cron)));
+    }
     quote!(::runledger::JobOptions::new() #(#calls)*)
+}
+
+/// `CronOptions::new(..)` with the declared time zone and missed-slot policy.
+fn cron_options(options: &JobAttr) -> Option<TokenStream> {
+    let expression = &options.cron.as_ref()?.value;
+    let tz = options.tz.as_ref().map(|tz| {
+        let tz = &tz.value;
+        quote!(.timezone(#tz))
+    });
+    let missed = options
+        .missed
+        .as_ref()
+        .filter(|missed| missed.value == "run_once")
+        .map(|_| quote!(.missed(::runledger::MissedSlots::RunOnce)));
+    Some(quote!(::runledger::CronOptions::new(#expression) #tz #missed))
+}
+
+/// `Job::cron_args` for a scheduled job: the `cron_args` expression (type errors point at it),
+/// or the empty payload.
+fn cron_args(options: &JobAttr, payload: &syn::Ident) -> Option<TokenStream> {
+    options.cron.as_ref()?;
+    let value = match &options.cron_args {
+        Some(args) => {
+            let expr = &args.value;
+            quote_spanned! {args.tokens.span()=>
+                {
+                    let __runledger_cron_args: #payload = #expr;
+                    __runledger_cron_args
+                }
+            }
+        }
+        None => quote!(#payload {}),
+    };
+    Some(quote! {
+        fn cron_args() -> ::core::option::Option<Self> {
+            ::core::option::Option::Some(#value)
+        }
+    })
 }
 
 fn backoff(backoff: &BackoffAttr) -> TokenStream {
@@ -546,6 +589,41 @@ mod tests {
                 self,
             ))))
         );
+    }
+
+    #[test]
+    fn expands_a_cron_schedule() {
+        let out = expand(
+            quote!(
+                cron = "0 30 1 * * *",
+                tz = "Europe/London",
+                missed = "run_once"
+            ),
+            quote!(
+                async fn nightly() -> Result<(), JobError> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(out.contains(&norm(quote!(
+            .cron(::runledger::CronOptions::new("0 30 1 * * *")
+                .timezone("Europe/London")
+                .missed(::runledger::MissedSlots::RunOnce))
+        ))));
+        assert!(out.contains(&norm(quote!(
+            fn cron_args() -> ::core::option::Option<Self> {
+                ::core::option::Option::Some(Nightly {})
+            }
+        ))));
+        let plain = expand(
+            quote!(),
+            quote!(
+                async fn f() -> Result<(), JobError> {
+                    Ok(())
+                }
+            ),
+        );
+        assert!(!plain.contains("cron"));
     }
 
     #[test]

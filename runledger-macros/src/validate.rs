@@ -38,6 +38,10 @@ pub(crate) fn job(attr: &JobAttr, job: &JobFn, errors: &mut Errors) {
     check_backoff(attr, errors);
     check_unique_by(attr, job, errors);
     check_unique_period(attr, errors);
+    check_cron(attr, errors);
+    check_missed(attr, errors);
+    check_cron_options_need_cron(attr, errors);
+    check_cron_args(attr, job, errors);
 }
 
 fn check_async(job: &JobFn, errors: &mut Errors) {
@@ -448,6 +452,78 @@ fn check_unique_period(attr: &JobAttr, errors: &mut Errors) {
     }
 }
 
+/// The cron expression parses with the settings the runtime uses (5 or 6 fields, seconds
+/// first, no year). Time zones are checked when the worker is built.
+fn check_cron(attr: &JobAttr, errors: &mut Errors) {
+    let Some(cron) = &attr.cron else { return };
+    let parsed = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .year(croner::parser::Year::Disallowed)
+        .build()
+        .parse(&cron.value);
+    if let Err(error) = parsed {
+        let error = error.to_string();
+        let error = error.trim_end_matches('.');
+        errors.spanned(
+            &cron.tokens,
+            format!(
+                "invalid cron expression \"{}\": {error}; write 5 fields \
+                 (`min hour day month weekday`) or 6 with seconds first, such as \
+                 \"0 */5 * * * *\"",
+                cron.value
+            ),
+        );
+    }
+}
+
+fn check_missed(attr: &JobAttr, errors: &mut Errors) {
+    if let Some(missed) = &attr.missed
+        && !["skip", "run_once"].contains(&missed.value.as_str())
+    {
+        errors.spanned(
+            &missed.tokens,
+            format!(
+                "unknown missed-slot policy \"{}\"; expected \"skip\" (the default: slots \
+                 missed while no worker ran are dropped) or \"run_once\" (one job for them)",
+                missed.value
+            ),
+        );
+    }
+}
+
+fn check_cron_options_need_cron(attr: &JobAttr, errors: &mut Errors) {
+    if attr.cron.is_some() {
+        return;
+    }
+    let keys = [
+        attr.tz.as_ref().map(|s| &s.key),
+        attr.missed.as_ref().map(|s| &s.key),
+        attr.cron_args.as_ref().map(|s| &s.key),
+    ];
+    for key in keys.into_iter().flatten() {
+        errors.spanned(
+            key,
+            format!("`{key}` belongs to a cron schedule; add `cron = \"...\"` or remove it"),
+        );
+    }
+}
+
+fn check_cron_args(attr: &JobAttr, job: &JobFn, errors: &mut Errors) {
+    if let Some(cron) = &attr.cron
+        && attr.cron_args.is_none()
+        && job.payload_params().next().is_some()
+    {
+        errors.spanned(
+            &cron.tokens,
+            format!(
+                "a scheduled job with payload parameters needs the payload each slot enqueues: \
+                 add `cron_args = {} {{ .. }}` (any expression of that type)",
+                job.payload
+            ),
+        );
+    }
+}
+
 /// Rejects borrowed or opaque types where an owned, `'static` type is stored.
 pub(crate) fn check_owned(ty: &Type, what: &str, errors: &mut Errors) {
     struct Borrows<'e> {
@@ -737,6 +813,35 @@ mod tests {
         assert!(errors[6].starts_with("`timeout` must be longer than zero"));
         // "f" is a valid alias because the kind was renamed to "a b".
         assert!(errors[7].starts_with("`period` must be longer than zero"));
+    }
+
+    #[test]
+    fn cron_options_are_checked() {
+        let item: syn::ItemFn = parse_quote! {
+            async fn digest(team: String) -> Result<(), JobError> { Ok(()) }
+        };
+        let good = check(
+            quote!(
+                cron = "0 30 1 * * *",
+                tz = "Europe/London",
+                missed = "run_once",
+                cron_args = Digest { team: "ops".into() }
+            ),
+            item.clone(),
+        );
+        assert!(good.is_empty(), "{good:#?}");
+        let errors = check(quote!(cron = "0 61 * * *", missed = "later"), item.clone());
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        assert!(errors[0].starts_with("invalid cron expression \"0 61 * * *\""));
+        assert!(errors[1].starts_with("unknown missed-slot policy \"later\""));
+        assert!(errors[2].starts_with("a scheduled job with payload parameters needs"));
+        let errors = check(
+            quote!(tz = "UTC", cron_args = Digest { team: "x".into() }),
+            item,
+        );
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[0].starts_with("`tz` belongs to a cron schedule"));
+        assert!(errors[1].starts_with("`cron_args` belongs to a cron schedule"));
     }
 
     #[test]

@@ -173,6 +173,23 @@ pub enum Error {
         gate: String,
     },
 
+    /// A cron schedule was refused: its expression or time zone is invalid; nothing was written.
+    #[error("schedule `{schedule}`: {error}")]
+    Schedule {
+        /// The schedule's name (the job kind for schedules declared with `#[job(cron = ...)]`).
+        schedule: String,
+        /// What is wrong.
+        #[source]
+        error: crate::schedule::ScheduleError,
+    },
+
+    /// No cron schedule has this name.
+    #[error("no schedule named `{schedule}`")]
+    ScheduleNotFound {
+        /// The name asked for.
+        schedule: String,
+    },
+
     /// The embedded PostgreSQL could not be started or used.
     #[error("embedded PostgreSQL: {0}")]
     Embedded(String),

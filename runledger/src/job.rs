@@ -57,6 +57,12 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
         None
     }
 
+    /// The payload each slot of the kind's declared cron schedule enqueues (`cron_args = ...`,
+    /// or the empty payload of a job without payload parameters); `None` without `cron`.
+    fn cron_args() -> Option<Self> {
+        None
+    }
+
     /// The injected state (`State<T>`) the handler needs; checked when a worker is built.
     fn required_state() -> Vec<StateRequirement> {
         Vec::new()
@@ -82,6 +88,8 @@ pub struct JobOptions {
     pub backoff: Backoff,
     /// How long a unique key blocks another job with the same key.
     pub unique_scope: UniqueScope,
+    /// The cron schedule declared with `#[job(cron = "...")]`. Default: none.
+    pub cron: Option<crate::schedule::CronOptions>,
 }
 
 impl JobOptions {
@@ -94,6 +102,7 @@ impl JobOptions {
             timeout: None,
             backoff: Backoff::exponential(),
             unique_scope: UniqueScope::Active,
+            cron: None,
         }
     }
     /// Sets the queue.
@@ -124,6 +133,11 @@ impl JobOptions {
     /// Sets how long a unique key holds.
     pub const fn unique_scope(mut self, scope: UniqueScope) -> Self {
         self.unique_scope = scope;
+        self
+    }
+    /// Declares a cron schedule for the kind, synced to the database when a worker starts.
+    pub const fn cron(mut self, cron: crate::schedule::CronOptions) -> Self {
+        self.cron = Some(cron);
         self
     }
 }

@@ -95,6 +95,9 @@
 //!   [`JobError::fatal`], [`JobError::snooze`] and [`JobError::cancel`] say otherwise. Panics and
 //!   timeouts are failed attempts.
 //! - All times are the database's clock.
+//! - Cron schedules ([`#[job(cron = "...")]`](job) or [`Runledger::add_schedule`]) fire each
+//!   slot once across any number of workers; an elected leader also prunes finished jobs
+//!   ([`Retention`]). See `docs/cron.md`.
 //!
 //! See `docs/` in the repository for the job state machine and the architecture.
 
@@ -107,6 +110,7 @@ mod job;
 mod maintenance;
 mod registry;
 mod runtime;
+mod schedule;
 mod store;
 mod validate;
 mod workflow;
@@ -138,6 +142,10 @@ pub use workflow::{
     StepState, Workflow, WorkflowEnqueue, WorkflowHandle, WorkflowRegistration, WorkflowShape,
     workflows,
 };
+
+// Cron schedules, leader election and retention.
+pub use maintenance::{LeaderInfo, Retention};
+pub use schedule::{CronOptions, CronSchedule, MissedSlots, Schedule, ScheduleError, ScheduleInfo};
 
 /// Turns an `async fn` into a background job; see the crate docs and the options below.
 pub use runledger_macros::job;

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::client::JobRequest;
 use crate::error::Error;
 use crate::job::{Job, JobContext, JobError, JobOptions, StateRequirement};
 
@@ -24,6 +25,7 @@ pub struct JobRegistration {
     pub(crate) type_name: fn() -> &'static str,
     pub(crate) handler: ErasedHandler,
     pub(crate) required_state: fn() -> Vec<StateRequirement>,
+    pub(crate) cron_request: fn() -> Option<JobRequest>,
 }
 
 impl JobRegistration {
@@ -36,6 +38,7 @@ impl JobRegistration {
             type_name: std::any::type_name::<J>,
             handler: run_erased::<J>,
             required_state: J::required_state,
+            cron_request: cron_request::<J>,
         }
     }
 
@@ -46,6 +49,10 @@ impl JobRegistration {
 }
 
 inventory::collect!(JobRegistration);
+
+fn cron_request<J: Job>() -> Option<JobRequest> {
+    J::cron_args().map(JobRequest::new)
+}
 
 fn run_erased<J: Job>(ctx: Arc<JobContext>, args: String) -> BoxFuture<Result<String, JobError>> {
     Box::pin(async move {

@@ -1,19 +1,118 @@
-//! Services that keep the jobs table moving, each a loop with the same shape: do one bounded
-//! pass, report what it did through `tracing`, sleep until the next pass is due or a wake-up
-//! arrives, stop at shutdown.
+//! Services that keep the tables moving. Each implements [`Service`]: one bounded pass that
+//! reports what it did through `tracing` and says when the next pass is due; [`run`] gives them
+//! all the same loop (sleep until due, a wake-up or shutdown; back off after errors; wait for
+//! leadership when the service is leader-only; clean up at shutdown).
 //!
-//! - [`stager`]: makes scheduled jobs and retries available when they are due.
-//! - [`rescuer`]: returns jobs whose lease expired (crashed or cut-off workers) to the queue.
+//! Every worker runs:
+//! - [`stager`]: makes scheduled jobs and retries available when they are due;
+//! - [`rescuer`]: returns jobs whose lease expired (crashed or cut-off workers) to the queue;
+//! - [`leader`]: takes part in the election of the maintenance leader.
+//!
+//! Only the elected leader runs:
+//! - [`scheduler`]: fires cron schedules;
+//! - [`pruner`]: deletes finished jobs past their retention.
 
+mod config;
+pub(crate) mod leader;
+pub(crate) mod pruner;
 pub(crate) mod rescuer;
+pub(crate) mod scheduler;
 pub(crate) mod stager;
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::runtime::Shared;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+pub(crate) use config::MaintenanceConfig;
+pub use config::Retention;
+pub use leader::LeaderInfo;
+
+use crate::error::Error;
+use crate::registry::JobRegistration;
+use crate::runtime::{Shared, WorkerConfig};
 
 /// Rows one pass touches at most, so that no pass holds many row locks for long.
 pub(crate) const PASS_LIMIT: i64 = 1000;
+
+/// One maintenance service.
+pub(crate) trait Service: Send + 'static {
+    /// The task's name, in logs.
+    const NAME: &'static str;
+    /// Whether only the elected leader runs this service.
+    const LEADER_ONLY: bool;
+
+    /// Does one bounded pass and returns how long to sleep before the next one (zero: go on at
+    /// once, there is more to do).
+    fn pass(&mut self, shared: &Shared) -> impl Future<Output = Result<Duration, Error>> + Send;
+
+    /// A notification that ends the sleep early.
+    fn wake(_shared: &Shared) -> Option<&Notify> {
+        None
+    }
+
+    /// Runs once when the worker shuts down, after the last pass.
+    fn stop(&mut self, _shared: &Shared) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Per-worker maintenance state shared by the services.
+#[derive(Debug)]
+pub(crate) struct Maintenance {
+    /// Whether this worker holds the maintenance leader's lease.
+    pub(crate) leader: watch::Sender<bool>,
+}
+
+impl Maintenance {
+    pub(crate) fn new() -> Self {
+        Maintenance {
+            leader: watch::Sender::new(false),
+        }
+    }
+}
+
+/// The loop every service runs until shutdown.
+async fn run<S: Service>(shared: Arc<Shared>, mut service: S) {
+    let mut failing = Duration::ZERO;
+    loop {
+        if S::LEADER_ONLY && !wait_for_leadership(&shared).await {
+            break;
+        }
+        let delay = match service.pass(&shared).await {
+            Ok(delay) => {
+                failing = Duration::ZERO;
+                delay
+            }
+            Err(error) => {
+                failing = error_delay(failing);
+                tracing::warn!(
+                    worker = %shared.config.id,
+                    service = S::NAME,
+                    %error,
+                    retry_in = ?failing,
+                    "maintenance pass failed"
+                );
+                failing
+            }
+        };
+        if shared.is_shutting_down() || !pause(&shared, delay, S::wake(&shared)).await {
+            break;
+        }
+    }
+    service.stop(&shared).await;
+}
+
+/// Waits until this worker is the leader; false at shutdown.
+async fn wait_for_leadership(shared: &Shared) -> bool {
+    let mut leader = shared.maintenance.leader.subscribe();
+    tokio::select! {
+        held = leader.wait_for(|held| *held) => held.is_ok(),
+        _ = shared.shutting_down() => false,
+    }
+}
 
 /// Sleeps for `delay`, or until `wake` fires or shutdown begins; false at shutdown.
 pub(crate) async fn pause(
@@ -21,6 +120,9 @@ pub(crate) async fn pause(
     delay: Duration,
     wake: Option<&tokio::sync::Notify>,
 ) -> bool {
+    if delay.is_zero() {
+        return !shared.is_shutting_down();
+    }
     let woken = async {
         match wake {
             Some(wake) => wake.notified().await,
@@ -37,4 +139,58 @@ pub(crate) async fn pause(
 /// Backoff after a failed pass.
 pub(crate) fn error_delay(previous: Duration) -> Duration {
     (previous * 2).clamp(Duration::from_millis(200), Duration::from_secs(10))
+}
+
+/// The delay until something due in `due_in_ms` milliseconds (rounded up), at most `max`.
+pub(crate) fn until_due(due_in_ms: Option<f64>, max: Duration) -> Duration {
+    match due_in_ms {
+        Some(ms) => Duration::from_secs_f64(ms.max(0.0) / 1000.0 + 0.001).min(max),
+        None => max,
+    }
+}
+
+/// Checks the maintenance settings and the schedules declared by the worker's jobs (called by
+/// `WorkerBuilder::build`).
+pub(crate) fn check<'a>(
+    config: &WorkerConfig,
+    jobs: impl IntoIterator<Item = &'a JobRegistration>,
+) -> Result<(), Error> {
+    config.maintenance.check()?;
+    for reg in jobs {
+        if let Some(schedule) = crate::schedule::Schedule::declared(reg) {
+            schedule.check()?;
+        }
+    }
+    Ok(())
+}
+
+/// Syncs the declared schedules and starts every service (called by `Worker::start`).
+pub(crate) async fn start(
+    shared: &Arc<Shared>,
+) -> Result<Vec<(&'static str, JoinHandle<()>)>, Error> {
+    scheduler::sync_declared(shared).await?;
+    Ok(vec![
+        spawn(shared, leader::Elector::default()),
+        spawn(shared, stager::Stager),
+        spawn(shared, rescuer::Rescuer),
+        spawn(shared, scheduler::Scheduler),
+        spawn(shared, pruner::Pruner),
+    ])
+}
+
+fn spawn<S: Service>(shared: &Arc<Shared>, service: S) -> (&'static str, JoinHandle<()>) {
+    (S::NAME, tokio::spawn(run(shared.clone(), service)))
+}
+
+/// Whether the worker task `name` is a maintenance service, which stops by itself (and cleans
+/// up, such as releasing the leader's lease) once shutdown begins.
+pub(crate) fn is_service(name: &str) -> bool {
+    [
+        leader::Elector::NAME,
+        stager::Stager::NAME,
+        rescuer::Rescuer::NAME,
+        scheduler::Scheduler::NAME,
+        pruner::Pruner::NAME,
+    ]
+    .contains(&name)
 }

@@ -2,46 +2,38 @@
 //! database) and returns them to the queue, or fails them when no attempt is left. Leases are
 //! renewed while a job runs, so a slow job with a live worker is never rescued.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use super::{PASS_LIMIT, error_delay, pause};
+use super::{PASS_LIMIT, Service};
+use crate::error::Error;
 use crate::runtime::{MetricKind, Shared};
 use crate::store;
 
-pub(crate) async fn run(shared: Arc<Shared>) {
-    let mut failing = Duration::ZERO;
-    loop {
-        let delay = match store::jobs::rescue(&shared.pool, PASS_LIMIT).await {
-            Ok(rescued) => {
-                failing = Duration::ZERO;
-                if !rescued.is_empty() {
-                    shared
-                        .metrics
-                        .add(MetricKind::Rescued, rescued.len() as u64);
-                    let failed = rescued.iter().filter(|r| r.state == "failed").count();
-                    tracing::info!(
-                        worker = %shared.config.id,
-                        jobs = rescued.len(),
-                        failed,
-                        ids = ?rescued.iter().map(|r| r.id).take(20).collect::<Vec<_>>(),
-                        queues = ?rescued.iter().map(|r| r.queue.as_str()).collect::<std::collections::BTreeSet<_>>(),
-                        "rescued jobs whose lease expired"
-                    );
-                }
-                if rescued.len() as i64 >= PASS_LIMIT {
-                    continue;
-                }
-                shared.config.rescue_interval
-            }
-            Err(error) => {
-                failing = error_delay(failing);
-                tracing::warn!(worker = %shared.config.id, %error, retry_in = ?failing, "rescuing expired leases failed");
-                failing
-            }
-        };
-        if !pause(&shared, delay, None).await {
-            return;
+pub(crate) struct Rescuer;
+
+impl Service for Rescuer {
+    const NAME: &'static str = "rescuer";
+    const LEADER_ONLY: bool = false;
+
+    async fn pass(&mut self, shared: &Shared) -> Result<Duration, Error> {
+        let rescued = store::jobs::rescue(&shared.pool, PASS_LIMIT).await?;
+        if !rescued.is_empty() {
+            shared
+                .metrics
+                .add(MetricKind::Rescued, rescued.len() as u64);
+            let failed = rescued.iter().filter(|r| r.state == "failed").count();
+            tracing::info!(
+                worker = %shared.config.id,
+                jobs = rescued.len(),
+                failed,
+                ids = ?rescued.iter().map(|r| r.id).take(20).collect::<Vec<_>>(),
+                queues = ?rescued.iter().map(|r| r.queue.as_str()).collect::<std::collections::BTreeSet<_>>(),
+                "rescued jobs whose lease expired"
+            );
         }
+        if rescued.len() as i64 >= PASS_LIMIT {
+            return Ok(Duration::ZERO);
+        }
+        Ok(shared.config.rescue_interval)
     }
 }

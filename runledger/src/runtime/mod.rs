@@ -1,6 +1,7 @@
 //! The worker: one producer per queue claims jobs in batches, the executor runs each in its own
 //! task, the completer writes outcomes in batches, the lease keeper renews leases, and the
-//! maintenance services (stager, rescuer) keep the table moving.
+//! maintenance services (stager, rescuer, leader elector; scheduler and pruner on the leader)
+//! keep the tables moving.
 
 mod completer;
 mod executor;
@@ -44,7 +45,7 @@ pub(crate) use completer::CompletionSender;
 #[must_use = "call `.build()` to get the worker"]
 pub struct WorkerBuilder {
     pool: PgPool,
-    config: WorkerConfig,
+    pub(crate) config: WorkerConfig,
     state: StateMap,
     only_kinds: Option<Vec<String>>,
     excluded_kinds: Vec<String>,
@@ -71,6 +72,7 @@ pub(crate) struct WorkerConfig {
     pub(crate) stage_max_interval: Duration,
     pub(crate) migrate: bool,
     pub(crate) max_payload_bytes: usize,
+    pub(crate) maintenance: crate::maintenance::MaintenanceConfig,
 }
 
 impl WorkerBuilder {
@@ -90,6 +92,7 @@ impl WorkerBuilder {
                 stage_max_interval: Duration::from_secs(5),
                 migrate: true,
                 max_payload_bytes: crate::client::DEFAULT_MAX_PAYLOAD_BYTES,
+                maintenance: Default::default(),
             },
             state: StateMap::default(),
             only_kinds: None,
@@ -280,6 +283,7 @@ impl WorkerBuilder {
                 }
             }
         }
+        crate::maintenance::check(&self.config, handlers.values().copied())?;
         let mut kinds: Vec<&'static str> = handlers.keys().copied().collect();
         kinds.sort_unstable();
         Ok(Worker {
@@ -394,9 +398,13 @@ impl Worker {
             stager_wake: Notify::new(),
             metrics: Metrics::default(),
             shutdown: shutdown_rx.clone(),
+            maintenance: crate::maintenance::Maintenance::new(),
         });
 
-        let mut tasks: Vec<(&'static str, JoinHandle<()>)> = Vec::new();
+        // Syncs declared schedules, then starts the stager, rescuer and leader elector (and the
+        // scheduler and pruner, which run while this worker is the leader).
+        let mut tasks: Vec<(&'static str, JoinHandle<()>)> =
+            crate::maintenance::start(&shared).await?;
         let completer = tokio::spawn(completer::run(shared.clone(), completion_rx));
         tasks.push(("listener", tokio::spawn(listener::run(shared.clone()))));
         for queue in &shared.config.queues {
@@ -406,14 +414,6 @@ impl Worker {
             ));
         }
         tasks.push(("lease keeper", tokio::spawn(lease::run(shared.clone()))));
-        tasks.push((
-            "stager",
-            tokio::spawn(crate::maintenance::stager::run(shared.clone())),
-        ));
-        tasks.push((
-            "rescuer",
-            tokio::spawn(crate::maintenance::rescuer::run(shared.clone())),
-        ));
         tracing::info!(
             worker = %shared.config.id,
             queues = ?shared.config.queues,
@@ -453,6 +453,7 @@ pub(crate) struct Shared {
     pub(crate) stager_wake: Notify,
     pub(crate) metrics: Metrics,
     pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) maintenance: crate::maintenance::Maintenance,
 }
 
 impl Shared {
@@ -693,6 +694,15 @@ impl RunningWorker {
         shared.completions.close();
         join_task("completer", completer).await;
         for (name, task) in others {
+            let abort = task.abort_handle();
+            // Maintenance services stop by themselves (the leader hands its lease back).
+            if crate::maintenance::is_service(name) {
+                let stopped = tokio::time::timeout(Duration::from_secs(5), join_task(name, task));
+                if stopped.await.is_err() {
+                    abort.abort();
+                }
+                continue;
+            }
             task.abort();
             join_task(name, task).await;
         }

@@ -4,6 +4,9 @@
 #[cfg(feature = "testing")]
 pub(crate) mod admin;
 pub(crate) mod jobs;
+pub(crate) mod leader;
+pub(crate) mod retention;
+pub(crate) mod schedules;
 pub(crate) mod workflows;
 
 use sqlx::PgPool;

@@ -1,6 +1,6 @@
 use runledger::{JobError, job};
 
-#[job(queue = "mail", cron = "0 */5 * * * *")]
+#[job(queue = "mail", schedule = "0 */5 * * * *")]
 async fn send_digest() -> Result<(), JobError> {
     Ok(())
 }

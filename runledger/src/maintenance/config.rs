@@ -1,0 +1,153 @@
+//! Maintenance settings: the leader's lease, the scheduler's and pruner's pace, and the
+//! [`Retention`] of finished jobs; set on the [`WorkerBuilder`].
+
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::runtime::WorkerBuilder;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// How long finished jobs are kept before the pruner deletes them, by final state; `None` keeps
+/// them forever. Only `completed`, `failed` and `cancelled` jobs are ever deleted, and only once
+/// their `finished_at` is older than the state's retention.
+///
+/// The default keeps completed jobs for 1 day and failed and cancelled jobs for 7 days.
+///
+/// ```
+/// use std::time::Duration;
+/// use runledger::Retention;
+///
+/// let keep = Retention::default()
+///     .completed(Duration::from_secs(3600))
+///     .failed(None); // keep failed jobs for inspection
+/// assert_eq!(keep.failed, None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Retention {
+    /// Retention of completed jobs (and of the record of fired cron slots). Default 1 day.
+    pub completed: Option<Duration>,
+    /// Retention of jobs failed for good. Default 7 days.
+    pub failed: Option<Duration>,
+    /// Retention of cancelled jobs. Default 7 days.
+    pub cancelled: Option<Duration>,
+}
+
+impl Retention {
+    /// The same retention for every finished state.
+    pub const fn all(keep: Duration) -> Self {
+        Retention {
+            completed: Some(keep),
+            failed: Some(keep),
+            cancelled: Some(keep),
+        }
+    }
+
+    /// Keeps every finished job forever: the pruner deletes nothing.
+    pub const fn forever() -> Self {
+        Retention {
+            completed: None,
+            failed: None,
+            cancelled: None,
+        }
+    }
+
+    /// Sets the retention of completed jobs.
+    pub fn completed(mut self, keep: impl Into<Option<Duration>>) -> Self {
+        self.completed = keep.into();
+        self
+    }
+
+    /// Sets the retention of failed jobs.
+    pub fn failed(mut self, keep: impl Into<Option<Duration>>) -> Self {
+        self.failed = keep.into();
+        self
+    }
+
+    /// Sets the retention of cancelled jobs.
+    pub fn cancelled(mut self, keep: impl Into<Option<Duration>>) -> Self {
+        self.cancelled = keep.into();
+        self
+    }
+
+    /// `(state, retention)` for each state that is pruned.
+    pub(crate) fn policies(&self) -> impl Iterator<Item = (&'static str, Duration)> {
+        [
+            ("completed", self.completed),
+            ("failed", self.failed),
+            ("cancelled", self.cancelled),
+        ]
+        .into_iter()
+        .filter_map(|(state, keep)| Some((state, keep?)))
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            completed: Some(DAY),
+            failed: Some(7 * DAY),
+            cancelled: Some(7 * DAY),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct MaintenanceConfig {
+    pub(crate) leader_lease: Duration,
+    pub(crate) schedule_max_interval: Duration,
+    pub(crate) prune_interval: Duration,
+    pub(crate) retention: Retention,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig {
+            leader_lease: Duration::from_secs(15),
+            schedule_max_interval: Duration::from_secs(1),
+            prune_interval: Duration::from_secs(60),
+            retention: Retention::default(),
+        }
+    }
+}
+
+impl MaintenanceConfig {
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        if self.leader_lease < Duration::from_millis(500) {
+            return Err(Error::Config(format!(
+                "a leader lease of {:?} is too short to renew reliably; use at least 500 ms",
+                self.leader_lease
+            )));
+        }
+        if self.prune_interval.is_zero() {
+            return Err(Error::Config(
+                "the prune interval must be above zero".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Maintenance settings.
+impl WorkerBuilder {
+    /// How long the maintenance leader's lease lasts without renewal. The leader renews it every
+    /// third of this; when the leader stops gracefully it hands the lease back at once, and when
+    /// it dies another worker takes over within about this long. Default 15 s, at least 500 ms.
+    pub fn leader_lease(mut self, lease: Duration) -> Self {
+        self.config.maintenance.leader_lease = lease;
+        self
+    }
+
+    /// How long finished jobs are kept. Default [`Retention::default`].
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.config.maintenance.retention = retention;
+        self
+    }
+
+    /// How often the leader looks for finished jobs past their retention. Default 60 s.
+    pub fn prune_interval(mut self, interval: Duration) -> Self {
+        self.config.maintenance.prune_interval = interval;
+        self
+    }
+}

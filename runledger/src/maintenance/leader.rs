@@ -1,0 +1,107 @@
+//! The leader elector: every worker tries to hold the `maintenance` role's lease, a row in
+//! `runledger.leaders` whose expiry is set by the database clock. The holder renews it every
+//! third of the lease and runs the leader-only services; the others retry at the same pace and
+//! take over once the lease has expired. A worker that shuts down gracefully deletes its lease,
+//! so the next attempt of another worker takes the role at once.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use super::Service;
+use crate::client::Runledger;
+use crate::error::Error;
+use crate::runtime::Shared;
+use crate::store;
+
+/// The role the maintenance leader holds.
+pub(crate) const ROLE: &str = "maintenance";
+
+/// Who holds the maintenance leader's lease, as returned by
+/// [`Runledger::maintenance_leader`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaderInfo {
+    /// The leader's worker id (see [`WorkerBuilder::id`](crate::WorkerBuilder::id)).
+    pub worker: String,
+    /// When it took the role (database clock).
+    pub elected_at: DateTime<Utc>,
+    /// When its lease runs out unless renewed (database clock).
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Runledger {
+    /// The worker that holds the maintenance leader's lease (and so runs the scheduler and the
+    /// pruner), or `None` if no lease is current.
+    pub async fn maintenance_leader(&self) -> Result<Option<LeaderInfo>, Error> {
+        Ok(store::leader::holder(self.pool(), ROLE)
+            .await?
+            .map(|h| LeaderInfo {
+                worker: h.holder,
+                elected_at: h.elected_at,
+                expires_at: h.expires_at,
+            }))
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Elector {
+    /// While leader: the local instant before which the lease is surely still ours (the
+    /// database's expiry counts from a moment after the claim was sent).
+    held_until: Option<Instant>,
+}
+
+impl Elector {
+    fn set(&mut self, shared: &Shared, held_until: Option<Instant>) {
+        let was = self.held_until.is_some();
+        self.held_until = held_until;
+        let is = held_until.is_some();
+        if was != is {
+            shared.maintenance.leader.send_replace(is);
+            if is {
+                tracing::info!(worker = %shared.config.id, "became the maintenance leader");
+            } else {
+                tracing::info!(worker = %shared.config.id, "no longer the maintenance leader");
+            }
+        }
+    }
+}
+
+impl Service for Elector {
+    const NAME: &'static str = "leader elector";
+    const LEADER_ONLY: bool = false;
+
+    async fn pass(&mut self, shared: &Shared) -> Result<Duration, Error> {
+        let lease = shared.config.maintenance.leader_lease;
+        let sent = Instant::now();
+        match store::leader::claim(&shared.pool, ROLE, &shared.config.id, lease.as_secs_f64()).await
+        {
+            Ok(held) => self.set(shared, held.then(|| sent + lease)),
+            Err(error) => {
+                // Without a renewal the lease lapses; stop acting as leader before it does.
+                if self.held_until.is_some_and(|until| Instant::now() >= until) {
+                    self.set(shared, None);
+                }
+                return Err(error);
+            }
+        }
+        Ok(lease / 3)
+    }
+
+    async fn stop(&mut self, shared: &Shared) {
+        if self.held_until.is_none() {
+            return;
+        }
+        self.set(shared, None);
+        match store::leader::release(&shared.pool, ROLE, &shared.config.id).await {
+            Ok(_) => {
+                tracing::info!(worker = %shared.config.id, "released the maintenance leader's lease")
+            }
+            Err(error) => tracing::warn!(
+                worker = %shared.config.id,
+                %error,
+                "could not release the maintenance leader's lease; it expires by itself"
+            ),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The pruner (leader only): deletes finished jobs (`completed`, `failed`, `cancelled`) whose
+//! `finished_at` is older than their state's [`Retention`](super::Retention), in batches of at
+//! most [`PASS_LIMIT`] rows, and the record of cron slots fired before the completed jobs'
+//! retention. Unfinished jobs are never touched: the state filter is in the statement.
+
+use std::time::Duration;
+
+use super::{PASS_LIMIT, Service};
+use crate::error::Error;
+use crate::runtime::Shared;
+use crate::store;
+
+pub(crate) struct Pruner;
+
+impl Service for Pruner {
+    const NAME: &'static str = "pruner";
+    const LEADER_ONLY: bool = true;
+
+    async fn pass(&mut self, shared: &Shared) -> Result<Duration, Error> {
+        let retention = shared.config.maintenance.retention;
+        let mut more = false;
+        for (state, keep) in retention.policies() {
+            let deleted =
+                store::retention::prune_jobs(&shared.pool, state, keep.as_secs_f64(), PASS_LIMIT)
+                    .await?;
+            more |= deleted >= PASS_LIMIT as u64;
+            if deleted > 0 {
+                tracing::info!(
+                    worker = %shared.config.id,
+                    state,
+                    jobs = deleted,
+                    retention = ?keep,
+                    "pruned finished jobs"
+                );
+            }
+        }
+        if let Some(keep) = retention.completed {
+            let deleted =
+                store::retention::prune_fires(&shared.pool, keep.as_secs_f64(), PASS_LIMIT).await?;
+            more |= deleted >= PASS_LIMIT as u64;
+            if deleted > 0 {
+                tracing::info!(worker = %shared.config.id, fires = deleted, "pruned cron fire records");
+            }
+        }
+        // Workflow runs: finished runs (and their steps) are pruned here too, once the
+        // workflow tables exist, with the same bounded-batch shape and a retention of their own.
+        Ok(if more {
+            Duration::ZERO
+        } else {
+            shared.config.maintenance.prune_interval
+        })
+    }
+}

@@ -1,0 +1,230 @@
+//! The scheduler (leader only): fires the cron schedules whose next slot has come. For each due
+//! schedule it computes, with [`CronSchedule`], the slots to fire under the schedule's
+//! [`MissedSlots`] policy, then in one statement moves the schedule's cursor (compare-and-set),
+//! records one fire row per slot (primary key `(schedule, slot)`) and enqueues one job per new
+//! fire row. Leadership keeps a second scheduler from doing the work twice; the cursor's
+//! compare-and-set and the fire rows make a double fire impossible even when two schedulers
+//! overlap during a change of leader.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+use super::{Service, until_due};
+use crate::error::Error;
+use crate::runtime::Shared;
+use crate::schedule::{CronSchedule, MissedSlots, ON_TIME, Schedule};
+use crate::store;
+
+/// Schedules handled per pass at most.
+const SCHEDULES_PER_PASS: i64 = 100;
+
+/// Slots one schedule fires per pass at most; the rest follow in the next pass.
+const SLOTS_PER_FIRE: usize = 100;
+
+/// Missed slots counted (for the log) at most.
+const MISSED_COUNTED: usize = 1000;
+
+pub(crate) struct Scheduler;
+
+impl Service for Scheduler {
+    const NAME: &'static str = "scheduler";
+    const LEADER_ONLY: bool = true;
+
+    async fn pass(&mut self, shared: &Shared) -> Result<Duration, Error> {
+        let handled = fire_due(&shared.pool, &shared.config.id).await?;
+        if handled as i64 >= SCHEDULES_PER_PASS {
+            return Ok(Duration::ZERO);
+        }
+        let next = store::schedules::next_due_ms(&shared.pool).await?;
+        Ok(until_due(
+            next,
+            shared.config.maintenance.schedule_max_interval,
+        ))
+    }
+}
+
+/// Fires every due schedule (at most [`SCHEDULES_PER_PASS`]) and returns how many were due.
+/// Safe to run from many places at once: each slot still enqueues one job.
+pub(crate) async fn fire_due(pool: &PgPool, worker: &str) -> Result<usize, Error> {
+    let due = store::schedules::due(pool, SCHEDULES_PER_PASS).await?;
+    for row in &due {
+        fire(pool, worker, row).await?;
+    }
+    Ok(due.len())
+}
+
+/// The slots one pass fires for a schedule, and where its cursor goes next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// Slots to fire, in order.
+    pub(crate) fire: Vec<DateTime<Utc>>,
+    /// Missed slots not fired (at most [`MISSED_COUNTED`]).
+    pub(crate) skipped: usize,
+    /// The new cursor: the first slot not handled by this plan.
+    pub(crate) next: Option<DateTime<Utc>>,
+}
+
+/// Plans the fire of a schedule whose cursor is `cursor`, at database time `now`. Slots in
+/// `[now - ON_TIME, now]` (and not before the cursor) are on time and all fire; older slots from
+/// the cursor on are missed: dropped, or under [`MissedSlots::RunOnce`] the latest of them fires
+/// when no on-time slot does.
+pub(crate) fn plan(
+    cron: &CronSchedule,
+    missed: MissedSlots,
+    cursor: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Plan {
+    let on_time_from = cursor.max(now - ON_TIME);
+    let mut fire = cron.slots(on_time_from, now, SLOTS_PER_FIRE);
+    let next = match fire.last() {
+        Some(&last) if fire.len() >= SLOTS_PER_FIRE => cron.next_after(last),
+        _ => cron.next_after(now),
+    };
+    let mut skipped = 0;
+    if cursor < on_time_from {
+        let late = cron.slots(
+            cursor,
+            on_time_from - chrono::TimeDelta::nanoseconds(1),
+            MISSED_COUNTED,
+        );
+        skipped = late.len();
+        if missed == MissedSlots::RunOnce
+            && fire.is_empty()
+            && let Some(latest) = cron.previous_before(on_time_from).filter(|s| *s >= cursor)
+        {
+            fire.push(latest);
+            skipped = skipped.saturating_sub(1);
+        }
+    }
+    Plan {
+        fire,
+        skipped,
+        next,
+    }
+}
+
+async fn fire(pool: &PgPool, worker: &str, row: &store::schedules::Due) -> Result<(), Error> {
+    let cron = match CronSchedule::parse(&row.expression, &row.timezone) {
+        Ok(cron) => cron,
+        Err(error) => {
+            // Only a row written around the client can be invalid; stop it from firing.
+            tracing::error!(
+                worker,
+                schedule = %row.name,
+                %error,
+                "stored schedule is invalid; it will not fire until updated"
+            );
+            store::schedules::fire(pool, &row.name, row.next_fire_at, None, &[]).await?;
+            return Ok(());
+        }
+    };
+    let missed = MissedSlots::from_db(&row.missed);
+    let plan = plan(&cron, missed, row.next_fire_at, row.now);
+    let fired =
+        store::schedules::fire(pool, &row.name, row.next_fire_at, plan.next, &plan.fire).await?;
+    if !fired.advanced {
+        tracing::debug!(
+            worker,
+            schedule = %row.name,
+            "schedule moved on elsewhere; nothing fired"
+        );
+        return Ok(());
+    }
+    if plan.skipped > 0 {
+        tracing::warn!(
+            worker,
+            schedule = %row.name,
+            skipped = plan.skipped,
+            policy = missed.as_str(),
+            "missed cron slots were not fired"
+        );
+    }
+    tracing::info!(
+        worker,
+        schedule = %row.name,
+        slots = ?plan.fire,
+        jobs = ?fired.job_ids,
+        next = ?plan.next,
+        "fired cron schedule"
+    );
+    Ok(())
+}
+
+/// Stores the schedules declared with `#[job(cron = ...)]` by the kinds this worker runs.
+pub(crate) async fn sync_declared(shared: &Arc<Shared>) -> Result<(), Error> {
+    let now = store::schedules::now(&shared.pool).await?;
+    let mut regs: Vec<_> = shared.handlers.values().copied().collect();
+    regs.sort_by_key(|reg| reg.kind);
+    regs.dedup_by_key(|reg| reg.kind);
+    for reg in regs {
+        let Some(schedule) = Schedule::declared(reg) else {
+            continue;
+        };
+        let row = schedule.into_row(now, shared.config.max_payload_bytes)?;
+        match store::schedules::upsert_declared(&shared.pool, &row).await? {
+            Some(change) => tracing::info!(
+                worker = %shared.config.id,
+                schedule = %row.name,
+                expression = %row.expression,
+                timezone = %row.timezone,
+                change,
+                "synced declared cron schedule"
+            ),
+            None => tracing::debug!(
+                worker = %shared.config.id,
+                schedule = %row.name,
+                "declared cron schedule unchanged (or a run-time schedule owns the name)"
+            ),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone};
+
+    use super::*;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + TimeDelta::seconds(s)
+    }
+
+    #[test]
+    fn on_time_slots_all_fire() {
+        let cron = CronSchedule::parse("*/10 * * * * *", "UTC").unwrap();
+        let plan = plan(&cron, MissedSlots::Skip, at(10), at(35));
+        assert_eq!(plan.fire, [at(10), at(20), at(30)]);
+        assert_eq!(plan.next, Some(at(40)));
+        assert_eq!(plan.skipped, 0);
+    }
+
+    #[test]
+    fn missed_slots_are_skipped_or_run_once() {
+        let hourly = CronSchedule::parse("0 * * * *", "UTC").unwrap();
+        // Down from 00:00 to 05:30: slots 01:00 .. 05:00 were missed.
+        let skip = plan(&hourly, MissedSlots::Skip, at(3600), at(5 * 3600 + 1800));
+        assert!(skip.fire.is_empty());
+        assert_eq!(skip.skipped, 5);
+        assert_eq!(skip.next, Some(at(6 * 3600)));
+        let once = plan(&hourly, MissedSlots::RunOnce, at(3600), at(5 * 3600 + 1800));
+        assert_eq!(once.fire, [at(5 * 3600)]);
+        assert_eq!(once.skipped, 4);
+        // An on-time slot stands in for the missed ones.
+        let on_time = plan(&hourly, MissedSlots::RunOnce, at(3600), at(5 * 3600 + 30));
+        assert_eq!(on_time.fire, [at(5 * 3600)]);
+        assert_eq!(on_time.skipped, 4);
+    }
+
+    #[test]
+    fn a_long_backlog_is_bounded() {
+        let cron = CronSchedule::parse("* * * * * *", "UTC").unwrap();
+        let plan = plan(&cron, MissedSlots::Skip, at(0), at(86_400));
+        assert_eq!(plan.fire.len(), 61);
+        assert_eq!(plan.skipped, MISSED_COUNTED);
+        assert_eq!(plan.next, Some(at(86_401)));
+    }
+}

@@ -1,0 +1,103 @@
+//! The schedule calls of the [`Runledger`] client.
+
+use super::{Schedule, ScheduleInfo};
+use crate::client::Runledger;
+use crate::error::Error;
+use crate::schedule::CronSchedule;
+use crate::store;
+
+/// Cron schedules.
+impl Runledger {
+    /// Adds a schedule. Its first slot is the first one after now (database clock). Fails with
+    /// [`Error::Schedule`] for an invalid expression or time zone, [`Error::InvalidInput`] for
+    /// an invalid name, and [`Error::Conflict`] if a schedule of this name exists.
+    pub async fn add_schedule(&self, schedule: Schedule) -> Result<ScheduleInfo, Error> {
+        self.write_schedule(schedule, true).await
+    }
+
+    /// Replaces the definition of an existing schedule (a paused schedule stays paused). Its
+    /// next slot is recomputed from now: slots already fired never fire again. A schedule
+    /// declared in code is reset to its declaration by the next worker start unless the two
+    /// agree. Fails with [`Error::ScheduleNotFound`] if there is none of this name.
+    pub async fn update_schedule(&self, schedule: Schedule) -> Result<ScheduleInfo, Error> {
+        self.write_schedule(schedule, false).await
+    }
+
+    /// Inserts (`new`) or updates a schedule, with its next slot after now.
+    async fn write_schedule(&self, schedule: Schedule, new: bool) -> Result<ScheduleInfo, Error> {
+        schedule.check()?;
+        let mut tx = self.pool().begin().await?;
+        let now = store::schedules::now(&mut *tx).await?;
+        let row = schedule.into_row(now, self.max_payload_bytes())?;
+        if new && !store::schedules::insert(&mut *tx, &row).await? {
+            return Err(Error::Conflict(format!(
+                "a schedule named `{}` already exists; use `update_schedule` to change it",
+                row.name
+            )));
+        }
+        if !new && !store::schedules::update(&mut *tx, &row).await? {
+            return Err(not_found(&row.name));
+        }
+        let info = store::schedules::get(&mut *tx, &row.name)
+            .await?
+            .map(ScheduleInfo::from_row)
+            .ok_or_else(|| not_found(&row.name))?;
+        tx.commit().await?;
+        Ok(info)
+    }
+
+    /// Pauses a schedule: it fires nothing until resumed.
+    pub async fn pause_schedule(&self, name: &str) -> Result<(), Error> {
+        if !store::schedules::set_paused(self.pool(), name, true, None).await? {
+            return Err(not_found(name));
+        }
+        Ok(())
+    }
+
+    /// Resumes a paused schedule from its next slot after now; the slots that passed while it
+    /// was paused are not fired.
+    pub async fn resume_schedule(&self, name: &str) -> Result<(), Error> {
+        let mut tx = self.pool().begin().await?;
+        let Some(row) = store::schedules::get(&mut *tx, name).await? else {
+            return Err(not_found(name));
+        };
+        let cron = CronSchedule::parse(&row.expression, &row.timezone).map_err(|error| {
+            Error::Schedule {
+                schedule: name.to_owned(),
+                error,
+            }
+        })?;
+        let now = store::schedules::now(&mut *tx).await?;
+        store::schedules::set_paused(&mut *tx, name, false, cron.next_after(now)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a schedule; returns false if there was none of this name. A schedule declared in
+    /// code comes back at the next worker start while its `#[job(cron = ...)]` remains.
+    pub async fn remove_schedule(&self, name: &str) -> Result<bool, Error> {
+        store::schedules::delete(self.pool(), name).await
+    }
+
+    /// One schedule by name.
+    pub async fn schedule(&self, name: &str) -> Result<Option<ScheduleInfo>, Error> {
+        Ok(store::schedules::get(self.pool(), name)
+            .await?
+            .map(ScheduleInfo::from_row))
+    }
+
+    /// Every schedule, by name.
+    pub async fn schedules(&self) -> Result<Vec<ScheduleInfo>, Error> {
+        Ok(store::schedules::list(self.pool())
+            .await?
+            .into_iter()
+            .map(ScheduleInfo::from_row)
+            .collect())
+    }
+}
+
+fn not_found(name: &str) -> Error {
+    Error::ScheduleNotFound {
+        schedule: name.to_owned(),
+    }
+}

@@ -1,0 +1,65 @@
+//! Statements that delete what the retention policy no longer keeps.
+
+use sqlx::PgPool;
+
+use crate::error::Error;
+
+/// Deletes up to `limit` jobs in the finished state `state` that finished more than `keep_s`
+/// seconds ago, oldest first. The state is also checked against the finished states in the
+/// statement itself, so no caller can make it delete an unfinished job. Returns the rows deleted.
+pub(crate) async fn prune_jobs(
+    pool: &PgPool,
+    state: &str,
+    keep_s: f64,
+    limit: i64,
+) -> Result<u64, Error> {
+    Ok(sqlx::query(
+        r#"
+        WITH doomed AS (
+            SELECT id FROM runledger.jobs
+            WHERE state = $1
+              AND state IN ('completed', 'failed', 'cancelled')
+              AND finished_at IS NOT NULL
+              AND finished_at < now() - make_interval(secs => $2)
+            ORDER BY finished_at
+            LIMIT $3
+            FOR UPDATE SKIP LOCKED
+        )
+        DELETE FROM runledger.jobs j
+        USING doomed
+        WHERE j.id = doomed.id AND j.state IN ('completed', 'failed', 'cancelled')
+        "#,
+    )
+    .bind(state)
+    .bind(keep_s)
+    .bind(limit)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Deletes up to `limit` schedule fire rows older than `keep_s` seconds whose slot is behind
+/// their schedule's cursor (such a slot can never be fired again). Returns the rows deleted.
+pub(crate) async fn prune_fires(pool: &PgPool, keep_s: f64, limit: i64) -> Result<u64, Error> {
+    Ok(sqlx::query(
+        r#"
+        WITH doomed AS (
+            SELECT f.schedule, f.slot
+            FROM runledger.schedule_fires f
+            JOIN runledger.schedules s ON s.name = f.schedule
+            WHERE f.fired_at < now() - make_interval(secs => $1)
+              AND f.slot < s.next_fire_at
+            ORDER BY f.fired_at
+            LIMIT $2
+        )
+        DELETE FROM runledger.schedule_fires f
+        USING doomed
+        WHERE f.schedule = doomed.schedule AND f.slot = doomed.slot
+        "#,
+    )
+    .bind(keep_s)
+    .bind(limit)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}

@@ -1,0 +1,594 @@
+//! Cron schedules, leader election and retention, against a real PostgreSQL.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Timelike, Utc};
+use common::{db, hit, hits, token, wait_until};
+use runledger::testing::TestDatabase;
+use runledger::{
+    CronSchedule, Error, JobError, MissedSlots, Retention, RunningWorker, Schedule, ScheduleError,
+    Worker, WorkerBuilder, job,
+};
+use sqlx::PgPool;
+
+/// Counts its runs under `key`.
+#[job(queue = "cron")]
+async fn tick(key: String) -> Result<(), JobError> {
+    hit(&key);
+    Ok(())
+}
+
+/// Declared in code: every second, synced at worker start.
+#[job(queue = "cron", cron = "* * * * * *", cron_args = DeclaredTick { key: "declared".into() })]
+async fn declared_tick(key: String) -> Result<(), JobError> {
+    hit(&key);
+    Ok(())
+}
+
+/// Declared with a time zone that does not exist: a worker that runs it refuses to build.
+#[job(cron = "0 0 * * * *", tz = "Mars/Olympus")]
+async fn bad_zone() -> Result<(), JobError> {
+    Ok(())
+}
+
+fn worker(pool: PgPool, id: &str) -> WorkerBuilder {
+    Worker::builder(pool)
+        .id(id)
+        .queues(["cron"])
+        .kinds(["tick"])
+        .leader_lease(Duration::from_secs(1))
+        .poll_interval(Duration::from_millis(200))
+}
+
+/// `run_at` of every job of `kind`, in order.
+async fn slots_of(pool: &PgPool, kind: &str) -> Vec<DateTime<Utc>> {
+    sqlx::query_scalar("SELECT run_at FROM runledger.jobs WHERE kind = $1 ORDER BY run_at, id")
+        .bind(kind)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+async fn start(pool: PgPool, id: &str) -> RunningWorker {
+    worker(pool, id).build().unwrap().start().await.unwrap()
+}
+
+async fn wait_for_leader(db: &TestDatabase, id: &str, within: Duration) {
+    wait_until(within, &format!("{id} leads"), || async {
+        leader(db).await.as_deref() == Some(id)
+    })
+    .await;
+}
+
+async fn leader(db: &TestDatabase) -> Option<String> {
+    db.client()
+        .maintenance_leader()
+        .await
+        .unwrap()
+        .map(|l| l.worker)
+}
+
+async fn stop(worker: RunningWorker) {
+    tokio::time::timeout(Duration::from_secs(30), worker.shutdown())
+        .await
+        .expect("shutdown in time")
+        .expect("shutdown");
+}
+
+fn assert_each_slot_once(slots: &[DateTime<Utc>]) {
+    for pair in slots.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            chrono::TimeDelta::seconds(1),
+            "every second fires exactly once: {slots:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_fire_each_slot_once_across_a_change_of_leader() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("two-workers");
+    rl.add_schedule(Schedule::new(
+        "every-second",
+        "* * * * * *",
+        Tick { key: key.clone() },
+    ))
+    .await
+    .unwrap();
+    let a = start(db.pool().clone(), "a").await;
+    let b = start(db.pool().clone(), "b").await;
+    wait_until(Duration::from_secs(10), "a leader", || async {
+        leader(&db).await.is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Stop whichever leads; the other takes over and goes on from the next slot.
+    let (first, second) = if leader(&db).await.as_deref() == Some("a") {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let before = slots_of(db.pool(), "tick").await.len();
+    stop(first).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(leader(&db).await.as_deref(), Some(second.id()));
+    stop(second).await;
+
+    let slots = slots_of(db.pool(), "tick").await;
+    assert!(
+        slots.len() > before && before >= 2,
+        "{before} then {slots:?}"
+    );
+    assert_each_slot_once(&slots);
+    let fires: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM runledger.schedule_fires WHERE schedule = 'every-second'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(fires as usize, slots.len());
+    let info = rl.schedule("every-second").await.unwrap().unwrap();
+    assert_eq!(info.last_slot, slots.last().copied());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_with_a_fire_row_is_never_enqueued_again() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("guard");
+    rl.add_schedule(Schedule::new("guarded", "* * * * * *", Tick { key }))
+        .await
+        .unwrap();
+    // Another scheduler already fired the next three slots.
+    let cursor: DateTime<Utc> =
+        sqlx::query_scalar("SELECT next_fire_at FROM runledger.schedules WHERE name = 'guarded'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    let taken: Vec<DateTime<Utc>> = (0..3)
+        .map(|s| cursor + chrono::TimeDelta::seconds(s))
+        .collect();
+    sqlx::query(
+        "INSERT INTO runledger.schedule_fires (schedule, slot) SELECT 'guarded', unnest($1::timestamptz[])",
+    )
+    .bind(&taken)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let w = start(db.pool().clone(), "w").await;
+    wait_until(Duration::from_secs(10), "two later slots fired", || async {
+        slots_of(db.pool(), "tick").await.len() >= 2
+    })
+    .await;
+    stop(w).await;
+    let slots = slots_of(db.pool(), "tick").await;
+    assert!(
+        slots.iter().all(|s| !taken.contains(s)),
+        "{slots:?} vs {taken:?}"
+    );
+    assert_eq!(slots[0], cursor + chrono::TimeDelta::seconds(3));
+    assert_each_slot_once(&slots);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_schedulers_fire_each_slot_once() {
+    let db = db().await;
+    let rl = db.client();
+    rl.add_schedule(Schedule::new(
+        "raced",
+        "* * * * * *",
+        Tick {
+            key: token("raced"),
+        },
+    ))
+    .await
+    .unwrap();
+    for round in 0..10 {
+        // Put the cursor 20 s back (on time, and partly over slots fired in earlier rounds),
+        // then let 8 schedulers loose on it at once.
+        sqlx::query(
+            "UPDATE runledger.schedules SET next_fire_at = date_trunc('second', now()) \
+             - interval '20 seconds' WHERE name = 'raced'",
+        )
+        .execute(db.pool())
+        .await
+        .unwrap();
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                let rl = rl.clone();
+                tokio::spawn(async move { runledger::testing::fire_due_schedules(&rl).await })
+            })
+            .collect();
+        for racer in racers {
+            racer.await.unwrap().unwrap();
+        }
+        let slots = slots_of(db.pool(), "tick").await;
+        let mut distinct = slots.clone();
+        distinct.dedup();
+        assert_eq!(distinct, slots, "round {round}: a slot fired twice");
+        assert!(slots.len() >= 20, "round {round}: {}", slots.len());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_schedule_is_synced_and_fires() {
+    let db = db().await;
+    let w = Worker::builder(db.pool().clone())
+        .queues(["cron"])
+        .kinds(["declared_tick"])
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    // Synced before `start` returns.
+    let info = db
+        .client()
+        .schedule("declared_tick")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(info.declared_in_code);
+    assert_eq!(info.expression, "* * * * * *");
+    assert_eq!(info.args, serde_json::json!({ "key": "declared" }));
+    let before = hits("declared");
+    wait_until(Duration::from_secs(10), "declared schedule ran", || async {
+        hits("declared") > before
+    })
+    .await;
+    stop(w).await;
+    assert_each_slot_once(&slots_of(db.pool(), "declared_tick").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_is_replaced_after_graceful_stop_and_after_lease_expiry() {
+    let db = db().await;
+    // Graceful stop: the lease is handed back, the other worker takes it within a renewal.
+    let a = start(db.pool().clone(), "a").await;
+    wait_for_leader(&db, "a", Duration::from_secs(5)).await;
+    let b = start(db.pool().clone(), "b").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        leader(&db).await.as_deref(),
+        Some("a"),
+        "the leader keeps its lease"
+    );
+    stop(a).await;
+    let stopped = Instant::now();
+    wait_for_leader(&db, "b", Duration::from_secs(3)).await;
+    assert!(
+        stopped.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        stopped.elapsed()
+    );
+
+    // Death: b loses its database (pool closed) without releasing; its lease runs out and c,
+    // already running, takes over.
+    let c = start(db.pool().clone(), "c").await;
+    stop(b).await;
+    wait_for_leader(&db, "c", Duration::from_secs(3)).await;
+    let own = PgPool::connect(db.url()).await.unwrap();
+    let d = start(own.clone(), "d").await;
+    stop(c).await;
+    wait_for_leader(&db, "d", Duration::from_secs(3)).await;
+    let e = start(db.pool().clone(), "e").await;
+    let closing = own.clone();
+    tokio::spawn(async move { closing.close().await });
+    let died = Instant::now();
+    wait_until(
+        Duration::from_secs(5),
+        "e leads after d's lease expired",
+        || async { leader(&db).await.as_deref() == Some("e") },
+    )
+    .await;
+    // Lease 1 s, renewals every third of it.
+    assert!(
+        died.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        died.elapsed()
+    );
+    stop(e).await;
+    let _ = tokio::time::timeout(Duration::from_secs(10), d.shutdown()).await;
+}
+
+#[test]
+fn daily_london_slot_fires_once_on_both_dst_days_of_2026() {
+    let daily = CronSchedule::parse("0 30 1 * * *", "Europe/London").unwrap();
+    let day = |m, d| {
+        let from = Utc.with_ymd_and_hms(2026, m, d, 0, 0, 0).unwrap() - chrono::TimeDelta::hours(1);
+        daily.slots(
+            from,
+            from + chrono::TimeDelta::hours(24) - chrono::TimeDelta::seconds(1),
+            10,
+        )
+    };
+    // 29 March: 01:00 GMT jumps to 02:00 BST; 01:30 does not exist and fires at 02:00 BST.
+    let spring = day(3, 29);
+    assert_eq!(
+        spring,
+        [Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap()]
+    );
+    // 25 October: 02:00 BST falls back to 01:00 GMT; 01:30 happens twice and fires once.
+    let autumn = day(10, 25);
+    assert_eq!(
+        autumn,
+        [Utc.with_ymd_and_hms(2026, 10, 25, 0, 30, 0).unwrap()]
+    );
+    // The day before each: 01:30 local as usual.
+    assert_eq!(
+        day(3, 28),
+        [Utc.with_ymd_and_hms(2026, 3, 28, 1, 30, 0).unwrap()]
+    );
+    assert_eq!(
+        day(10, 24),
+        [Utc.with_ymd_and_hms(2026, 10, 24, 0, 30, 0).unwrap()]
+    );
+}
+
+#[tokio::test]
+async fn invalid_expressions_and_zones_are_refused_with_the_reason() {
+    let db = db().await;
+    let rl = db.client();
+    let tick = || Tick {
+        key: "never".into(),
+    };
+    for bad in ["", "* * *", "0 61 * * *", "0 0 30 2 *", "every monday"] {
+        match rl.add_schedule(Schedule::new("bad", bad, tick())).await {
+            Err(Error::Schedule {
+                schedule,
+                error: ScheduleError::InvalidCron { expression, .. },
+            }) => {
+                assert_eq!((schedule.as_str(), expression.as_str()), ("bad", bad));
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    let error = rl
+        .add_schedule(Schedule::new("bad", "0 * * * *", tick()).timezone("Europe/Londn"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "schedule `bad`: unknown time zone `Europe/Londn`; use an IANA name such as `UTC` or \
+         `Europe/London`"
+    );
+    let error = rl
+        .add_schedule(Schedule::new("bad name", "0 * * * *", tick()))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidInput(_)), "{error}");
+    assert!(
+        rl.schedules().await.unwrap().is_empty(),
+        "nothing was written"
+    );
+
+    // A declared schedule with an unknown zone: the worker refuses to build.
+    let error = Worker::builder(db.pool().clone())
+        .kinds(["bad_zone"])
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::Schedule { schedule, error: ScheduleError::InvalidTimezone { timezone } }
+                if schedule == "bad_zone" && timezone == "Mars/Olympus"
+        ),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn schedules_are_added_updated_paused_resumed_listed_and_removed() {
+    let db = db().await;
+    let rl = db.client();
+    let tick = |key: &str| Tick { key: key.into() };
+    let info = rl
+        .add_schedule(
+            Schedule::new("nightly", "0 0 3 * * *", tick("n"))
+                .timezone("Europe/London")
+                .missed(MissedSlots::RunOnce),
+        )
+        .await
+        .unwrap();
+    assert_eq!(info.kind, "tick");
+    assert_eq!(info.queue, "cron");
+    assert_eq!(info.timezone, "Europe/London");
+    assert_eq!(info.missed, MissedSlots::RunOnce);
+    assert!(!info.paused && !info.declared_in_code);
+    let next = info.next_fire_at.unwrap();
+    assert_eq!(next.with_timezone(&chrono_tz::Europe::London).hour(), 3);
+    let again = rl
+        .add_schedule(Schedule::new("nightly", "0 0 4 * * *", tick("n")))
+        .await
+        .unwrap_err();
+    assert!(matches!(again, Error::Conflict(_)), "{again}");
+
+    rl.pause_schedule("nightly").await.unwrap();
+    assert!(rl.schedule("nightly").await.unwrap().unwrap().paused);
+    let updated = rl
+        .update_schedule(Schedule::new("nightly", "*/10 * * * *", tick("m")).timezone("UTC"))
+        .await
+        .unwrap();
+    assert!(updated.paused, "an update keeps the pause");
+    assert_eq!(updated.expression, "*/10 * * * *");
+    assert_eq!(updated.missed, MissedSlots::Skip);
+    assert_eq!(updated.args, serde_json::json!({ "key": "m" }));
+    rl.resume_schedule("nightly").await.unwrap();
+    let resumed = rl.schedule("nightly").await.unwrap().unwrap();
+    assert!(!resumed.paused);
+    assert_eq!(resumed.next_fire_at.unwrap().minute() % 10, 0);
+
+    rl.add_schedule(Schedule::new("hourly", "@hourly", tick("h")))
+        .await
+        .unwrap();
+    let names: Vec<String> = rl
+        .schedules()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["hourly", "nightly"]);
+    assert!(rl.remove_schedule("nightly").await.unwrap());
+    assert!(!rl.remove_schedule("nightly").await.unwrap());
+    assert!(matches!(
+        rl.pause_schedule("nightly").await,
+        Err(Error::ScheduleNotFound { .. })
+    ));
+    assert!(matches!(
+        rl.update_schedule(Schedule::new("nightly", "@daily", tick("n")))
+            .await,
+        Err(Error::ScheduleNotFound { .. })
+    ));
+}
+
+/// A daily schedule at an hour far from now whose cursor is three days old: three slots were
+/// missed and none is on time.
+async fn missed_for_three_days(db: &TestDatabase, name: &str, missed: MissedSlots) {
+    let hour = (Utc::now().hour() + 12) % 24;
+    db.client()
+        .add_schedule(
+            Schedule::new(name, format!("0 0 {hour} * * *"), Tick { key: token(name) })
+                .missed(missed),
+        )
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE runledger.schedules SET next_fire_at = next_fire_at - interval '3 days' \
+         WHERE name = $1",
+    )
+    .bind(name)
+    .execute(db.pool())
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missed_slots_are_skipped_or_run_once() {
+    let db = db().await;
+    let rl = db.client();
+    missed_for_three_days(&db, "skips", MissedSlots::Skip).await;
+    missed_for_three_days(&db, "catches-up", MissedSlots::RunOnce).await;
+    let cursor_of = |name: &'static str| {
+        let pool = db.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, DateTime<Utc>>(
+                "SELECT next_fire_at FROM runledger.schedules WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let old = cursor_of("catches-up").await;
+    let w = start(db.pool().clone(), "w").await;
+    wait_until(Duration::from_secs(10), "both cursors moved", || async {
+        cursor_of("skips").await > Utc::now() && cursor_of("catches-up").await > Utc::now()
+    })
+    .await;
+    stop(w).await;
+    // Only the run-once schedule enqueued a job: one, for its latest missed slot.
+    let slots = slots_of(db.pool(), "tick").await;
+    assert_eq!(slots, [old + chrono::TimeDelta::days(2)]);
+    let fires: Vec<String> = sqlx::query_scalar("SELECT schedule FROM runledger.schedule_fires")
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(fires, ["catches-up"]);
+    assert!(
+        rl.schedule("skips")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_slot
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruner_deletes_only_finished_jobs_past_their_retention() {
+    let db = db().await;
+    let rl = db.client();
+    // One job per (state, finished how long ago), on a queue no worker runs.
+    let cases: &[(&str, Option<i64>)] = &[
+        ("completed", Some(7200)),
+        ("completed", Some(60)),
+        ("failed", Some(7200)),
+        ("cancelled", Some(7200)),
+        ("cancelled", Some(60)),
+        ("running", None),
+        ("available", None),
+        ("scheduled", None),
+        ("retryable", None),
+        ("waiting", None),
+    ];
+    for (state, finished_ago) in cases {
+        let job = rl
+            .enqueue(Tick {
+                key: format!("{state}-{finished_ago:?}"),
+            })
+            .with_queue("held")
+            .await
+            .unwrap();
+        sqlx::query(
+            "UPDATE runledger.jobs SET state = $2, created_at = now() - interval '1 day', \
+                 run_at = now() + CASE WHEN $2 IN ('scheduled', 'retryable') \
+                                       THEN interval '1 day' ELSE interval '-1 day' END, \
+                 finished_at = now() - make_interval(secs => $3), \
+                 lease_expires_at = CASE WHEN $2 = 'running' THEN now() + interval '1 hour' END \
+             WHERE id = $1",
+        )
+        .bind(job.id().0)
+        .bind(state)
+        .bind(finished_ago.map(|s| s as f64))
+        .execute(db.pool())
+        .await
+        .unwrap();
+    }
+    let remaining = || async {
+        let rows: Vec<(String, Option<f64>)> = sqlx::query_as(
+            "SELECT state, round(EXTRACT(EPOCH FROM now() - finished_at))::float8 \
+             FROM runledger.jobs ORDER BY id",
+        )
+        .fetch_all(db.pool())
+        .await
+        .unwrap();
+        rows.into_iter()
+            .map(|(state, ago)| (state, ago.map(|a| if a > 3600.0 { "old" } else { "new" })))
+            .collect::<Vec<_>>()
+    };
+    // Keep an hour; keep failed jobs forever.
+    let w = worker(db.pool().clone(), "pruner")
+        .retention(Retention::all(Duration::from_secs(3600)).failed(None))
+        .prune_interval(Duration::from_millis(100))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(10), "old jobs pruned", || async {
+        remaining().await.len() == cases.len() - 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop(w).await;
+    let s = |state: &str, ago: Option<&'static str>| (state.to_owned(), ago);
+    assert_eq!(
+        remaining().await,
+        [
+            s("completed", Some("new")),
+            s("failed", Some("old")),
+            s("cancelled", Some("new")),
+            s("running", None),
+            s("available", None),
+            s("scheduled", None),
+            s("retryable", None),
+            s("waiting", None),
+        ]
+    );
+}

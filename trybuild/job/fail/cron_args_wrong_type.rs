@@ -1,0 +1,9 @@
+use runledger::{JobError, job};
+
+#[job(cron = "0 0 3 * * *", cron_args = "ops")]
+async fn send_digest(team: String) -> Result<(), JobError> {
+    let _ = team;
+    Ok(())
+}
+
+fn main() {}
