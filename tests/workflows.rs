@@ -882,3 +882,53 @@ async fn fan_in_releases_the_child_exactly_once_under_concurrent_completion() {
     let _ = rl;
     println!("fan-in: runs=70 parents=2x40,8x20,32x10 children_released=70 duplicates=0");
 }
+
+#[tokio::test]
+async fn finished_runs_are_pruned_after_their_retention_and_running_ones_never() {
+    let db = db().await;
+    let rl = db.client();
+    let w = start(worker(&db)).await;
+    let old = Diamond { seed: 1 }.enqueue(&rl).await.unwrap();
+    let recent = Diamond { seed: 2 }.enqueue(&rl).await.unwrap();
+    old.wait_timeout(WAIT).await.unwrap();
+    recent.wait_timeout(WAIT).await.unwrap();
+    w.shutdown().await.unwrap();
+    let open = Gated {
+        key: token("prune"),
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE runledger.workflow_runs SET finished_at = now() - interval '2 hours' WHERE id = $1",
+    )
+    .bind(old.id().0)
+    .execute(db.pool())
+    .await
+    .unwrap();
+
+    let w = start(
+        worker(&db)
+            .retention(runledger::Retention::forever().workflow_runs(Duration::from_secs(3600)))
+            .prune_interval(Duration::from_millis(100)),
+    )
+    .await;
+    wait_until(WAIT, "the old run pruned", || async {
+        rl.workflow_run(old.id()).await.unwrap().is_none()
+    })
+    .await;
+    w.shutdown().await.unwrap();
+    assert!(rl.workflow_run(recent.id()).await.unwrap().is_some());
+    let open = rl.workflow_run(open.id()).await.unwrap().unwrap();
+    assert_eq!(open.state, RunState::Running);
+    let left: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM runledger.workflow_steps WHERE run_id = $1) \
+              + (SELECT count(*) FROM runledger.workflow_edges WHERE run_id = $1) \
+              + (SELECT count(*) FROM runledger.workflow_bindings WHERE run_id = $1)",
+    )
+    .bind(old.id().0)
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "steps, edges and bindings of the pruned run");
+}

@@ -12,7 +12,8 @@ const DAY: Duration = Duration::from_secs(86_400);
 /// them forever. Only `completed`, `failed` and `cancelled` jobs are ever deleted, and only once
 /// their `finished_at` is older than the state's retention.
 ///
-/// The default keeps completed jobs for 1 day and failed and cancelled jobs for 7 days.
+/// The default keeps completed jobs for 1 day, failed and cancelled jobs and finished workflow
+/// runs for 7 days.
 ///
 /// ```
 /// use std::time::Duration;
@@ -32,6 +33,9 @@ pub struct Retention {
     pub failed: Option<Duration>,
     /// Retention of cancelled jobs. Default 7 days.
     pub cancelled: Option<Duration>,
+    /// Retention of finished workflow runs (completed, failed or cancelled), with their steps,
+    /// edges and bindings. Default 7 days. Runs still running are never deleted.
+    pub workflow_runs: Option<Duration>,
 }
 
 impl Retention {
@@ -41,6 +45,7 @@ impl Retention {
             completed: Some(keep),
             failed: Some(keep),
             cancelled: Some(keep),
+            workflow_runs: Some(keep),
         }
     }
 
@@ -50,6 +55,7 @@ impl Retention {
             completed: None,
             failed: None,
             cancelled: None,
+            workflow_runs: None,
         }
     }
 
@@ -71,6 +77,12 @@ impl Retention {
         self
     }
 
+    /// Sets the retention of finished workflow runs.
+    pub fn workflow_runs(mut self, keep: impl Into<Option<Duration>>) -> Self {
+        self.workflow_runs = keep.into();
+        self
+    }
+
     /// `(state, retention)` for each state that is pruned.
     pub(crate) fn policies(&self) -> impl Iterator<Item = (&'static str, Duration)> {
         [
@@ -89,6 +101,7 @@ impl Default for Retention {
             completed: Some(DAY),
             failed: Some(7 * DAY),
             cancelled: Some(7 * DAY),
+            workflow_runs: Some(7 * DAY),
         }
     }
 }

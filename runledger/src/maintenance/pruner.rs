@@ -1,7 +1,7 @@
 //! The pruner (leader only): deletes finished jobs (`completed`, `failed`, `cancelled`) whose
 //! `finished_at` is older than their state's [`Retention`](super::Retention), in batches of at
-//! most [`PASS_LIMIT`] rows, and the record of cron slots fired before the completed jobs'
-//! retention. Unfinished jobs are never touched: the state filter is in the statement.
+//! most [`PASS_LIMIT`] rows, the record of cron slots fired before the completed jobs'
+//! retention, and finished workflow runs (with their steps, edges and bindings). Unfinished jobs are never touched: the state filter is in the statement.
 
 use std::time::Duration;
 
@@ -42,8 +42,19 @@ impl Service for Pruner {
                 tracing::info!(worker = %shared.config.id, fires = deleted, "pruned cron fire records");
             }
         }
-        // Workflow runs: finished runs (and their steps) are pruned here too, once the
-        // workflow tables exist, with the same bounded-batch shape and a retention of their own.
+        if let Some(keep) = retention.workflow_runs {
+            let deleted =
+                store::retention::prune_runs(&shared.pool, keep.as_secs_f64(), PASS_LIMIT).await?;
+            more |= deleted >= PASS_LIMIT as u64;
+            if deleted > 0 {
+                tracing::info!(
+                    worker = %shared.config.id,
+                    runs = deleted,
+                    retention = ?keep,
+                    "pruned finished workflow runs"
+                );
+            }
+        }
         Ok(if more {
             Duration::ZERO
         } else {

@@ -63,3 +63,30 @@ pub(crate) async fn prune_fires(pool: &PgPool, keep_s: f64, limit: i64) -> Resul
     .await?
     .rows_affected())
 }
+
+/// Deletes up to `limit` finished workflow runs (completed, failed or cancelled) that finished
+/// more than `keep_s` seconds ago, oldest first; their steps, edges and bindings go with them.
+/// Returns the runs deleted.
+pub(crate) async fn prune_runs(pool: &PgPool, keep_s: f64, limit: i64) -> Result<u64, Error> {
+    Ok(sqlx::query(
+        r#"
+        WITH doomed AS (
+            SELECT id FROM runledger.workflow_runs
+            WHERE state IN ('completed', 'failed', 'cancelled')
+              AND finished_at IS NOT NULL
+              AND finished_at < now() - make_interval(secs => $1)
+            ORDER BY finished_at
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        )
+        DELETE FROM runledger.workflow_runs r
+        USING doomed
+        WHERE r.id = doomed.id AND r.state <> 'running'
+        "#,
+    )
+    .bind(keep_s)
+    .bind(limit)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
