@@ -259,9 +259,11 @@ async fn leader_is_replaced_after_graceful_stop_and_after_lease_expiry() {
     );
     stop(a).await;
     let stopped = Instant::now();
-    wait_for_leader(&db, "b", Duration::from_secs(3)).await;
+    wait_for_leader(&db, "b", Duration::from_secs(5)).await;
+    // Typically one renewal period (a third of the 1 s lease); the bound leaves room for a
+    // loaded machine.
     assert!(
-        stopped.elapsed() < Duration::from_millis(1500),
+        stopped.elapsed() < Duration::from_millis(2500),
         "{:?}",
         stopped.elapsed()
     );
@@ -280,14 +282,14 @@ async fn leader_is_replaced_after_graceful_stop_and_after_lease_expiry() {
     tokio::spawn(async move { closing.close().await });
     let died = Instant::now();
     wait_until(
-        Duration::from_secs(5),
+        Duration::from_secs(8),
         "e leads after d's lease expired",
         || async { leader(&db).await.as_deref() == Some("e") },
     )
     .await;
-    // Lease 1 s, renewals every third of it.
+    // Lease 1 s, renewals every third of it: typically about 1.3 s.
     assert!(
-        died.elapsed() < Duration::from_millis(2500),
+        died.elapsed() < Duration::from_millis(4000),
         "{:?}",
         died.elapsed()
     );
