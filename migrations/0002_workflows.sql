@@ -10,7 +10,10 @@
 --   (inserting their jobs), skips what can no longer run, and finishes the run.
 -- * Settling a step locks its run row first, so every settle of one run is serialized: fan-in
 --   counts (`pending_deps`) cannot race, and each child is released exactly once.
--- * Lock order, everywhere: job rows, then the run row, then the run's step rows.
+-- * Lock order, everywhere: run rows (in id order), then job rows, then step rows. Statements
+--   that finish several step jobs at once (the worker's completer, the rescuer) lock the runs
+--   involved first, in id order, in the same transaction; the settles they trigger then find
+--   those rows locked already.
 
 ALTER TABLE runledger.jobs
     ADD COLUMN run_id bigint,
@@ -76,6 +79,9 @@ CREATE TABLE runledger.workflow_steps (
     job_id       bigint,
     output       jsonb,
     error        text,
+    -- Set when a parent's output lacks a field this step takes from it: the step fails at
+    -- release instead of running with a missing argument.
+    bad_input    text,
     finished_at  timestamptz,
 
     PRIMARY KEY (run_id, key),
@@ -84,6 +90,13 @@ CREATE TABLE runledger.workflow_steps (
     CONSTRAINT workflow_steps_job_or_gate CHECK ((kind IS NULL) <> (gate IS NULL)),
     CONSTRAINT workflow_steps_job_options CHECK (
         kind IS NULL OR (queue IS NOT NULL AND priority IS NOT NULL AND max_attempts >= 1)),
+    -- The same bounds as runledger.jobs, so that a step that passes them at start can always
+    -- be released later.
+    CONSTRAINT workflow_steps_names_valid CHECK (
+        char_length(key) BETWEEN 1 AND 128
+        AND (kind IS NULL OR char_length(kind) BETWEEN 1 AND 128)
+        AND (queue IS NULL OR char_length(queue) BETWEEN 1 AND 128)),
+    CONSTRAINT workflow_steps_timeout_positive CHECK (timeout_ms IS NULL OR timeout_ms > 0),
     CONSTRAINT workflow_steps_pending_valid CHECK (pending_deps >= 0),
     CONSTRAINT workflow_steps_ready_has_job CHECK (state <> 'ready' OR job_id IS NOT NULL)
 );
@@ -129,6 +142,7 @@ DECLARE
     v_next      text[];
     v_touched   text[];
     v_skipped   integer := 0;
+    v_bad       boolean;
     v_notified  bigint;
     v_run       runledger.workflow_runs%ROWTYPE;
 BEGIN
@@ -196,7 +210,14 @@ BEGIN
             ),
             vals AS (
                 SELECT b.to_step,
-                       jsonb_object_agg(b.param, COALESCE(s.output #> b.path, 'null'::jsonb)) AS obj
+                       jsonb_object_agg(b.param, COALESCE(s.output #> b.path, 'null'::jsonb)) AS obj,
+                       string_agg(
+                           CASE WHEN s.output #> b.path IS NULL THEN
+                               'the output of step `' || b.from_step || '` has no '
+                               || CASE WHEN cardinality(b.path) = 0 THEN 'value'
+                                       ELSE 'field `' || array_to_string(b.path, '.') || '`' END
+                               || ' for argument `' || b.param || '`'
+                           END, '; ') AS missing
                 FROM runledger.workflow_bindings b
                 JOIN f ON f.key = b.from_step AND f.ok
                 JOIN runledger.workflow_steps s ON s.run_id = p_run AND s.key = b.from_step
@@ -206,12 +227,15 @@ BEGIN
             counted AS (
                 UPDATE runledger.workflow_steps s
                 SET pending_deps = s.pending_deps - sat.n,
-                    args = s.args || COALESCE(vals.obj, '{}'::jsonb)
+                    args = s.args || COALESCE(vals.obj, '{}'::jsonb),
+                    bad_input = COALESCE(s.bad_input, vals.missing)
                 FROM sat LEFT JOIN vals ON vals.to_step = sat.to_step
                 WHERE s.run_id = p_run AND s.key = sat.to_step AND s.state = 'pending'
-                RETURNING s.key, s.pending_deps
+                RETURNING s.key, s.pending_deps, s.bad_input
             )
-            SELECT COALESCE(array_agg(key), '{}') INTO v_touched FROM counted
+            SELECT COALESCE(array_agg(key), '{}'), COALESCE(bool_or(bad_input IS NOT NULL), false)
+            INTO v_touched, v_bad
+            FROM counted
             WHERE pending_deps = 0;
 
             -- Children with nothing left to wait for: their jobs are inserted now.
@@ -220,7 +244,7 @@ BEGIN
                     UPDATE runledger.workflow_steps s
                     SET state = 'ready', job_id = nextval('runledger.jobs_id_seq')
                     WHERE s.run_id = p_run AND s.key = ANY (v_touched) AND s.state = 'pending'
-                      AND s.pending_deps = 0 AND s.kind IS NOT NULL
+                      AND s.pending_deps = 0 AND s.kind IS NOT NULL AND s.bad_input IS NULL
                     RETURNING s.*
                 ),
                 inserted AS (
@@ -235,6 +259,22 @@ BEGIN
                     SELECT pg_notify('runledger_jobs', 'a:' || q.queue)
                     FROM (SELECT DISTINCT queue FROM inserted) q
                 ) n;
+            END IF;
+
+            -- Ready but missing an argument (the output, as serialized, lacks the field):
+            -- failed, and propagated like any failure.
+            IF v_bad THEN
+                WITH bad AS (
+                    UPDATE runledger.workflow_steps s
+                    SET state = 'failed', finished_at = now(),
+                        error = 'not started: ' || s.bad_input
+                                || '; check how the output type is serialized (serde renames, '
+                                || 'flatten, transparent or newtype structs)'
+                    WHERE s.run_id = p_run AND s.key = ANY (v_touched) AND s.state = 'pending'
+                      AND s.pending_deps = 0 AND s.bad_input IS NOT NULL
+                    RETURNING s.key
+                )
+                SELECT v_next || COALESCE(array_agg(key), '{}') INTO v_next FROM bad;
             END IF;
 
             v_skipped := v_skipped + cardinality(v_next);
@@ -282,8 +322,10 @@ BEGIN
     PERFORM runledger.workflow_settle(
         NEW.run_id, NEW.step, NEW.state,
         CASE WHEN NEW.state = 'completed' THEN COALESCE(NEW.output, 'null'::jsonb) END,
-        CASE WHEN NEW.state <> 'completed'
-             THEN COALESCE(NEW.errors -> -1 ->> 'error', 'job ' || NEW.id || ' ' || NEW.state) END,
+        CASE WHEN NEW.state = 'completed' THEN NULL
+             WHEN NEW.state = 'cancelled' AND OLD.state <> 'running'
+                 THEN 'its job was cancelled before it ran'
+             ELSE COALESCE(NEW.errors -> -1 ->> 'error', 'job ' || NEW.id || ' ' || NEW.state) END,
         false);
     RETURN NULL;
 END
@@ -305,14 +347,14 @@ DECLARE
     v_prev text;
     v_closed integer;
 BEGIN
-    -- Job rows first, then the run row: the order every settle takes them in.
-    PERFORM 1 FROM runledger.jobs
-    WHERE run_id = p_run AND state NOT IN ('completed', 'failed', 'cancelled')
-    ORDER BY id FOR UPDATE;
+    -- The run row, then its job rows: the order every settle takes them in.
     SELECT state INTO v_prev FROM runledger.workflow_runs WHERE id = p_run FOR UPDATE;
     IF NOT FOUND OR v_prev <> 'running' THEN
         RETURN v_prev;
     END IF;
+    PERFORM 1 FROM runledger.jobs
+    WHERE run_id = p_run AND state NOT IN ('completed', 'failed', 'cancelled')
+    ORDER BY id FOR UPDATE;
     WITH closed AS (
         UPDATE runledger.workflow_steps
         SET state = 'cancelled', finished_at = now(), error = 'cancelled with the run'

@@ -932,3 +932,55 @@ async fn finished_runs_are_pruned_after_their_retention_and_running_ones_never()
     .unwrap();
     assert_eq!(left, 0, "steps, edges and bindings of the pruned run");
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Renamed {
+    #[serde(rename = "amountCents")]
+    pub amount_cents: i64,
+}
+
+#[job]
+async fn renamed_output(cents: i64) -> Result<Renamed, JobError> {
+    Ok(Renamed {
+        amount_cents: cents,
+    })
+}
+
+/// Reads a field whose serialized name differs from its Rust name.
+#[workflow]
+fn reads_renamed(cents: i64, key: String) {
+    let r = renamed_output(cents);
+    let sum = add(r.amount_cents, 1);
+    let cleanup = record(key, "cleanup".to_string()).after_any(sum);
+}
+
+#[tokio::test]
+async fn a_field_missing_from_the_serialized_output_fails_the_step_with_the_reason() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("renamed");
+    let w = start(worker(&db)).await;
+    let run = ReadsRenamed {
+        cents: 5,
+        key: key.clone(),
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    let error = run.wait_timeout(WAIT).await.unwrap_err();
+    w.shutdown().await.unwrap();
+    assert!(matches!(error, Error::WorkflowFailed { .. }), "{error}");
+    let record = run.status().await.unwrap();
+    let sum = record.step("sum").unwrap();
+    assert_eq!(sum.state, StepState::Failed);
+    assert!(sum.job.is_none(), "never released as a job");
+    let reason = sum.error.as_deref().unwrap();
+    assert!(
+        reason.contains("the output of step `r` has no field `amount_cents` for argument `x`"),
+        "{reason}"
+    );
+    assert!(error.to_string().contains("amount_cents"), "{error}");
+    // Propagated like any failure: `after_any` still runs.
+    assert_eq!(record.step("cleanup").unwrap().state, StepState::Completed);
+    assert_eq!(hits(&format!("{key}:cleanup")), 1);
+}

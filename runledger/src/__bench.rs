@@ -46,6 +46,7 @@ pub async fn complete(pool: &PgPool, tokens: &[Token]) -> Result<usize, Error> {
             output: Some("null".to_owned()),
             delay: None,
             error: None,
+            run_id: None,
         })
         .collect();
     Ok(jobs::complete(pool, &outcomes).await?.len())

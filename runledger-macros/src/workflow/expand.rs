@@ -9,7 +9,7 @@
 //!   a never-taken branch that reads the field from a value of the parent's output type.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 use syn::Member;
 
 use super::parse::{Arg, StepDef, StepWhat, WorkflowDef};
@@ -208,7 +208,6 @@ fn step_args(def: &WorkflowDef, step: &StepDef, input_idents: &[&syn::Ident]) ->
                 StepWhat::Job { path, .. } => quote!(<#path as ::runledger::Job>::Output),
                 StepWhat::Gate { .. } => quote!(()),
             };
-            let root = format_ident!("{}", root, span = root.span());
             // Never taken: `Some(..)` gets the parameter's type as its expectation, so a
             // mismatch is reported at the user's expression.
             quote_spanned! {syn::spanned::Spanned::span(expr)=>

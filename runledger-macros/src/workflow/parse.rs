@@ -52,6 +52,8 @@ pub(crate) enum StepWhat {
 pub(crate) struct Dep {
     pub(crate) step: usize,
     pub(crate) on_any: bool,
+    /// Whether an argument takes this step's output.
+    pub(crate) data: bool,
 }
 
 pub(crate) enum Arg {
@@ -285,6 +287,7 @@ impl Body<'_> {
                         return None;
                     }
                     pat => {
+                        self.rejected = true;
                         self.errors.spanned(
                             pat,
                             "a step is named by a plain identifier, such as `let charge = ..`",
@@ -323,6 +326,7 @@ impl Body<'_> {
 
     /// The tail expression: a step name, or a step declared in place.
     fn tail(&mut self, expr: &Expr) -> Option<usize> {
+        let expr = ungroup(expr);
         if let Expr::Path(path) = expr
             && let Some(ident) = path.path.get_ident()
         {
@@ -359,10 +363,10 @@ impl Body<'_> {
     /// A step declared by `expr`, named `ident` (or after its job when unnamed).
     fn step(&mut self, ident: Option<Ident>, expr: &Expr) -> Option<usize> {
         let mut modifiers = Vec::new();
-        let mut core = expr;
+        let mut core = ungroup(expr);
         while let Expr::MethodCall(call) = core {
             modifiers.push(call);
-            core = &call.receiver;
+            core = ungroup(&call.receiver);
         }
         modifiers.reverse();
         let what = match core {
@@ -452,6 +456,7 @@ impl Body<'_> {
                     deps.push(Dep {
                         step: *step,
                         on_any: false,
+                        data: true,
                     });
                 }
             }
@@ -518,7 +523,7 @@ impl Body<'_> {
     }
 
     fn dependency(&mut self, arg: &Expr, on_any: bool, deps: &mut Vec<Dep>, method: &Ident) {
-        let ident = match arg {
+        let ident = match ungroup(arg) {
             Expr::Path(path) => path.path.get_ident(),
             _ => None,
         };
@@ -547,16 +552,27 @@ impl Body<'_> {
             return;
         };
         match deps.iter_mut().find(|d| d.step == step) {
-            Some(existing) if on_any && !existing.on_any => self.errors.spanned(
+            Some(existing) if on_any && existing.data => self.errors.spanned(
                 ident,
                 format!(
                     "this step takes an argument from `{ident}`, so it needs `{ident}` to succeed; \
                      remove `.after_any({ident})` or the argument"
                 ),
             ),
-            Some(existing) if !on_any && existing.on_any => existing.on_any = false,
+            Some(existing) if on_any != existing.on_any => self.errors.spanned(
+                ident,
+                format!(
+                    "this step waits for `{ident}` with both `.after` and `.after_any`; keep \
+                     `.after({ident})` to run only if `{ident}` succeeds, or `.after_any({ident})` \
+                     to run however it ends"
+                ),
+            ),
             Some(_) => {}
-            None => deps.push(Dep { step, on_any }),
+            None => deps.push(Dep {
+                step,
+                on_any,
+                data: false,
+            }),
         }
     }
 
@@ -640,9 +656,17 @@ impl Body<'_> {
     }
 }
 
+/// `expr` without the invisible groups that `macro_rules!` wraps `$e:expr` fragments in.
+fn ungroup(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Group(group) => ungroup(&group.expr),
+        _ => expr,
+    }
+}
+
 /// `step` or `step.a.b` (named or tuple fields): the root and the path.
 fn field_path(expr: &Expr) -> Option<(Ident, Vec<Member>)> {
-    match expr {
+    match ungroup(expr) {
         Expr::Path(path) if path.qself.is_none() => {
             Some((path.path.get_ident()?.clone(), Vec::new()))
         }
@@ -672,6 +696,21 @@ impl<'ast> Visit<'ast> for StepMentions<'_> {
     }
     fn visit_expr_closure(&mut self, _: &'ast syn::ExprClosure) {
         // A closure's parameters may shadow step names; its body is checked by rustc.
+    }
+    fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        // Macro arguments are tokens, not expressions: look for the step names among them.
+        fn scan(tokens: TokenStream, names: &[String], found: &mut Vec<Ident>) {
+            for token in tokens {
+                match token {
+                    proc_macro2::TokenTree::Ident(ident) if names.iter().any(|n| ident == n) => {
+                        found.push(ident)
+                    }
+                    proc_macro2::TokenTree::Group(group) => scan(group.stream(), names, found),
+                    _ => {}
+                }
+            }
+        }
+        scan(mac.tokens.clone(), self.names, &mut self.found);
     }
 }
 
@@ -796,6 +835,20 @@ mod tests {
         );
         assert_eq!(def.output, None);
         assert_eq!(def.steps[0].key, "job_a");
+    }
+
+    #[test]
+    fn finds_step_outputs_inside_macros_and_words_mixed_waits() {
+        let errors = parse_err(quote! {
+            fn w(x: u64) {
+                let a = job_a(x);
+                let b = job_b(format!("{}", a.id));
+                let c = job_c(x).after(a).after_any(a);
+            }
+        });
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors[0].contains("the output of step `a` exists only once"));
+        assert!(errors[1].contains("with both `.after` and `.after_any`"));
     }
 
     #[test]

@@ -91,10 +91,13 @@ async fn write(shared: &Shared, batch: &mut Vec<Outcome>) {
     if batch.is_empty() {
         return;
     }
+    // Rows are written in id order, so that two statements locking some of the same job rows
+    // (a heartbeat, another batch) take them in the same order.
+    batch.sort_unstable_by_key(|o| o.id);
     let mut delay = Duration::from_millis(50);
     let mut shutdown_started: Option<tokio::time::Instant> = None;
     loop {
-        match store::jobs::complete(&shared.pool, batch).await {
+        match store::jobs::complete_batch(&shared.pool, batch).await {
             Ok(written) => {
                 let fenced = batch.len() - written.len();
                 if fenced > 0 {

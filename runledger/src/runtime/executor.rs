@@ -191,6 +191,7 @@ fn outcome(
         output,
         delay,
         error,
+        run_id: job.run_id,
     }
 }
 

@@ -18,7 +18,10 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         interval.tick().await;
         let (ids, attempts): (Vec<i64>, Vec<i32>) = {
             let running = shared.running.lock().expect("running map poisoned");
-            running.keys().copied().unzip()
+            // In id order, like the completer's writes, so the two never lock rows crosswise.
+            let mut keys: Vec<(i64, i32)> = running.keys().copied().collect();
+            keys.sort_unstable();
+            keys.into_iter().unzip()
         };
         if ids.is_empty() {
             continue;

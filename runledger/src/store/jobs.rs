@@ -257,6 +257,8 @@ pub(crate) struct Claimed {
     pub(crate) attempt: i32,
     pub(crate) max_attempts: i32,
     pub(crate) timeout_ms: Option<i64>,
+    /// The workflow run, for a step's job.
+    pub(crate) run_id: Option<i64>,
 }
 
 /// Claims up to `limit` available jobs of `kinds` from `queue`, highest priority first, for
@@ -289,7 +291,7 @@ pub(crate) async fn claim(
         FROM picked
         WHERE j.id = picked.id
         RETURNING j.id, j.kind, j.queue, j.args::text AS args, j.attempt, j.max_attempts,
-                  j.timeout_ms
+                  j.timeout_ms, j.run_id
         "#,
     )
     .bind(queue)
@@ -341,6 +343,9 @@ pub(crate) struct Outcome {
     /// Delay before the next run, for `Retry` and `Snoozed`.
     pub(crate) delay: Option<Duration>,
     pub(crate) error: Option<String>,
+    /// The workflow run of a step's job: its row is locked before the write (see
+    /// [`complete_batch`]).
+    pub(crate) run_id: Option<i64>,
 }
 
 /// What a fenced write changed.
@@ -431,6 +436,27 @@ pub(crate) async fn complete<'e>(
     Ok(rows)
 }
 
+/// Writes `outcomes` like [`complete`]. When some belong to workflow runs, their run rows are
+/// locked first, in id order, in the same transaction: the step settles that the write triggers
+/// then find their runs locked already, so two workers' batches that touch the same runs cannot
+/// deadlock. Lock order everywhere: run rows, then job rows, then step rows.
+pub(crate) async fn complete_batch(
+    pool: &PgPool,
+    outcomes: &[Outcome],
+) -> Result<Vec<Written>, Error> {
+    let mut runs: Vec<i64> = outcomes.iter().filter_map(|o| o.run_id).collect();
+    if runs.is_empty() {
+        return complete(pool, outcomes).await;
+    }
+    runs.sort_unstable();
+    runs.dedup();
+    let mut tx = pool.begin().await?;
+    super::workflows::lock_runs(&mut tx, &runs).await?;
+    let written = complete(&mut *tx, outcomes).await?;
+    tx.commit().await?;
+    Ok(written)
+}
+
 /// A running job whose lease was renewed.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct Renewed {
@@ -466,6 +492,17 @@ pub(crate) async fn heartbeat(
 /// Returns running jobs whose lease expired to the queue (or fails them when no attempt is left,
 /// or cancels them when a cancel was requested). At most `limit` rows per call.
 pub(crate) async fn rescue(pool: &PgPool, limit: i64) -> Result<Vec<Written>, Error> {
+    // The runs of expired step jobs are locked first, in id order (see `complete_batch`).
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "SELECT r.id FROM runledger.workflow_runs r \
+         WHERE r.id IN (SELECT run_id FROM runledger.jobs \
+                        WHERE state = 'running' AND lease_expires_at < now() \
+                          AND run_id IS NOT NULL) \
+         ORDER BY r.id FOR UPDATE",
+    )
+    .execute(&mut *tx)
+    .await?;
     let rows = sqlx::query_as::<_, Written>(
         r#"
         WITH expired AS (
@@ -501,8 +538,9 @@ pub(crate) async fn rescue(pool: &PgPool, limit: i64) -> Result<Vec<Written>, Er
         "#,
     )
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(rows)
 }
 

@@ -66,7 +66,8 @@ pub(crate) async fn prune_fires(pool: &PgPool, keep_s: f64, limit: i64) -> Resul
 
 /// Deletes up to `limit` finished workflow runs (completed, failed or cancelled) that finished
 /// more than `keep_s` seconds ago, oldest first; their steps, edges and bindings go with them.
-/// Returns the runs deleted.
+/// A cancelled run whose step jobs are still running (asked to stop, not yet stopped) is kept
+/// until they finish. Returns the runs deleted.
 pub(crate) async fn prune_runs(pool: &PgPool, keep_s: f64, limit: i64) -> Result<u64, Error> {
     Ok(sqlx::query(
         r#"
@@ -75,6 +76,10 @@ pub(crate) async fn prune_runs(pool: &PgPool, keep_s: f64, limit: i64) -> Result
             WHERE state IN ('completed', 'failed', 'cancelled')
               AND finished_at IS NOT NULL
               AND finished_at < now() - make_interval(secs => $1)
+              AND NOT EXISTS (
+                  SELECT 1 FROM runledger.jobs j
+                  WHERE j.run_id = workflow_runs.id
+                    AND j.state NOT IN ('completed', 'failed', 'cancelled'))
             ORDER BY finished_at
             LIMIT $2
             FOR UPDATE SKIP LOCKED

@@ -239,6 +239,15 @@ pub(crate) async fn steps<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Vec<St
     .await?)
 }
 
+/// Locks the rows of `runs` (sorted, distinct) in id order, for the rest of the transaction.
+pub(crate) async fn lock_runs(conn: &mut PgConnection, runs: &[i64]) -> Result<(), Error> {
+    sqlx::query("SELECT id FROM runledger.workflow_runs WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(runs)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Cancels run `id`; returns its state before, or `None` if there is no such run.
 pub(crate) async fn cancel<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Option<String>, Error> {
     Ok(

@@ -246,15 +246,19 @@ impl<'a, W: Workflow> WorkflowEnqueue<'a, W> {
             )));
         }
         let run = new_run::<W>(input, self.idempotency_key.as_deref(), args, limit)?;
-        let started = match self.tx {
-            Some(tx) => start(tx, &run).await?,
+        // Both inserts in one transaction: a savepoint inside the caller's transaction, so that
+        // a run row is never left without its steps even on a connection in autocommit.
+        let mut pooled;
+        let conn: &mut PgConnection = match self.tx {
+            Some(conn) => conn,
             None => {
-                let mut tx = self.client.pool().begin().await?;
-                let started = start(&mut tx, &run).await?;
-                tx.commit().await?;
-                started
+                pooled = self.client.pool().acquire().await?;
+                &mut pooled
             }
         };
+        let mut tx = sqlx::Connection::begin(conn).await?;
+        let started = start(&mut tx, &run).await?;
+        tx.commit().await?;
         let id = RunId(started.id);
         if !started.inserted {
             let fingerprint = started.fingerprint.unwrap_or_default();
@@ -350,7 +354,18 @@ fn new_run<'a, W: Workflow>(
                 new.queue = Some(options.queue);
                 new.priority = Some(options.priority);
                 new.max_attempts = Some(options.max_attempts);
-                new.timeout_ms = options.timeout.map(|t| t.as_millis().max(1) as i64);
+                crate::validate::name("kind", kind)?;
+                crate::validate::name("queue", options.queue)?;
+                if options.max_attempts < 1 {
+                    return Err(Error::InvalidInput(format!(
+                        "step `{}` of workflow `{}`: job `{kind}` allows {} attempts; it needs \
+                         at least 1",
+                        step.key, shape.name, options.max_attempts
+                    )));
+                }
+                new.timeout_ms = options
+                    .timeout
+                    .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1));
             }
             StepKind::Gate { name } => new.gate = Some(name),
         }
