@@ -331,8 +331,11 @@ BEGIN
 END
 $$;
 
+-- `OF finished_at`: every write that makes a job terminal sets `finished_at` (the CHECK
+-- `jobs_finished_has_time` demands it), and claims and heartbeats never name it, so the hot
+-- path does not even evaluate the condition.
 CREATE TRIGGER jobs_workflow_step_finished
-    AFTER UPDATE OF state ON runledger.jobs
+    AFTER UPDATE OF finished_at ON runledger.jobs
     FOR EACH ROW
     WHEN (NEW.run_id IS NOT NULL
           AND NEW.state IN ('completed', 'failed', 'cancelled')
