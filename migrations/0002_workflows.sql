@@ -142,7 +142,6 @@ DECLARE
     v_next      text[];
     v_touched   text[];
     v_skipped   integer := 0;
-    v_bad       boolean;
     v_notified  bigint;
     v_run       runledger.workflow_runs%ROWTYPE;
 BEGIN
@@ -198,7 +197,9 @@ BEGIN
                 SELECT COALESCE(array_agg(key), '{}') INTO v_next FROM skipped;
             END IF;
 
-            -- Satisfied edges count down; data edges from parents that succeeded fill arguments.
+            -- Satisfied edges count down; data edges from parents that succeeded fill arguments;
+            -- children with nothing left to wait for become ready and their jobs are inserted,
+            -- all in one statement.
             WITH f AS (
                 SELECT * FROM unnest(v_keys, v_ok) AS f(key, ok)
             ),
@@ -228,42 +229,39 @@ BEGIN
                 UPDATE runledger.workflow_steps s
                 SET pending_deps = s.pending_deps - sat.n,
                     args = s.args || COALESCE(vals.obj, '{}'::jsonb),
-                    bad_input = COALESCE(s.bad_input, vals.missing)
+                    bad_input = COALESCE(s.bad_input, vals.missing),
+                    state = CASE
+                        WHEN s.pending_deps = sat.n AND s.kind IS NOT NULL
+                             AND s.bad_input IS NULL AND vals.missing IS NULL
+                        THEN 'ready' ELSE s.state END,
+                    job_id = CASE
+                        WHEN s.pending_deps = sat.n AND s.kind IS NOT NULL
+                             AND s.bad_input IS NULL AND vals.missing IS NULL
+                        THEN nextval('runledger.jobs_id_seq') ELSE s.job_id END
                 FROM sat LEFT JOIN vals ON vals.to_step = sat.to_step
                 WHERE s.run_id = p_run AND s.key = sat.to_step AND s.state = 'pending'
-                RETURNING s.key, s.pending_deps, s.bad_input
+                RETURNING s.*
+            ),
+            inserted AS (
+                INSERT INTO runledger.jobs (id, kind, queue, priority, args, max_attempts,
+                                            timeout_ms, run_id, step)
+                SELECT job_id, kind, queue, priority, args, max_attempts, timeout_ms, run_id, key
+                FROM counted WHERE state = 'ready'
+                RETURNING queue
+            ),
+            notified AS (
+                SELECT pg_notify('runledger_jobs', 'a:' || q.queue)
+                FROM (SELECT DISTINCT queue FROM inserted) q
             )
-            SELECT COALESCE(array_agg(key), '{}'), COALESCE(bool_or(bad_input IS NOT NULL), false)
-            INTO v_touched, v_bad
-            FROM counted
-            WHERE pending_deps = 0;
-
-            -- Children with nothing left to wait for: their jobs are inserted now.
-            IF cardinality(v_touched) > 0 THEN
-                WITH released AS (
-                    UPDATE runledger.workflow_steps s
-                    SET state = 'ready', job_id = nextval('runledger.jobs_id_seq')
-                    WHERE s.run_id = p_run AND s.key = ANY (v_touched) AND s.state = 'pending'
-                      AND s.pending_deps = 0 AND s.kind IS NOT NULL AND s.bad_input IS NULL
-                    RETURNING s.*
-                ),
-                inserted AS (
-                    INSERT INTO runledger.jobs (id, kind, queue, priority, args, max_attempts,
-                                                timeout_ms, run_id, step)
-                    SELECT job_id, kind, queue, priority, args, max_attempts, timeout_ms,
-                           run_id, key
-                    FROM released
-                    RETURNING queue
-                )
-                SELECT count(*) INTO v_notified FROM (
-                    SELECT pg_notify('runledger_jobs', 'a:' || q.queue)
-                    FROM (SELECT DISTINCT queue FROM inserted) q
-                ) n;
-            END IF;
+            SELECT COALESCE(array_agg(c.key) FILTER (
+                       WHERE c.pending_deps = 0 AND c.bad_input IS NOT NULL), '{}'),
+                   (SELECT count(*) FROM notified)
+            INTO v_touched, v_notified
+            FROM counted c;
 
             -- Ready but missing an argument (the output, as serialized, lacks the field):
             -- failed, and propagated like any failure.
-            IF v_bad THEN
+            IF cardinality(v_touched) > 0 THEN
                 WITH bad AS (
                     UPDATE runledger.workflow_steps s
                     SET state = 'failed', finished_at = now(),
@@ -271,7 +269,6 @@ BEGIN
                                 || '; check how the output type is serialized (serde renames, '
                                 || 'flatten, transparent or newtype structs)'
                     WHERE s.run_id = p_run AND s.key = ANY (v_touched) AND s.state = 'pending'
-                      AND s.pending_deps = 0 AND s.bad_input IS NOT NULL
                     RETURNING s.key
                 )
                 SELECT v_next || COALESCE(array_agg(key), '{}') INTO v_next FROM bad;
