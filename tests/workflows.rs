@@ -1005,3 +1005,15 @@ async fn a_field_missing_from_the_serialized_output_fails_the_step_with_the_reas
     assert_eq!(record.step("cleanup").unwrap().state, StepState::Completed);
     assert_eq!(hits(&format!("{key}:cleanup")), 1);
 }
+
+#[tokio::test]
+async fn drain_runs_a_whole_workflow_inline() {
+    let db = db().await;
+    let rl = db.client();
+    let run = Diamond { seed: 7 }.enqueue(&rl).await.unwrap();
+    let report = runledger::testing::drain(&rl, ["default"]).await.unwrap();
+    assert_eq!(report.completed, 4, "{report:?}");
+    let record = run.status().await.unwrap();
+    assert_eq!(record.state, RunState::Completed);
+    assert_eq!(run.wait().await.unwrap().total, 7 + 1 + 7 + 10);
+}
