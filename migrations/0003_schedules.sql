@@ -3,14 +3,17 @@
 -- Design notes
 -- * `schedules` holds one row per schedule, declared in code (`declared`, synced at worker
 --   start) or added at run time. `next_fire_at` is the cursor: the first slot not yet handled.
---   The scheduler moves it forward with a compare-and-set on its old value, so two schedulers
---   that read the same row cannot both advance it.
+--   The scheduler moves it forward with a compare-and-set on its old value and on `revision`
+--   (bumped by every change of the definition), so two schedulers that read the same row cannot
+--   both advance it, and a plan made from an old definition is never applied to a new one.
 -- * `schedule_fires` has one row per fired slot; its primary key (schedule, slot) is the
 --   guarantee that a slot enqueues at most one job, whatever happens to leadership. Fire rows
 --   are pruned with the completed jobs' retention.
 -- * `leaders` holds one lease per elected role (today only 'maintenance'), with its expiry in
 --   the database clock. A worker holds the role while it renews the lease; any worker takes it
---   once the lease has expired, and the holder deletes it on graceful shutdown.
+--   once the lease has expired, and the holder deletes it on graceful shutdown. The statements
+--   of leader-only work (firing schedules, pruning) check in themselves that their worker still
+--   holds an unexpired lease, so a leader that lost its lease changes nothing.
 -- * Autovacuum: `leaders` is rewritten every few seconds and `schedules` on every fire, but
 --   both stay tiny; a low fillfactor lets those updates stay on their page (HOT), and a small
 --   fixed vacuum threshold clears the dead versions early. `schedule_fires` only grows and is
@@ -31,6 +34,7 @@ CREATE TABLE runledger.schedules (
     declared      boolean      NOT NULL DEFAULT false,
     next_fire_at  timestamptz,
     last_slot     timestamptz,
+    revision      bigint       NOT NULL DEFAULT 0,
     created_at    timestamptz  NOT NULL DEFAULT now(),
     updated_at    timestamptz  NOT NULL DEFAULT now(),
 
@@ -85,3 +89,9 @@ ALTER TABLE runledger.leaders SET (
     autovacuum_vacuum_scale_factor = 0,
     autovacuum_vacuum_threshold = 100
 );
+
+-- Retention path for jobs: by state, then finish time, so that pruning one state never walks the
+-- rows of a state kept longer (or forever). Replaces the finish-time-only index of 0001.
+CREATE INDEX jobs_finished_state_idx ON runledger.jobs (state, finished_at)
+    WHERE finished_at IS NOT NULL;
+DROP INDEX runledger.jobs_finished_idx;

@@ -407,7 +407,7 @@ async fn schedules_are_added_updated_paused_resumed_listed_and_removed() {
         .add_schedule(Schedule::new("nightly", "0 0 4 * * *", tick("n")))
         .await
         .unwrap_err();
-    assert!(matches!(again, Error::Conflict(_)), "{again}");
+    assert!(matches!(again, Error::ScheduleExists { .. }), "{again}");
 
     rl.pause_schedule("nightly").await.unwrap();
     assert!(rl.schedule("nightly").await.unwrap().unwrap().paused);
@@ -593,4 +593,44 @@ async fn pruner_deletes_only_finished_jobs_past_their_retention() {
             s("waiting", None),
         ]
     );
+}
+
+#[tokio::test]
+async fn a_leader_that_lost_its_lease_fires_nothing() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("fenced");
+    rl.add_schedule(Schedule::new(
+        "fenced",
+        "* * * * * *",
+        Tick { key: key.clone() },
+    ))
+    .await
+    .unwrap();
+    // A long lease: the worker renews only every 10 s, so it goes on believing it leads for a
+    // while after the lease is taken from it below.
+    let w = worker(db.pool().clone(), "old-leader")
+        .leader_lease(Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(10), "the schedule fired", || async {
+        !slots_of(db.pool(), "tick").await.is_empty()
+    })
+    .await;
+    // Another holder takes the role (as after a lease that expired during a stall).
+    sqlx::query(
+        "UPDATE runledger.leaders SET holder = 'intruder/0', expires_at = now() + interval '1 minute' \
+         WHERE role = 'maintenance'",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let before = slots_of(db.pool(), "tick").await.len();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let after = slots_of(db.pool(), "tick").await.len();
+    assert_eq!(before, after, "a worker without the lease fired slots");
+    stop(w).await;
 }

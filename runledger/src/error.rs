@@ -183,8 +183,21 @@ pub enum Error {
         error: crate::schedule::ScheduleError,
     },
 
+    /// A schedule of this name exists already; nothing was written.
+    #[error(
+        "a schedule named `{schedule}` already exists; change it with \
+         `Runledger::update_schedule`, or remove it first"
+    )]
+    ScheduleExists {
+        /// The name.
+        schedule: String,
+    },
+
     /// No cron schedule has this name.
-    #[error("no schedule named `{schedule}`")]
+    #[error(
+        "no schedule named `{schedule}`; list them with `Runledger::schedules` or add it with \
+         `Runledger::add_schedule`"
+    )]
     ScheduleNotFound {
         /// The name asked for.
         schedule: String,

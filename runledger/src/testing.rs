@@ -298,7 +298,13 @@ pub async fn drain_with(builder: crate::runtime::WorkerBuilder) -> Result<DrainR
 /// every due schedule. Returns the number of schedules that were due. Running it from several
 /// tasks at once shows that each slot still enqueues exactly one job.
 pub async fn fire_due_schedules(rl: &Runledger) -> Result<usize, Error> {
-    crate::maintenance::scheduler::fire_due(rl.pool(), "testing").await
+    crate::maintenance::scheduler::fire_due(
+        rl.pool(),
+        "testing",
+        None,
+        crate::maintenance::scheduler::on_time_window(Duration::from_secs(15)),
+    )
+    .await
 }
 
 /// The payloads of `J` jobs that are waiting to run or running (not finished), oldest first.

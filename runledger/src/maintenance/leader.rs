@@ -37,7 +37,11 @@ impl Runledger {
         Ok(store::leader::holder(self.pool(), ROLE)
             .await?
             .map(|h| LeaderInfo {
-                worker: h.holder,
+                worker: h
+                    .holder
+                    .rsplit_once('/')
+                    .map_or(h.holder.as_str(), |(worker, _token)| worker)
+                    .to_owned(),
                 elected_at: h.elected_at,
                 expires_at: h.expires_at,
             }))
@@ -74,7 +78,13 @@ impl Service for Elector {
     async fn pass(&mut self, shared: &Shared) -> Result<Duration, Error> {
         let lease = shared.config.maintenance.leader_lease;
         let sent = Instant::now();
-        match store::leader::claim(&shared.pool, ROLE, &shared.config.id, lease.as_secs_f64()).await
+        match store::leader::claim(
+            &shared.pool,
+            ROLE,
+            &shared.maintenance.holder,
+            lease.as_secs_f64(),
+        )
+        .await
         {
             Ok(held) => self.set(shared, held.then(|| sent + lease)),
             Err(error) => {
@@ -93,7 +103,7 @@ impl Service for Elector {
             return;
         }
         self.set(shared, None);
-        match store::leader::release(&shared.pool, ROLE, &shared.config.id).await {
+        match store::leader::release(&shared.pool, ROLE, &shared.maintenance.holder).await {
             Ok(_) => {
                 tracing::info!(worker = %shared.config.id, "released the maintenance leader's lease")
             }

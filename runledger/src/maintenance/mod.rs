@@ -64,12 +64,27 @@ pub(crate) trait Service: Send + 'static {
 pub(crate) struct Maintenance {
     /// Whether this worker holds the maintenance leader's lease.
     pub(crate) leader: watch::Sender<bool>,
+    /// The name this worker holds the lease under: its id and a token unique to this worker
+    /// instance (`<id>/<token>`), so that two workers configured with one id never share it.
+    pub(crate) holder: String,
 }
 
 impl Maintenance {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(worker_id: &str) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static INSTANCE: AtomicU64 = AtomicU64::new(0);
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let token = format!(
+            "{:x}.{:x}.{:x}",
+            std::process::id(),
+            started,
+            INSTANCE.fetch_add(1, Ordering::Relaxed)
+        );
         Maintenance {
             leader: watch::Sender::new(false),
+            holder: format!("{worker_id}/{token}"),
         }
     }
 }

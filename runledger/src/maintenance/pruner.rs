@@ -18,11 +18,18 @@ impl Service for Pruner {
 
     async fn pass(&mut self, shared: &Shared) -> Result<Duration, Error> {
         let retention = shared.config.maintenance.retention;
+        // Every delete checks that this worker still holds the lease.
+        let leader = Some(shared.maintenance.holder.as_str());
         let mut more = false;
         for (state, keep) in retention.policies() {
-            let deleted =
-                store::retention::prune_jobs(&shared.pool, state, keep.as_secs_f64(), PASS_LIMIT)
-                    .await?;
+            let deleted = store::retention::prune_jobs(
+                &shared.pool,
+                state,
+                keep.as_secs_f64(),
+                PASS_LIMIT,
+                leader,
+            )
+            .await?;
             more |= deleted >= PASS_LIMIT as u64;
             if deleted > 0 {
                 tracing::info!(
@@ -36,7 +43,8 @@ impl Service for Pruner {
         }
         if let Some(keep) = retention.completed {
             let deleted =
-                store::retention::prune_fires(&shared.pool, keep.as_secs_f64(), PASS_LIMIT).await?;
+                store::retention::prune_fires(&shared.pool, keep.as_secs_f64(), PASS_LIMIT, leader)
+                    .await?;
             more |= deleted >= PASS_LIMIT as u64;
             if deleted > 0 {
                 tracing::info!(worker = %shared.config.id, fires = deleted, "pruned cron fire records");
@@ -44,7 +52,8 @@ impl Service for Pruner {
         }
         if let Some(keep) = retention.workflow_runs {
             let deleted =
-                store::retention::prune_runs(&shared.pool, keep.as_secs_f64(), PASS_LIMIT).await?;
+                store::retention::prune_runs(&shared.pool, keep.as_secs_f64(), PASS_LIMIT, leader)
+                    .await?;
             more |= deleted >= PASS_LIMIT as u64;
             if deleted > 0 {
                 tracing::info!(

@@ -34,7 +34,14 @@ impl Service for Scheduler {
     const LEADER_ONLY: bool = true;
 
     async fn pass(&mut self, shared: &Shared) -> Result<Duration, Error> {
-        let handled = fire_due(&shared.pool, &shared.config.id).await?;
+        let lease = shared.config.maintenance.leader_lease;
+        let handled = fire_due(
+            &shared.pool,
+            &shared.config.id,
+            Some(&shared.maintenance.holder),
+            on_time_window(lease),
+        )
+        .await?;
         if handled as i64 >= SCHEDULES_PER_PASS {
             return Ok(Duration::ZERO);
         }
@@ -46,14 +53,44 @@ impl Service for Scheduler {
     }
 }
 
+/// How late a slot may be and still count as on time: [`ON_TIME`], or twice the leader's lease
+/// when that is longer, so that a change of leader after a crash loses no slot.
+pub(crate) fn on_time_window(leader_lease: Duration) -> chrono::TimeDelta {
+    let twice = chrono::TimeDelta::from_std(leader_lease * 2).unwrap_or(ON_TIME);
+    ON_TIME.max(twice)
+}
+
 /// Fires every due schedule (at most [`SCHEDULES_PER_PASS`]) and returns how many were due.
-/// Safe to run from many places at once: each slot still enqueues one job.
-pub(crate) async fn fire_due(pool: &PgPool, worker: &str) -> Result<usize, Error> {
+/// Safe to run from many places at once: each slot still enqueues one job. With `leader`, each
+/// fire happens only while that holder's lease is current. One schedule that cannot be fired
+/// does not hold up the others; the pass fails only if none could be.
+pub(crate) async fn fire_due(
+    pool: &PgPool,
+    worker: &str,
+    leader: Option<&str>,
+    on_time: chrono::TimeDelta,
+) -> Result<usize, Error> {
     let due = store::schedules::due(pool, SCHEDULES_PER_PASS).await?;
+    let mut last_error = None;
+    let mut fired = 0;
     for row in &due {
-        fire(pool, worker, row).await?;
+        match fire(pool, worker, row, leader, on_time).await {
+            Ok(()) => fired += 1,
+            Err(error) => {
+                tracing::warn!(
+                    worker,
+                    schedule = %row.name,
+                    %error,
+                    "firing a cron schedule failed; will retry"
+                );
+                last_error = Some(error);
+            }
+        }
     }
-    Ok(due.len())
+    match last_error {
+        Some(error) if fired == 0 => Err(error),
+        _ => Ok(due.len()),
+    }
 }
 
 /// The slots one pass fires for a schedule, and where its cursor goes next.
@@ -68,7 +105,7 @@ pub(crate) struct Plan {
 }
 
 /// Plans the fire of a schedule whose cursor is `cursor`, at database time `now`. Slots in
-/// `[now - ON_TIME, now]` (and not before the cursor) are on time and all fire; older slots from
+/// `[now - on_time, now]` (and not before the cursor) are on time and all fire; older slots from
 /// the cursor on are missed: dropped, or under [`MissedSlots::RunOnce`] the latest of them fires
 /// when no on-time slot does.
 pub(crate) fn plan(
@@ -76,8 +113,9 @@ pub(crate) fn plan(
     missed: MissedSlots,
     cursor: DateTime<Utc>,
     now: DateTime<Utc>,
+    on_time: chrono::TimeDelta,
 ) -> Plan {
-    let on_time_from = cursor.max(now - ON_TIME);
+    let on_time_from = cursor.max(now - on_time);
     let mut fire = cron.slots(on_time_from, now, SLOTS_PER_FIRE);
     let next = match fire.last() {
         Some(&last) if fire.len() >= SLOTS_PER_FIRE => cron.next_after(last),
@@ -106,7 +144,13 @@ pub(crate) fn plan(
     }
 }
 
-async fn fire(pool: &PgPool, worker: &str, row: &store::schedules::Due) -> Result<(), Error> {
+async fn fire(
+    pool: &PgPool,
+    worker: &str,
+    row: &store::schedules::Due,
+    leader: Option<&str>,
+    on_time: chrono::TimeDelta,
+) -> Result<(), Error> {
     let cron = match CronSchedule::parse(&row.expression, &row.timezone) {
         Ok(cron) => cron,
         Err(error) => {
@@ -117,19 +161,18 @@ async fn fire(pool: &PgPool, worker: &str, row: &store::schedules::Due) -> Resul
                 %error,
                 "stored schedule is invalid; it will not fire until updated"
             );
-            store::schedules::fire(pool, &row.name, row.next_fire_at, None, &[]).await?;
+            store::schedules::fire(pool, row, None, &[], leader).await?;
             return Ok(());
         }
     };
     let missed = MissedSlots::from_db(&row.missed);
-    let plan = plan(&cron, missed, row.next_fire_at, row.now);
-    let fired =
-        store::schedules::fire(pool, &row.name, row.next_fire_at, plan.next, &plan.fire).await?;
+    let plan = plan(&cron, missed, row.next_fire_at, row.now, on_time);
+    let fired = store::schedules::fire(pool, row, plan.next, &plan.fire, leader).await?;
     if !fired.advanced {
         tracing::debug!(
             worker,
             schedule = %row.name,
-            "schedule moved on elsewhere; nothing fired"
+            "schedule moved on, changed, or this worker lost the lead; nothing fired"
         );
         return Ok(());
     }
@@ -173,11 +216,18 @@ pub(crate) async fn sync_declared(shared: &Arc<Shared>) -> Result<(), Error> {
                 change,
                 "synced declared cron schedule"
             ),
-            None => tracing::debug!(
-                worker = %shared.config.id,
-                schedule = %row.name,
-                "declared cron schedule unchanged (or a run-time schedule owns the name)"
-            ),
+            None => {
+                let owner = store::schedules::get(&shared.pool, &row.name).await?;
+                if owner.is_some_and(|s| !s.declared) {
+                    tracing::warn!(
+                        worker = %shared.config.id,
+                        schedule = %row.name,
+                        "the cron schedule declared on this job is not applied: a schedule \
+                         added at run time has the same name; remove it (`remove_schedule`) \
+                         to let the declaration take over"
+                    );
+                }
+            }
         }
     }
     Ok(())
@@ -196,7 +246,7 @@ mod tests {
     #[test]
     fn on_time_slots_all_fire() {
         let cron = CronSchedule::parse("*/10 * * * * *", "UTC").unwrap();
-        let plan = plan(&cron, MissedSlots::Skip, at(10), at(35));
+        let plan = plan(&cron, MissedSlots::Skip, at(10), at(35), ON_TIME);
         assert_eq!(plan.fire, [at(10), at(20), at(30)]);
         assert_eq!(plan.next, Some(at(40)));
         assert_eq!(plan.skipped, 0);
@@ -206,23 +256,50 @@ mod tests {
     fn missed_slots_are_skipped_or_run_once() {
         let hourly = CronSchedule::parse("0 * * * *", "UTC").unwrap();
         // Down from 00:00 to 05:30: slots 01:00 .. 05:00 were missed.
-        let skip = plan(&hourly, MissedSlots::Skip, at(3600), at(5 * 3600 + 1800));
+        let skip = plan(
+            &hourly,
+            MissedSlots::Skip,
+            at(3600),
+            at(5 * 3600 + 1800),
+            ON_TIME,
+        );
         assert!(skip.fire.is_empty());
         assert_eq!(skip.skipped, 5);
         assert_eq!(skip.next, Some(at(6 * 3600)));
-        let once = plan(&hourly, MissedSlots::RunOnce, at(3600), at(5 * 3600 + 1800));
+        let once = plan(
+            &hourly,
+            MissedSlots::RunOnce,
+            at(3600),
+            at(5 * 3600 + 1800),
+            ON_TIME,
+        );
         assert_eq!(once.fire, [at(5 * 3600)]);
         assert_eq!(once.skipped, 4);
         // An on-time slot stands in for the missed ones.
-        let on_time = plan(&hourly, MissedSlots::RunOnce, at(3600), at(5 * 3600 + 30));
+        let on_time = plan(
+            &hourly,
+            MissedSlots::RunOnce,
+            at(3600),
+            at(5 * 3600 + 30),
+            ON_TIME,
+        );
         assert_eq!(on_time.fire, [at(5 * 3600)]);
         assert_eq!(on_time.skipped, 4);
     }
 
     #[test]
+    fn the_on_time_window_covers_a_change_of_leader() {
+        assert_eq!(on_time_window(Duration::from_secs(15)), ON_TIME);
+        assert_eq!(
+            on_time_window(Duration::from_secs(90)),
+            TimeDelta::seconds(180)
+        );
+    }
+
+    #[test]
     fn a_long_backlog_is_bounded() {
         let cron = CronSchedule::parse("* * * * * *", "UTC").unwrap();
-        let plan = plan(&cron, MissedSlots::Skip, at(0), at(86_400));
+        let plan = plan(&cron, MissedSlots::Skip, at(0), at(86_400), ON_TIME);
         assert_eq!(plan.fire.len(), 61);
         assert_eq!(plan.skipped, MISSED_COUNTED);
         assert_eq!(plan.next, Some(at(86_401)));

@@ -230,6 +230,13 @@ impl WorkerBuilder {
                 return Err(Error::Config(format!("queue `{q}` is listed twice")));
             }
         }
+        if c.id.is_empty() || c.id.len() > 200 {
+            return Err(Error::Config(format!(
+                "the worker id must be 1 to 200 bytes long; `{}` is {} bytes",
+                c.id.chars().take(40).collect::<String>(),
+                c.id.len()
+            )));
+        }
         if c.concurrency == 0 {
             return Err(Error::Config("concurrency must be at least 1".into()));
         }
@@ -398,7 +405,7 @@ impl Worker {
             stager_wake: Notify::new(),
             metrics: Metrics::default(),
             shutdown: shutdown_rx.clone(),
-            maintenance: crate::maintenance::Maintenance::new(),
+            maintenance: crate::maintenance::Maintenance::new(&self.config.id),
         });
 
         // Syncs declared schedules, then starts the stager, rescuer and leader elector (and the

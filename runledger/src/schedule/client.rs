@@ -10,7 +10,7 @@ use crate::store;
 impl Runledger {
     /// Adds a schedule. Its first slot is the first one after now (database clock). Fails with
     /// [`Error::Schedule`] for an invalid expression or time zone, [`Error::InvalidInput`] for
-    /// an invalid name, and [`Error::Conflict`] if a schedule of this name exists.
+    /// an invalid name, and [`Error::ScheduleExists`] if a schedule of this name exists.
     pub async fn add_schedule(&self, schedule: Schedule) -> Result<ScheduleInfo, Error> {
         self.write_schedule(schedule, true).await
     }
@@ -30,10 +30,7 @@ impl Runledger {
         let now = store::schedules::now(&mut *tx).await?;
         let row = schedule.into_row(now, self.max_payload_bytes())?;
         if new && !store::schedules::insert(&mut *tx, &row).await? {
-            return Err(Error::Conflict(format!(
-                "a schedule named `{}` already exists; use `update_schedule` to change it",
-                row.name
-            )));
+            return Err(Error::ScheduleExists { schedule: row.name });
         }
         if !new && !store::schedules::update(&mut *tx, &row).await? {
             return Err(not_found(&row.name));
@@ -48,29 +45,40 @@ impl Runledger {
 
     /// Pauses a schedule: it fires nothing until resumed.
     pub async fn pause_schedule(&self, name: &str) -> Result<(), Error> {
-        if !store::schedules::set_paused(self.pool(), name, true, None).await? {
+        if !store::schedules::pause(self.pool(), name).await? {
             return Err(not_found(name));
         }
         Ok(())
     }
 
     /// Resumes a paused schedule from its next slot after now; the slots that passed while it
-    /// was paused are not fired.
+    /// was paused are not fired. Resuming a schedule that is not paused changes nothing.
     pub async fn resume_schedule(&self, name: &str) -> Result<(), Error> {
-        let mut tx = self.pool().begin().await?;
-        let Some(row) = store::schedules::get(&mut *tx, name).await? else {
-            return Err(not_found(name));
-        };
-        let cron = CronSchedule::parse(&row.expression, &row.timezone).map_err(|error| {
-            Error::Schedule {
-                schedule: name.to_owned(),
-                error,
+        // The cursor is computed from the definition read, and written only if the schedule is
+        // still paused at that revision; a concurrent change makes it read again.
+        for _round in 0..5 {
+            let Some(row) = store::schedules::get(self.pool(), name).await? else {
+                return Err(not_found(name));
+            };
+            if !row.paused {
+                return Ok(());
             }
-        })?;
-        let now = store::schedules::now(&mut *tx).await?;
-        store::schedules::set_paused(&mut *tx, name, false, cron.next_after(now)).await?;
-        tx.commit().await?;
-        Ok(())
+            let cron = CronSchedule::parse(&row.expression, &row.timezone).map_err(|error| {
+                Error::Schedule {
+                    schedule: name.to_owned(),
+                    error,
+                }
+            })?;
+            let now = store::schedules::now(self.pool()).await?;
+            if store::schedules::resume(self.pool(), name, row.revision, cron.next_after(now))
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(Error::Conflict(format!(
+            "schedule `{name}` kept changing while it was being resumed; try again"
+        )))
     }
 
     /// Removes a schedule; returns false if there was none of this name. A schedule declared in

@@ -35,7 +35,20 @@ use super::ScheduleError;
 /// let until = Utc.with_ymd_and_hms(2026, 3, 30, 12, 0, 0).unwrap();
 /// // 01:30 does not exist on 29 March 2026 in London; that day's slot is 02:00 BST (01:00 UTC).
 /// let slots = daily.slots(from, until, 10);
-/// assert_eq!(slots.len(), 2);
+/// assert_eq!(
+///     slots,
+///     [
+///         Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap(),
+///         Utc.with_ymd_and_hms(2026, 3, 30, 0, 30, 0).unwrap(),
+///     ]
+/// );
+/// // 25 October 2026: 01:30 happens twice (BST, then GMT); the slot is the first, 00:30 UTC.
+/// let from = Utc.with_ymd_and_hms(2026, 10, 24, 23, 0, 0).unwrap();
+/// let until = Utc.with_ymd_and_hms(2026, 10, 25, 23, 59, 59).unwrap();
+/// assert_eq!(
+///     daily.slots(from, until, 10),
+///     [Utc.with_ymd_and_hms(2026, 10, 25, 0, 30, 0).unwrap()]
+/// );
 /// ```
 #[derive(Clone)]
 pub struct CronSchedule {
@@ -67,16 +80,27 @@ impl CronSchedule {
             expression: expression.to_owned(),
             reason,
         };
-        let cron = parser()
-            .parse(expression)
-            .map_err(|e| invalid(e.to_string().trim_end_matches('.').to_owned()))?;
+        let cron = parser().parse(expression).map_err(|e| {
+            invalid(format!(
+                "{}; write 5 fields (`min hour day month weekday`) or 6 with seconds first, \
+                 such as `0 */5 * * * *`",
+                e.to_string().trim_end_matches('.')
+            ))
+        })?;
         let schedule = CronSchedule {
             expression: expression.to_owned(),
             zone,
             cron,
         };
-        if schedule.next_after(Utc::now()).is_none() {
-            return Err(invalid("it matches no date in the coming years".into()));
+        // A fixed reference, not the clock: whether an expression can match depends only on
+        // the calendar (it has no year field), and the check must not read the worker's clock.
+        let reference = DateTime::<Utc>::from_timestamp(946_684_800, 0).unwrap_or_default();
+        if schedule.next_after(reference).is_none() {
+            return Err(invalid(
+                "it matches no date (check the day of month against the month, such as \
+                 30 February)"
+                    .into(),
+            ));
         }
         Ok(schedule)
     }

@@ -21,14 +21,11 @@ use crate::validate;
 #[non_exhaustive]
 pub enum ScheduleError {
     /// The cron expression does not parse, or matches no date.
-    #[error(
-        "invalid cron expression `{expression}`: {reason}; write 5 fields \
-         (`min hour day month weekday`) or 6 with seconds first, such as `0 */5 * * * *`"
-    )]
+    #[error("invalid cron expression `{expression}`: {reason}")]
     InvalidCron {
         /// The expression as given.
         expression: String,
-        /// What is wrong with it.
+        /// What is wrong with it, and what to write instead.
         reason: String,
     },
     /// The time zone is not an IANA name known to this build.

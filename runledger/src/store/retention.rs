@@ -7,11 +7,15 @@ use crate::error::Error;
 /// Deletes up to `limit` jobs in the finished state `state` that finished more than `keep_s`
 /// seconds ago, oldest first. The state is also checked against the finished states in the
 /// statement itself, so no caller can make it delete an unfinished job. Returns the rows deleted.
+///
+/// With `leader`, nothing is deleted unless that holder has an unexpired lease of the
+/// maintenance role, checked by the statement itself.
 pub(crate) async fn prune_jobs(
     pool: &PgPool,
     state: &str,
     keep_s: f64,
     limit: i64,
+    leader: Option<&str>,
 ) -> Result<u64, Error> {
     Ok(sqlx::query(
         r#"
@@ -21,6 +25,9 @@ pub(crate) async fn prune_jobs(
               AND state IN ('completed', 'failed', 'cancelled')
               AND finished_at IS NOT NULL
               AND finished_at < now() - make_interval(secs => $2)
+              AND ($4::text IS NULL OR EXISTS (
+                  SELECT 1 FROM runledger.leaders
+                  WHERE role = 'maintenance' AND holder = $4 AND expires_at > now()))
             ORDER BY finished_at
             LIMIT $3
             FOR UPDATE SKIP LOCKED
@@ -33,6 +40,7 @@ pub(crate) async fn prune_jobs(
     .bind(state)
     .bind(keep_s)
     .bind(limit)
+    .bind(leader)
     .execute(pool)
     .await?
     .rows_affected())
@@ -40,7 +48,15 @@ pub(crate) async fn prune_jobs(
 
 /// Deletes up to `limit` schedule fire rows older than `keep_s` seconds whose slot is behind
 /// their schedule's cursor (such a slot can never be fired again). Returns the rows deleted.
-pub(crate) async fn prune_fires(pool: &PgPool, keep_s: f64, limit: i64) -> Result<u64, Error> {
+///
+/// With `leader`, nothing is deleted unless that holder has an unexpired lease of the
+/// maintenance role, checked by the statement itself.
+pub(crate) async fn prune_fires(
+    pool: &PgPool,
+    keep_s: f64,
+    limit: i64,
+    leader: Option<&str>,
+) -> Result<u64, Error> {
     Ok(sqlx::query(
         r#"
         WITH doomed AS (
@@ -49,6 +65,9 @@ pub(crate) async fn prune_fires(pool: &PgPool, keep_s: f64, limit: i64) -> Resul
             JOIN runledger.schedules s ON s.name = f.schedule
             WHERE f.fired_at < now() - make_interval(secs => $1)
               AND f.slot < s.next_fire_at
+              AND ($3::text IS NULL OR EXISTS (
+                  SELECT 1 FROM runledger.leaders
+                  WHERE role = 'maintenance' AND holder = $3 AND expires_at > now()))
             ORDER BY f.fired_at
             LIMIT $2
         )
@@ -59,6 +78,7 @@ pub(crate) async fn prune_fires(pool: &PgPool, keep_s: f64, limit: i64) -> Resul
     )
     .bind(keep_s)
     .bind(limit)
+    .bind(leader)
     .execute(pool)
     .await?
     .rows_affected())
@@ -68,7 +88,15 @@ pub(crate) async fn prune_fires(pool: &PgPool, keep_s: f64, limit: i64) -> Resul
 /// more than `keep_s` seconds ago, oldest first; their steps, edges and bindings go with them.
 /// A cancelled run whose step jobs are still running (asked to stop, not yet stopped) is kept
 /// until they finish. Returns the runs deleted.
-pub(crate) async fn prune_runs(pool: &PgPool, keep_s: f64, limit: i64) -> Result<u64, Error> {
+///
+/// With `leader`, nothing is deleted unless that holder has an unexpired lease of the
+/// maintenance role, checked by the statement itself.
+pub(crate) async fn prune_runs(
+    pool: &PgPool,
+    keep_s: f64,
+    limit: i64,
+    leader: Option<&str>,
+) -> Result<u64, Error> {
     Ok(sqlx::query(
         r#"
         WITH doomed AS (
@@ -80,6 +108,9 @@ pub(crate) async fn prune_runs(pool: &PgPool, keep_s: f64, limit: i64) -> Result
                   SELECT 1 FROM runledger.jobs j
                   WHERE j.run_id = workflow_runs.id
                     AND j.state NOT IN ('completed', 'failed', 'cancelled'))
+              AND ($3::text IS NULL OR EXISTS (
+                  SELECT 1 FROM runledger.leaders
+                  WHERE role = 'maintenance' AND holder = $3 AND expires_at > now()))
             ORDER BY finished_at
             LIMIT $2
             FOR UPDATE SKIP LOCKED
@@ -91,6 +122,7 @@ pub(crate) async fn prune_runs(pool: &PgPool, keep_s: f64, limit: i64) -> Result
     )
     .bind(keep_s)
     .bind(limit)
+    .bind(leader)
     .execute(pool)
     .await?
     .rows_affected())

@@ -36,12 +36,13 @@ pub(crate) struct ScheduleRow {
     pub(crate) declared: bool,
     pub(crate) next_fire_at: Option<DateTime<Utc>>,
     pub(crate) last_slot: Option<DateTime<Utc>>,
+    pub(crate) revision: i64,
 }
 
 macro_rules! schedule_columns {
     () => {
         "name, kind, expression, timezone, missed, args, queue, paused, declared, next_fire_at, \
-         last_slot"
+         last_slot, revision"
     };
 }
 
@@ -96,7 +97,7 @@ pub(crate) async fn update<'e>(db: impl PgExecutor<'e>, s: &NewSchedule) -> Resu
         UPDATE runledger.schedules
         SET kind = $2, expression = $3, timezone = $4, missed = $5, args = $6::jsonb, queue = $7,
             priority = $8, max_attempts = $9, timeout_ms = $10, next_fire_at = $11,
-            updated_at = now()
+            revision = revision + 1, updated_at = now()
         WHERE name = $1
         "#,
         ),
@@ -131,6 +132,7 @@ pub(crate) async fn upsert_declared<'e>(
             next_fire_at = CASE
                 WHEN (t.expression, t.timezone) = (EXCLUDED.expression, EXCLUDED.timezone)
                 THEN t.next_fire_at ELSE EXCLUDED.next_fire_at END,
+            revision = t.revision + 1,
             updated_at = now()
         WHERE t.declared
           AND (t.kind, t.expression, t.timezone, t.missed, t.args, t.queue, t.priority,
@@ -153,25 +155,37 @@ pub(crate) async fn upsert_declared<'e>(
     })
 }
 
-/// Pauses a schedule, or resumes it with its cursor at `next_fire_at` (slots that passed while
-/// it was paused are not fired). False if there is no such schedule.
-pub(crate) async fn set_paused<'e>(
+/// Pauses a schedule. False if there is no such schedule.
+pub(crate) async fn pause<'e>(db: impl PgExecutor<'e>, name: &str) -> Result<bool, Error> {
+    let updated = sqlx::query(
+        "UPDATE runledger.schedules SET paused = true, revision = revision + 1, \
+         updated_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(updated == 1)
+}
+
+/// Resumes a paused schedule with its cursor at `next_fire_at` (slots that passed while it was
+/// paused are not fired), if it is still paused at `revision`. False if it is not (any more):
+/// resumed meanwhile, changed, or removed.
+pub(crate) async fn resume<'e>(
     db: impl PgExecutor<'e>,
     name: &str,
-    paused: bool,
+    revision: i64,
     next_fire_at: Option<DateTime<Utc>>,
 ) -> Result<bool, Error> {
     let updated = sqlx::query(
         r#"
         UPDATE runledger.schedules
-        SET paused = $2,
-            next_fire_at = CASE WHEN $2 THEN next_fire_at ELSE $3 END,
-            updated_at = now()
-        WHERE name = $1
+        SET paused = false, next_fire_at = $3, revision = revision + 1, updated_at = now()
+        WHERE name = $1 AND paused AND revision = $2
         "#,
     )
     .bind(name)
-    .bind(paused)
+    .bind(revision)
     .bind(next_fire_at)
     .execute(db)
     .await?
@@ -223,6 +237,8 @@ pub(crate) struct Due {
     pub(crate) timezone: String,
     pub(crate) missed: String,
     pub(crate) next_fire_at: DateTime<Utc>,
+    /// The definition's revision when the row was read.
+    pub(crate) revision: i64,
     /// The database clock when the row was read.
     pub(crate) now: DateTime<Utc>,
 }
@@ -231,7 +247,7 @@ pub(crate) struct Due {
 pub(crate) async fn due(pool: &PgPool, limit: i64) -> Result<Vec<Due>, Error> {
     Ok(sqlx::query_as::<_, Due>(
         r#"
-        SELECT name, expression, timezone, missed, next_fire_at, now() AS now
+        SELECT name, expression, timezone, missed, next_fire_at, revision, now() AS now
         FROM runledger.schedules
         WHERE NOT paused AND next_fire_at <= now()
         ORDER BY next_fire_at
@@ -263,15 +279,17 @@ pub(crate) struct Fired {
     pub(crate) job_ids: Vec<i64>,
 }
 
-/// Moves the cursor of `name` from `cursor` to `next` (compare-and-set), records a fire row for
-/// each of `slots` that has none, and enqueues one job per new fire row (due at its slot),
-/// announcing them. One statement: all of it happens, or none.
+/// Moves the cursor of the `due` schedule to `next` (compare-and-set on the cursor and the
+/// revision it was read at), records a fire row for each of `slots` that has none, and enqueues
+/// one job per new fire row (due at its slot), announcing them. One statement: all of it
+/// happens, or none. With `leader`, nothing happens unless that holder has an unexpired lease
+/// of the maintenance role, checked by the statement itself.
 pub(crate) async fn fire(
     pool: &PgPool,
-    name: &str,
-    cursor: DateTime<Utc>,
+    due: &Due,
     next: Option<DateTime<Utc>>,
     slots: &[DateTime<Utc>],
+    leader: Option<&str>,
 ) -> Result<Fired, Error> {
     Ok(sqlx::query_as::<_, Fired>(
         r#"
@@ -281,7 +299,10 @@ pub(crate) async fn fire(
                 last_slot = COALESCE((SELECT max(s) FROM unnest($4::timestamptz[]) AS s),
                                      last_slot),
                 updated_at = now()
-            WHERE name = $1 AND next_fire_at = $2 AND NOT paused
+            WHERE name = $1 AND next_fire_at = $2 AND revision = $5 AND NOT paused
+              AND ($6::text IS NULL OR EXISTS (
+                  SELECT 1 FROM runledger.leaders
+                  WHERE role = 'maintenance' AND holder = $6 AND expires_at > now()))
             RETURNING name, kind, queue, args, priority, max_attempts, timeout_ms
         ),
         fired AS (
@@ -309,10 +330,12 @@ pub(crate) async fn fire(
         FROM (SELECT count(*) FROM notified) n
         "#,
     )
-    .bind(name)
-    .bind(cursor)
+    .bind(&due.name)
+    .bind(due.next_fire_at)
     .bind(next)
     .bind(slots)
+    .bind(due.revision)
+    .bind(leader)
     .fetch_one(pool)
     .await?)
 }
