@@ -1,6 +1,22 @@
 //! The only place with SQL. One function per statement, typed parameters and rows; no SQL is
 //! ever assembled from user input (kinds, queues and keys travel as bind parameters).
 
+/// SQL text: true when bind parameter `$n` (a holder name, or NULL for "no check") holds an
+/// unexpired lease of the maintenance role. Leader-only statements include it so that a worker
+/// that lost its lease changes nothing, whatever it believes.
+macro_rules! leader_holds_lease {
+    ($n:literal) => {
+        concat!(
+            "($",
+            $n,
+            "::text IS NULL OR EXISTS (SELECT 1 FROM runledger.leaders ",
+            "WHERE role = 'maintenance' AND holder = $",
+            $n,
+            " AND expires_at > now()))"
+        )
+    };
+}
+
 #[cfg(feature = "testing")]
 pub(crate) mod admin;
 pub(crate) mod jobs;

@@ -17,7 +17,7 @@ pub(crate) async fn prune_jobs(
     limit: i64,
     leader: Option<&str>,
 ) -> Result<u64, Error> {
-    Ok(sqlx::query(
+    Ok(sqlx::query(concat!(
         r#"
         WITH doomed AS (
             SELECT id FROM runledger.jobs
@@ -25,9 +25,9 @@ pub(crate) async fn prune_jobs(
               AND state IN ('completed', 'failed', 'cancelled')
               AND finished_at IS NOT NULL
               AND finished_at < now() - make_interval(secs => $2)
-              AND ($4::text IS NULL OR EXISTS (
-                  SELECT 1 FROM runledger.leaders
-                  WHERE role = 'maintenance' AND holder = $4 AND expires_at > now()))
+              AND "#,
+        leader_holds_lease!("4"),
+        r#"
             ORDER BY finished_at
             LIMIT $3
             FOR UPDATE SKIP LOCKED
@@ -35,8 +35,8 @@ pub(crate) async fn prune_jobs(
         DELETE FROM runledger.jobs j
         USING doomed
         WHERE j.id = doomed.id AND j.state IN ('completed', 'failed', 'cancelled')
-        "#,
-    )
+        "#
+    ))
     .bind(state)
     .bind(keep_s)
     .bind(limit)
@@ -57,7 +57,7 @@ pub(crate) async fn prune_fires(
     limit: i64,
     leader: Option<&str>,
 ) -> Result<u64, Error> {
-    Ok(sqlx::query(
+    Ok(sqlx::query(concat!(
         r#"
         WITH doomed AS (
             SELECT f.schedule, f.slot
@@ -65,17 +65,17 @@ pub(crate) async fn prune_fires(
             JOIN runledger.schedules s ON s.name = f.schedule
             WHERE f.fired_at < now() - make_interval(secs => $1)
               AND f.slot < s.next_fire_at
-              AND ($3::text IS NULL OR EXISTS (
-                  SELECT 1 FROM runledger.leaders
-                  WHERE role = 'maintenance' AND holder = $3 AND expires_at > now()))
+              AND "#,
+        leader_holds_lease!("3"),
+        r#"
             ORDER BY f.fired_at
             LIMIT $2
         )
         DELETE FROM runledger.schedule_fires f
         USING doomed
         WHERE f.schedule = doomed.schedule AND f.slot = doomed.slot
-        "#,
-    )
+        "#
+    ))
     .bind(keep_s)
     .bind(limit)
     .bind(leader)
@@ -97,7 +97,7 @@ pub(crate) async fn prune_runs(
     limit: i64,
     leader: Option<&str>,
 ) -> Result<u64, Error> {
-    Ok(sqlx::query(
+    Ok(sqlx::query(concat!(
         r#"
         WITH doomed AS (
             SELECT id FROM runledger.workflow_runs
@@ -108,9 +108,9 @@ pub(crate) async fn prune_runs(
                   SELECT 1 FROM runledger.jobs j
                   WHERE j.run_id = workflow_runs.id
                     AND j.state NOT IN ('completed', 'failed', 'cancelled'))
-              AND ($3::text IS NULL OR EXISTS (
-                  SELECT 1 FROM runledger.leaders
-                  WHERE role = 'maintenance' AND holder = $3 AND expires_at > now()))
+              AND "#,
+        leader_holds_lease!("3"),
+        r#"
             ORDER BY finished_at
             LIMIT $2
             FOR UPDATE SKIP LOCKED
@@ -118,8 +118,8 @@ pub(crate) async fn prune_runs(
         DELETE FROM runledger.workflow_runs r
         USING doomed
         WHERE r.id = doomed.id AND r.state <> 'running'
-        "#,
-    )
+        "#
+    ))
     .bind(keep_s)
     .bind(limit)
     .bind(leader)

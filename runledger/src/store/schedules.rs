@@ -291,7 +291,7 @@ pub(crate) async fn fire(
     slots: &[DateTime<Utc>],
     leader: Option<&str>,
 ) -> Result<Fired, Error> {
-    Ok(sqlx::query_as::<_, Fired>(
+    Ok(sqlx::query_as::<_, Fired>(concat!(
         r#"
         WITH moved AS (
             UPDATE runledger.schedules
@@ -300,9 +300,9 @@ pub(crate) async fn fire(
                                      last_slot),
                 updated_at = now()
             WHERE name = $1 AND next_fire_at = $2 AND revision = $5 AND NOT paused
-              AND ($6::text IS NULL OR EXISTS (
-                  SELECT 1 FROM runledger.leaders
-                  WHERE role = 'maintenance' AND holder = $6 AND expires_at > now()))
+              AND "#,
+        leader_holds_lease!("6"),
+        r#"
             RETURNING name, kind, queue, args, priority, max_attempts, timeout_ms
         ),
         fired AS (
@@ -328,8 +328,8 @@ pub(crate) async fn fire(
         SELECT EXISTS (SELECT 1 FROM moved) AS advanced,
                ARRAY(SELECT id FROM enqueued ORDER BY id) AS job_ids
         FROM (SELECT count(*) FROM notified) n
-        "#,
-    )
+        "#
+    ))
     .bind(&due.name)
     .bind(due.next_fire_at)
     .bind(next)
