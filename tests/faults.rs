@@ -433,3 +433,66 @@ async fn cancel_racing_completion_ends_in_exactly_one_terminal_state() {
     );
     assert_eq!(before + during + after, n);
 }
+
+/// A no-op job for the back-pressure test.
+#[job(queue = "pressure")]
+async fn quick_step(key: String) -> Result<(), JobError> {
+    hit(&key);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_worker_claims_no_more_than_it_can_record() {
+    let db = db().await;
+    let rl = db.client();
+    // Recording a completion costs 20 ms a row here: far slower than the handlers finish.
+    sqlx::raw_sql(
+        "CREATE FUNCTION public.slow_completion() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN PERFORM pg_sleep(0.02); RETURN NEW; END $$; \
+         CREATE TRIGGER slow_completion BEFORE UPDATE ON runledger.jobs FOR EACH ROW \
+         WHEN (NEW.state = 'completed') EXECUTE FUNCTION public.slow_completion();",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let key = token("pressure");
+    let jobs = 400;
+    rl.enqueue_many((0..jobs).map(|_| QuickStep { key: key.clone() }))
+        .await
+        .unwrap();
+    let worker = Worker::builder(db.pool().clone())
+        .queues(["pressure"])
+        .concurrency(4)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let mut most_running = 0;
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(3) {
+        most_running = most_running.max(count(&rl, JobState::Running).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Concurrency 4: four handlers, the completer's queue (32 outcomes) and the batch being
+    // written (at most what that queue held, plus the handlers waiting to join it).
+    assert!(
+        (4..=72).contains(&most_running),
+        "at most 72 claimed jobs without a recorded outcome, saw {most_running}"
+    );
+    assert!(
+        count(&rl, JobState::Available).await > 0,
+        "the backlog waits in the queue, where any worker can take it"
+    );
+    sqlx::raw_sql("DROP TRIGGER slow_completion ON runledger.jobs")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(30), "every job completed", || async {
+        count(&rl, JobState::Completed).await == jobs as i64
+    })
+    .await;
+    let metrics = worker.shutdown().await.unwrap().metrics;
+    assert_eq!(metrics.completed, jobs as u64);
+    assert_eq!(hits(&key), jobs as u32, "each job ran once");
+}

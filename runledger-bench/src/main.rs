@@ -1,7 +1,7 @@
 //! runledger-bench: the workloads of PERFORMANCE.md, measured against a real PostgreSQL.
 //!
 //! ```text
-//! cargo run --release -p runledger-bench -- <w1|w2|w3|w4|raw|all> [--jobs N] [--concurrency C] [--json]
+//! cargo run --release -p runledger-bench -- <w1|w2|w3|w4|w5|raw|all> [--jobs N] [--concurrency C] [--json]
 //! ```
 //!
 //! Uses `DATABASE_URL` if set, else starts an embedded PostgreSQL with `fsync` and
@@ -29,6 +29,28 @@ async fn bench_noop(seq: u64) -> Result<(), JobError> {
 async fn bench_latency(seq: u64) -> Result<(), JobError> {
     starts().lock().expect("starts").insert(seq, Instant::now());
     Ok(())
+}
+
+/// W5's job: records how long after its enqueue it started (wall clock, same machine).
+#[job(queue = "sustained")]
+async fn bench_e2e(enqueued_us: i64) -> Result<(), JobError> {
+    let now_us = wall_clock_us();
+    latencies()
+        .lock()
+        .expect("latencies")
+        .push((now_us - enqueued_us).max(0) as u64);
+    Ok(())
+}
+
+fn wall_clock_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+fn latencies() -> &'static Mutex<Vec<u64>> {
+    static LATENCIES: OnceLock<Mutex<Vec<u64>>> = OnceLock::new();
+    LATENCIES.get_or_init(Default::default)
 }
 
 /// W4's first step: passes its seed on.
@@ -92,7 +114,7 @@ fn parse_args() -> Result<Args, String> {
     }
     if !matches!(
         parsed.workload.as_str(),
-        "w1" | "w2" | "w3" | "w4" | "raw" | "all"
+        "w1" | "w2" | "w3" | "w4" | "w5" | "raw" | "all"
     ) {
         return Err(format!("unknown workload `{}`", parsed.workload));
     }
@@ -107,13 +129,16 @@ fn number(value: Option<String>, flag: &str) -> Result<usize, String> {
 }
 
 const USAGE: &str =
-    "usage: runledger-bench <w1|w2|w3|w4|raw|all> [--jobs N] [--concurrency C] [--json]
+    "usage: runledger-bench <w1|w2|w3|w4|w5|raw|all> [--jobs N] [--concurrency C] [--json]
   w1   bulk-enqueue N jobs (default 20000), drain with one worker (concurrency 10 and 50, or C);
        also runs raw and prints ratio_to_raw
   w2   5000 single-job enqueues (N), one client, then 8 concurrent clients
   w3   500 jobs (N) enqueued 20 ms apart to an idle worker: pickup latency
   w4   1000 runs (N) of a diamond workflow a -> {b, c} -> d passing outputs along, started
        by 8 clients, then run by one worker (concurrency 50, or C): steps/s and runs/s
+  w5   producers enqueue 10000 jobs/s (N) for 60 s while one worker (concurrency 50, or C)
+       runs them, completed jobs pruned after 10 s: completed/s, end-to-end latency, backlog,
+       finished rows kept and dead tuples of the jobs table over time (not part of `all`)
   raw  the claim/complete cycle of w1 with no framework around it
   all  w1, w2, w3 and w4";
 
@@ -239,6 +264,14 @@ async fn run(args: Args) -> Result<(), runledger::Error> {
         )
         .await?;
     }
+    if w == "w5" {
+        w5(
+            &mut bench,
+            args.jobs.unwrap_or(10_000),
+            args.concurrency.unwrap_or(50),
+        )
+        .await?;
+    }
     if !bench.json {
         println!("{:<6} {:<34} {:>14}  unit", "load", "figure", "value");
         for f in &bench.figures {
@@ -249,6 +282,179 @@ async fn run(args: Args) -> Result<(), runledger::Error> {
             );
         }
     }
+    Ok(())
+}
+
+/// Sustained load: a producer enqueues `rate` jobs per second (a batch every 10 ms) for 60 s
+/// while one worker runs them; completed jobs are pruned 10 s after they finish.
+async fn w5(bench: &mut Bench, rate: usize, concurrency: usize) -> Result<(), runledger::Error> {
+    const SECONDS: u64 = 60;
+    const TICK: Duration = Duration::from_millis(10);
+    let db = bench.database().await?;
+    let rl = db.client();
+    latencies().lock().expect("latencies").clear();
+    let worker = Worker::builder(db.pool().clone())
+        .queues(["sustained"])
+        .kinds(["bench_e2e"])
+        .concurrency(concurrency)
+        .batch_size(batch_for(concurrency))
+        .retention(runledger::Retention::all(Duration::from_secs(10)))
+        .prune_interval(Duration::from_secs(1))
+        .migrate(false)
+        .build()?;
+    let running = worker.start().await?;
+    let per_tick = (rate as u64 * TICK.as_millis() as u64 / 1000).max(1) as usize;
+    let sent = Arc::new(AtomicU64::new(0));
+    let producer = {
+        let rl = rl.clone();
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(TICK);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let ticks = SECONDS * 1000 / TICK.as_millis() as u64;
+            for _ in 0..ticks {
+                interval.tick().await;
+                let now = wall_clock_us();
+                let jobs = (0..per_tick).map(|_| BenchE2e { enqueued_us: now });
+                let n = rl.enqueue_many(jobs).await?.len();
+                sent.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Ok::<_, runledger::Error>(())
+        })
+    };
+    let started = Instant::now();
+    // Backlog (enqueued, not yet finished by a handler) from the counters every 100 ms, which
+    // costs the database nothing; the table's health every 5 s (a count of finished rows reads
+    // the whole table, so it is not done more often).
+    let mut max_backlog = 0u64;
+    let mut last_backlog = 0u64;
+    // (second, finished rows still in the table, dead tuples)
+    let mut health: Vec<(u64, i64, i64)> = Vec::new();
+    let mut next_health = Duration::from_secs(5);
+    while !producer.is_finished() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let handled = running.metrics().completed;
+        last_backlog = sent.load(Ordering::Relaxed).saturating_sub(handled);
+        max_backlog = max_backlog.max(last_backlog);
+        if started.elapsed() >= next_health {
+            next_health += Duration::from_secs(5);
+            let counts = runledger::testing::count_by_state(&rl).await?;
+            let finished: i64 = counts
+                .iter()
+                .filter(|(s, _)| s.is_finished())
+                .map(|(_, n)| *n)
+                .sum();
+            let (_, dead) = runledger::testing::jobs_table_tuples(&rl).await?;
+            let secs = started.elapsed().as_secs();
+            if !bench.json {
+                eprintln!(
+                    "  w5 {secs:>3} s: backlog {last_backlog}, finished rows {finished}, dead tuples {dead}"
+                );
+            }
+            health.push((secs, finished, dead));
+        }
+    }
+    let max_finished = health.iter().map(|h| h.1).max().unwrap_or(0);
+    let dead_between = |from: u64, to: u64| {
+        health
+            .iter()
+            .filter(|h| (from..to).contains(&h.0))
+            .map(|h| h.2)
+            .max()
+            .unwrap_or(0)
+    };
+    // Dead tuples must not grow: the worst of the third quarter against the worst of the last.
+    let dead_third_quarter = dead_between(SECONDS / 2, SECONDS * 3 / 4);
+    let dead_last_quarter = dead_between(SECONDS * 3 / 4, u64::MAX);
+    producer.await.expect("producer task")?;
+    let sent = sent.load(Ordering::Relaxed) as usize;
+    let produced_in = started.elapsed();
+    let completed_in_window = running.metrics().completed;
+    // Let the worker finish what is queued, then read the table's health.
+    let drain_started = Instant::now();
+    while (running.metrics().completed as usize) < sent
+        && drain_started.elapsed() < Duration::from_secs(60)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (live, dead) = runledger::testing::jobs_table_tuples(&rl).await?;
+    running.shutdown().await?;
+    let mut lat = std::mem::take(&mut *latencies().lock().expect("latencies"));
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .map_or(0.0, |us| *us as f64 / 1000.0)
+    };
+    let extra = json!({
+        "target_rate": rate, "seconds": SECONDS, "concurrency": concurrency, "enqueued": sent,
+    });
+    bench.record(
+        "w5",
+        format!("enqueued, target {rate}/s"),
+        sent as f64 / produced_in.as_secs_f64(),
+        "jobs/s",
+        extra.clone(),
+    );
+    bench.record(
+        "w5",
+        "completed during the 60 s",
+        completed_in_window as f64 / produced_in.as_secs_f64(),
+        "jobs/s",
+        extra.clone(),
+    );
+    bench.record("w5", "end-to-end p50", pct(0.50), "ms", extra.clone());
+    bench.record("w5", "end-to-end p99", pct(0.99), "ms", extra.clone());
+    bench.record("w5", "end-to-end max", pct(1.0), "ms", extra.clone());
+    bench.record(
+        "w5",
+        "backlog, max (enqueued, not handled)",
+        max_backlog as f64,
+        "jobs",
+        extra.clone(),
+    );
+    bench.record(
+        "w5",
+        "backlog at 60 s",
+        last_backlog as f64,
+        "jobs",
+        extra.clone(),
+    );
+    bench.record(
+        "w5",
+        "finished rows kept, max",
+        max_finished as f64,
+        "rows",
+        extra.clone(),
+    );
+    bench.record(
+        "w5",
+        "dead tuples, max 30-45 s",
+        dead_third_quarter as f64,
+        "rows",
+        extra.clone(),
+    );
+    bench.record(
+        "w5",
+        "dead tuples, max 45-60 s",
+        dead_last_quarter as f64,
+        "rows",
+        extra.clone(),
+    );
+    bench.record(
+        "w5",
+        "jobs table live rows at the end",
+        live as f64,
+        "rows",
+        extra.clone(),
+    );
+    bench.record(
+        "w5",
+        "jobs table dead rows at the end",
+        dead as f64,
+        "rows",
+        extra,
+    );
     Ok(())
 }
 

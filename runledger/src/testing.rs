@@ -363,6 +363,12 @@ pub async fn count_by_state(rl: &Runledger) -> Result<Vec<(JobState, i64)>, Erro
         .collect()
 }
 
+/// Live and dead rows of the jobs table, as PostgreSQL's statistics last counted them (they lag
+/// by up to a second or so): how much the table carries, and how much vacuum has to reclaim.
+pub async fn jobs_table_tuples(rl: &Runledger) -> Result<(i64, i64), Error> {
+    store::admin::jobs_tuples(rl.pool()).await
+}
+
 /// Workflow runs still running.
 pub async fn count_open_runs(rl: &Runledger) -> Result<i64, Error> {
     crate::store::workflows::count_running(rl.pool()).await

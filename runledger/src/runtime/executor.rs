@@ -16,7 +16,7 @@ use crate::job::{JobContext, JobErrorKind, JobId, StopReason};
 use crate::store::jobs::{Claimed, Outcome, OutcomeKind};
 
 /// Starts the task for one claimed job. The caller has taken one slot for it; the task gives it
-/// back when the handler is done.
+/// back when the handler is done and its outcome is queued for the completer.
 pub(crate) fn spawn(shared: Arc<Shared>, job: Claimed) {
     let (stop_tx, stop_rx) = watch::channel(None);
     {
@@ -25,11 +25,16 @@ pub(crate) fn spawn(shared: Arc<Shared>, job: Claimed) {
     }
     tokio::spawn(async move {
         let outcome = execute(&shared, job, stop_rx).await;
-        shared.slots.add_permits(1);
         if let Some(outcome) = outcome {
             shared.record(&outcome);
+            // The slot is given back once the outcome is in the completer's queue: while the
+            // database records outcomes more slowly than handlers produce them, the worker
+            // claims no more than it can record, instead of piling up unwritten outcomes (and
+            // leases to renew) without bound. At shutdown, every slot free then also means every
+            // outcome queued.
             shared.completions.send(outcome).await;
         }
+        shared.slots.add_permits(1);
     });
 }
 
