@@ -634,3 +634,101 @@ async fn a_leader_that_lost_its_lease_fires_nothing() {
     assert_eq!(before, after, "a worker without the lease fired slots");
     stop(w).await;
 }
+
+/// `(manual vacuums, dead rows)` of `runledger.jobs` in the statistics.
+async fn jobs_vacuum_stats(pool: &PgPool) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT vacuum_count, n_dead_tup FROM pg_stat_user_tables \
+         WHERE schemaname = 'runledger' AND relname = 'jobs'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Leaves `updates` dead row versions of each of `jobs` jobs, flushed to the statistics.
+async fn leave_dead_rows(db: &TestDatabase, jobs: usize, updates: usize) {
+    let rl = db.client();
+    let key = token("dead");
+    rl.enqueue_many((0..jobs).map(|_| Tick { key: key.clone() }))
+        .await
+        .unwrap();
+    let mut conn = db.pool().acquire().await.unwrap();
+    for _ in 0..updates {
+        // A queue no worker runs, so the rows stay put.
+        sqlx::query("UPDATE runledger.jobs SET queue = 'held', priority = priority + 1")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    sqlx::query("SELECT pg_stat_force_next_flush()")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("SELECT 1").execute(&mut *conn).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_leader_vacuums_the_jobs_table_once_dead_rows_pile_up() {
+    let db = db().await;
+    leave_dead_rows(&db, 6_000, 3).await;
+    let (vacuums, dead) = jobs_vacuum_stats(db.pool()).await;
+    assert_eq!(vacuums, 0);
+    assert!(dead >= 18_000, "the statistics see the dead rows: {dead}");
+    let worker = worker(db.pool().clone(), "vacuumer")
+        .vacuum_interval(Duration::from_millis(200))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "a vacuum of the jobs table",
+        || async { jobs_vacuum_stats(db.pool()).await.0 >= 1 },
+    )
+    .await;
+    let (_, dead_after) = jobs_vacuum_stats(db.pool()).await;
+    assert!(
+        dead_after < 1_000,
+        "the vacuum reclaimed the dead rows: {dead_after} left of {dead}"
+    );
+    // Nothing more to reclaim: no further vacuums.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(jobs_vacuum_stats(db.pool()).await.0, 1, "one vacuum only");
+    worker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_a_vacuum_interval_the_tables_are_left_to_autovacuum() {
+    let db = db().await;
+    leave_dead_rows(&db, 6_000, 3).await;
+    let worker = worker(db.pool().clone(), "no-vacuumer")
+        .vacuum_interval(None)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let rl = db.client();
+    wait_until(Duration::from_secs(10), "the worker leads", || async {
+        rl.maintenance_leader().await.unwrap().is_some()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(jobs_vacuum_stats(db.pool()).await.0, 0, "no manual vacuum");
+    worker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_vacuum_interval_below_100_ms_is_refused() {
+    let db = db().await;
+    let error = worker(db.pool().clone(), "busy")
+        .vacuum_interval(Duration::from_millis(10))
+        .build()
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("vacuum interval"),
+        "names the setting: {error}"
+    );
+}

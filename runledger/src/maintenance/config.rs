@@ -112,6 +112,7 @@ pub(crate) struct MaintenanceConfig {
     pub(crate) schedule_max_interval: Duration,
     pub(crate) prune_interval: Duration,
     pub(crate) retention: Retention,
+    pub(crate) vacuum_interval: Option<Duration>,
 }
 
 impl Default for MaintenanceConfig {
@@ -121,6 +122,7 @@ impl Default for MaintenanceConfig {
             schedule_max_interval: Duration::from_secs(1),
             prune_interval: Duration::from_secs(60),
             retention: Retention::default(),
+            vacuum_interval: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -131,6 +133,16 @@ impl MaintenanceConfig {
             return Err(Error::Config(format!(
                 "a leader lease of {:?} is too short to renew reliably; use at least 500 ms",
                 self.leader_lease
+            )));
+        }
+        if self
+            .vacuum_interval
+            .is_some_and(|i| i < Duration::from_millis(100))
+        {
+            return Err(Error::Config(format!(
+                "a vacuum interval of {:?} would read the statistics in a busy loop; use at \
+                 least 100 ms, or `None` to leave the tables to autovacuum",
+                self.vacuum_interval.unwrap_or_default()
             )));
         }
         if self.prune_interval.is_zero() {
@@ -161,6 +173,18 @@ impl WorkerBuilder {
     /// How often the leader looks for finished jobs past their retention. Default 60 s.
     pub fn prune_interval(mut self, interval: Duration) -> Self {
         self.config.maintenance.prune_interval = interval;
+        self
+    }
+
+    /// How often the leader checks the hot tables (`jobs`, `workflow_runs`, `workflow_steps`)
+    /// for dead rows and vacuums those that gathered at least 10,000 and a fifth of their live
+    /// rows since their last vacuum; `None` leaves them to autovacuum alone. Default 5 s.
+    ///
+    /// Autovacuum visits a database once per `autovacuum_naptime` (1 min by default), and under
+    /// sustained load a minute of dead rows slows every claim; see `docs/cron.md`. The worker's
+    /// role must own the tables (it does when it ran the migrations) for `VACUUM` to act.
+    pub fn vacuum_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
+        self.config.maintenance.vacuum_interval = interval.into();
         self
     }
 }

@@ -31,8 +31,8 @@ pub struct LeaderInfo {
 }
 
 impl Runledger {
-    /// The worker that holds the maintenance leader's lease (and so runs the scheduler and the
-    /// pruner), or `None` if no lease is current.
+    /// The worker that holds the maintenance leader's lease (and so runs the scheduler, the
+    /// pruner and the vacuumer), or `None` if no lease is current.
     pub async fn maintenance_leader(&self) -> Result<Option<LeaderInfo>, Error> {
         Ok(store::leader::holder(self.pool(), ROLE)
             .await?

@@ -10,7 +10,8 @@
 //!
 //! Only the elected leader runs:
 //! - [`scheduler`]: fires cron schedules;
-//! - [`pruner`]: deletes finished jobs past their retention.
+//! - [`pruner`]: deletes finished jobs past their retention;
+//! - [`vacuumer`]: vacuums the hot tables when dead rows pile up between autovacuum's visits.
 
 mod config;
 pub(crate) mod leader;
@@ -18,6 +19,7 @@ pub(crate) mod pruner;
 pub(crate) mod rescuer;
 pub(crate) mod scheduler;
 pub(crate) mod stager;
+pub(crate) mod vacuumer;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -190,6 +192,7 @@ pub(crate) async fn start(
         spawn(shared, rescuer::Rescuer),
         spawn(shared, scheduler::Scheduler),
         spawn(shared, pruner::Pruner),
+        spawn(shared, vacuumer::Vacuumer::default()),
     ])
 }
 
@@ -206,6 +209,7 @@ pub(crate) fn is_service(name: &str) -> bool {
         rescuer::Rescuer::NAME,
         scheduler::Scheduler::NAME,
         pruner::Pruner::NAME,
+        vacuumer::Vacuumer::NAME,
     ]
     .contains(&name)
 }

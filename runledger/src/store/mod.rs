@@ -23,6 +23,7 @@ pub(crate) mod jobs;
 pub(crate) mod leader;
 pub(crate) mod retention;
 pub(crate) mod schedules;
+pub(crate) mod vacuum;
 pub(crate) mod workflows;
 
 use sqlx::PgPool;

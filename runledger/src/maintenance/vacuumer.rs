@@ -1,0 +1,124 @@
+//! The vacuumer (leader only): keeps the hot tables (`jobs`, `workflow_runs`, `workflow_steps`)
+//! free of dead rows between autovacuum's visits.
+//!
+//! Every claim, completion, heartbeat and prune leaves a dead row version behind, tens of
+//! thousands a second under load. Autovacuum visits each database only once per
+//! `autovacuum_naptime` (one minute by default, a server-wide setting no table option changes),
+//! and a minute of dead rows slows every claim and completion until the table is vacuumed; at
+//! 10,000 jobs/s the worker then falls behind for good. So every few seconds the leader reads
+//! the tables' statistics (one query) and vacuums a table once it has gathered enough dead rows
+//! since it was last vacuumed: at least [`MIN_DEAD_ROWS`], and a fifth of its live rows.
+//!
+//! `VACUUM` needs the table's owner (or `MAINTAIN` on PostgreSQL 17 and newer): a role without
+//! it is reported once and the service leaves the tables to autovacuum.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::Service;
+use crate::error::Error;
+use crate::runtime::Shared;
+use crate::store;
+use crate::store::vacuum::HotTable;
+
+/// Fewest dead rows worth a vacuum.
+pub(crate) const MIN_DEAD_ROWS: i64 = 10_000;
+
+#[derive(Debug, Default)]
+pub(crate) struct Vacuumer {
+    /// Dead rows each table still had after this service last vacuumed it: rows an old snapshot
+    /// somewhere keeps alive. They do not count towards the next vacuum, so that a long
+    /// transaction elsewhere does not make the service vacuum in vain every pass.
+    floor: HashMap<HotTable, i64>,
+    /// Whether the lack of permission was reported.
+    warned: bool,
+}
+
+/// Whether a table with `live` and `dead` rows, `floor` of them left by the last vacuum, is due.
+pub(crate) fn due(live: i64, dead: i64, floor: i64) -> bool {
+    // A floor above the count is stale: something else (autovacuum) reclaimed rows since.
+    let gathered = if dead < floor { dead } else { dead - floor };
+    gathered >= MIN_DEAD_ROWS && gathered >= live / 5
+}
+
+impl Service for Vacuumer {
+    const NAME: &'static str = "vacuumer";
+    const LEADER_ONLY: bool = true;
+
+    async fn pass(&mut self, shared: &Shared) -> Result<Duration, Error> {
+        let Some(interval) = shared.config.maintenance.vacuum_interval else {
+            // Turned off: the service only waits for shutdown.
+            return Ok(Duration::from_secs(3600));
+        };
+        let mut vacuumed = Vec::new();
+        for health in store::vacuum::health(&shared.pool).await? {
+            let Some(table) = HotTable::ALL
+                .into_iter()
+                .find(|t| t.name() == health.table_name)
+            else {
+                continue;
+            };
+            if !health.permitted {
+                if !self.warned {
+                    self.warned = true;
+                    tracing::warn!(
+                        worker = %shared.config.id,
+                        table = table.name(),
+                        "this role may not vacuum the runledger tables (it does not own them); \
+                         leaving them to autovacuum, which may let dead rows pile up under load"
+                    );
+                }
+                continue;
+            }
+            let floor = self.floor.entry(table).or_default();
+            if health.dead < *floor {
+                // Something else (autovacuum) reclaimed them since.
+                *floor = 0;
+            }
+            if health.vacuuming || !due(health.live, health.dead, *floor) {
+                continue;
+            }
+            let started = Instant::now();
+            store::vacuum::vacuum(&shared.pool, table).await?;
+            tracing::info!(
+                worker = %shared.config.id,
+                table = table.name(),
+                live = health.live,
+                dead = health.dead,
+                took = ?started.elapsed(),
+                "vacuumed"
+            );
+            vacuumed.push(table);
+        }
+        if !vacuumed.is_empty() {
+            for health in store::vacuum::health(&shared.pool).await? {
+                if let Some(table) = vacuumed.iter().find(|t| t.name() == health.table_name) {
+                    self.floor.insert(*table, health.dead);
+                }
+            }
+        }
+        Ok(interval)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vacuums_once_enough_dead_rows_gathered() {
+        assert!(!due(0, MIN_DEAD_ROWS - 1, 0), "too few to bother");
+        assert!(due(0, MIN_DEAD_ROWS, 0));
+        assert!(
+            !due(1_000_000, 150_000, 0),
+            "under a fifth of a large table"
+        );
+        assert!(due(1_000_000, 200_000, 0));
+        assert!(
+            !due(100, 15_000, 10_000),
+            "rows the last vacuum could not reclaim do not count"
+        );
+        assert!(due(100, 25_000, 10_000));
+        assert!(due(100, 12_000, 50_000), "a floor above the count is stale");
+    }
+}
