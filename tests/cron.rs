@@ -635,10 +635,10 @@ async fn a_leader_that_lost_its_lease_fires_nothing() {
     stop(w).await;
 }
 
-/// `(manual vacuums, dead rows)` of `runledger.jobs` in the statistics.
-async fn jobs_vacuum_stats(pool: &PgPool) -> (i64, i64) {
+/// `(manual vacuums, dead rows, manual analyzes)` of `runledger.jobs` in the statistics.
+async fn jobs_vacuum_stats(pool: &PgPool) -> (i64, i64, i64) {
     sqlx::query_as(
-        "SELECT vacuum_count, n_dead_tup FROM pg_stat_user_tables \
+        "SELECT vacuum_count, n_dead_tup, analyze_count FROM pg_stat_user_tables \
          WHERE schemaname = 'runledger' AND relname = 'jobs'",
     )
     .fetch_one(pool)
@@ -672,7 +672,7 @@ async fn leave_dead_rows(db: &TestDatabase, jobs: usize, updates: usize) {
 async fn the_leader_vacuums_the_jobs_table_once_dead_rows_pile_up() {
     let db = db().await;
     leave_dead_rows(&db, 6_000, 3).await;
-    let (vacuums, dead) = jobs_vacuum_stats(db.pool()).await;
+    let (vacuums, dead, _) = jobs_vacuum_stats(db.pool()).await;
     assert_eq!(vacuums, 0);
     assert!(dead >= 18_000, "the statistics see the dead rows: {dead}");
     let worker = worker(db.pool().clone(), "vacuumer")
@@ -688,14 +688,45 @@ async fn the_leader_vacuums_the_jobs_table_once_dead_rows_pile_up() {
         || async { jobs_vacuum_stats(db.pool()).await.0 >= 1 },
     )
     .await;
-    let (_, dead_after) = jobs_vacuum_stats(db.pool()).await;
+    let (_, dead_after, analyzes) = jobs_vacuum_stats(db.pool()).await;
     assert!(
         dead_after < 1_000,
         "the vacuum reclaimed the dead rows: {dead_after} left of {dead}"
     );
+    assert_eq!(analyzes, 1, "and gathered fresh statistics");
     // Nothing more to reclaim: no further vacuums.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(jobs_vacuum_stats(db.pool()).await.0, 1, "one vacuum only");
+    worker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_burst_of_new_jobs_gets_fresh_statistics_without_a_vacuum() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("burst");
+    rl.enqueue_many((0..20_000).map(|_| Tick { key: key.clone() }))
+        .await
+        .unwrap();
+    let worker = worker(db.pool().clone(), "analyzer")
+        .queues(["elsewhere"])
+        .vacuum_interval(Duration::from_millis(200))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "an analyze of the jobs table",
+        || async { jobs_vacuum_stats(db.pool()).await.2 >= 1 },
+    )
+    .await;
+    assert_eq!(
+        jobs_vacuum_stats(db.pool()).await.0,
+        0,
+        "no dead rows, no vacuum"
+    );
     worker.shutdown().await.unwrap();
 }
 
@@ -716,7 +747,8 @@ async fn without_a_vacuum_interval_the_tables_are_left_to_autovacuum() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(jobs_vacuum_stats(db.pool()).await.0, 0, "no manual vacuum");
+    let (vacuums, _, analyzes) = jobs_vacuum_stats(db.pool()).await;
+    assert_eq!((vacuums, analyzes), (0, 0), "no manual vacuum or analyze");
     worker.shutdown().await.unwrap();
 }
 

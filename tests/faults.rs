@@ -496,3 +496,81 @@ async fn a_worker_claims_no_more_than_it_can_record() {
     assert_eq!(metrics.completed, jobs as u64);
     assert_eq!(hits(&key), jobs as u32, "each job ran once");
 }
+
+/// `idx_tup_read` of the fetch index, as this connection's statistics see it after a flush.
+async fn fetch_index_entries_read(conn: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query("SELECT pg_stat_force_next_flush()")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "SELECT idx_tup_read FROM pg_stat_user_indexes \
+         WHERE schemaname = 'runledger' AND indexrelname = 'jobs_fetch_idx'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_claim_reads_the_queue_in_index_order_whatever_the_statistics_say() {
+    let db = db().await;
+    let rl = db.client();
+    // A table of finished jobs, vacuumed (which counts its rows but gathers no statistics of
+    // their states), then a burst of 60,000 jobs.
+    for statement in [
+        "INSERT INTO runledger.jobs (kind, queue, state, finished_at) \
+         SELECT 'quick_step', 'pressure', 'completed', now() FROM generate_series(1, 10000)",
+        "VACUUM runledger.jobs",
+    ] {
+        sqlx::raw_sql(statement).execute(db.pool()).await.unwrap();
+    }
+    let key = token("burst");
+    for _ in 0..12 {
+        rl.enqueue_many((0..5_000).map(|_| QuickStep { key: key.clone() }))
+            .await
+            .unwrap();
+    }
+    let mut conn = db.pool().acquire().await.unwrap();
+    // Planned on those statistics, the bare query reads every available job and sorts them.
+    let before = fetch_index_entries_read(&mut conn).await;
+    sqlx::query(
+        "SELECT id FROM runledger.jobs \
+         WHERE state = 'available' AND queue = 'pressure' AND kind = ANY('{quick_step}') \
+         ORDER BY priority DESC, run_at, id LIMIT 10",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let bare = fetch_index_entries_read(&mut conn).await - before;
+    assert!(
+        bare >= 60_000,
+        "the statistics mislead the planner here: the bare query read {bare} entries"
+    );
+    // The claim reads the index in order and stops after the jobs it takes.
+    let before = fetch_index_entries_read(&mut conn).await;
+    let claimed: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM runledger.claim_jobs('pressure', '{quick_step}', 10, 'probe', 30)",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let read = fetch_index_entries_read(&mut conn).await - before;
+    assert_eq!(claimed.len(), 10);
+    assert!(
+        read <= 20,
+        "the claim read {read} index entries for 10 jobs of 60,000 waiting"
+    );
+    let mut sorted = claimed.clone();
+    sorted.sort_unstable();
+    assert_eq!(claimed.len(), sorted.len());
+    assert_eq!(
+        sorted[9] - sorted[0],
+        9,
+        "the oldest jobs, in order: {claimed:?}"
+    );
+}

@@ -1,5 +1,5 @@
 //! The vacuumer (leader only): keeps the hot tables (`jobs`, `workflow_runs`, `workflow_steps`)
-//! free of dead rows between autovacuum's visits.
+//! free of dead rows, and their statistics current, between autovacuum's visits.
 //!
 //! Every claim, completion, heartbeat and prune leaves a dead row version behind, tens of
 //! thousands a second under load. Autovacuum visits each database only once per
@@ -7,7 +7,10 @@
 //! and a minute of dead rows slows every claim and completion until the table is vacuumed; at
 //! 10,000 jobs/s the worker then falls behind for good. So every few seconds the leader reads
 //! the tables' statistics (one query) and vacuums a table once it has gathered enough dead rows
-//! since it was last vacuumed: at least [`MIN_DEAD_ROWS`], and a fifth of its live rows.
+//! since it was last vacuumed: at least [`MIN_DEAD_ROWS`], and a fifth of its live rows. The
+//! vacuum also analyzes the table; a table whose rows changed as much since its statistics were
+//! gathered, without dead rows to reclaim (a burst of inserts), is analyzed alone. Statistics
+//! that still describe a nearly empty queue make every plan that depends on them wrong.
 //!
 //! `VACUUM` needs the table's owner (or `MAINTAIN` on PostgreSQL 17 and newer): a role without
 //! it is reported once and the service leaves the tables to autovacuum.
@@ -75,20 +78,32 @@ impl Service for Vacuumer {
                 // Something else (autovacuum) reclaimed them since.
                 *floor = 0;
             }
-            if health.vacuuming || !due(health.live, health.dead, *floor) {
+            if health.vacuuming {
                 continue;
             }
             let started = Instant::now();
-            store::vacuum::vacuum(&shared.pool, table).await?;
-            tracing::info!(
-                worker = %shared.config.id,
-                table = table.name(),
-                live = health.live,
-                dead = health.dead,
-                took = ?started.elapsed(),
-                "vacuumed"
-            );
-            vacuumed.push(table);
+            if due(health.live, health.dead, *floor) {
+                store::vacuum::vacuum(&shared.pool, table).await?;
+                tracing::info!(
+                    worker = %shared.config.id,
+                    table = table.name(),
+                    live = health.live,
+                    dead = health.dead,
+                    took = ?started.elapsed(),
+                    "vacuumed and analyzed"
+                );
+                vacuumed.push(table);
+            } else if due(health.live, health.modified, 0) {
+                store::vacuum::analyze(&shared.pool, table).await?;
+                tracing::info!(
+                    worker = %shared.config.id,
+                    table = table.name(),
+                    live = health.live,
+                    modified = health.modified,
+                    took = ?started.elapsed(),
+                    "analyzed"
+                );
+            }
         }
         if !vacuumed.is_empty() {
             for health in store::vacuum::health(&shared.pool).await? {

@@ -273,26 +273,11 @@ pub(crate) async fn claim(
     worker: &str,
     lease: Duration,
 ) -> Result<Vec<Claimed>, Error> {
+    // The statement is `runledger.claim_jobs` (migration 0004), which pins the ordered
+    // index scan whatever the table's statistics say.
     let rows = sqlx::query_as::<_, Claimed>(
-        r#"
-        WITH picked AS (
-            SELECT id FROM runledger.jobs
-            WHERE state = 'available' AND queue = $1 AND kind = ANY($2)
-            ORDER BY priority DESC, run_at, id
-            LIMIT $3
-            FOR UPDATE SKIP LOCKED
-        )
-        UPDATE runledger.jobs j
-        SET state = 'running',
-            attempt = j.attempt + 1,
-            attempted_at = now(),
-            attempted_by = $4,
-            lease_expires_at = now() + make_interval(secs => $5)
-        FROM picked
-        WHERE j.id = picked.id
-        RETURNING j.id, j.kind, j.queue, j.args::text AS args, j.attempt, j.max_attempts,
-                  j.timeout_ms, j.run_id
-        "#,
+        "SELECT id, kind, queue, args, attempt, max_attempts, timeout_ms, run_id \
+         FROM runledger.claim_jobs($1, $2, $3, $4, $5)",
     )
     .bind(queue)
     .bind(kinds)

@@ -1,4 +1,5 @@
-//! Statements of the vacuumer: how many dead rows the hot tables carry, and `VACUUM` itself.
+//! Statements of the vacuumer: how many dead and changed rows the hot tables carry, `VACUUM`
+//! and `ANALYZE`.
 
 use sqlx::PgPool;
 
@@ -29,13 +30,23 @@ impl HotTable {
         }
     }
 
-    /// The statement that vacuums the table. `SKIP_LOCKED`: when autovacuum (or another
-    /// vacuum) is already at work on it, this one returns at once instead of queueing behind.
+    /// The statement that vacuums the table and refreshes its statistics. `SKIP_LOCKED`: when
+    /// autovacuum (or another vacuum) is already at work on it, this one returns at once instead
+    /// of queueing behind.
     fn vacuum_statement(self) -> &'static str {
         match self {
-            HotTable::Jobs => "VACUUM (SKIP_LOCKED) runledger.jobs",
-            HotTable::WorkflowRuns => "VACUUM (SKIP_LOCKED) runledger.workflow_runs",
-            HotTable::WorkflowSteps => "VACUUM (SKIP_LOCKED) runledger.workflow_steps",
+            HotTable::Jobs => "VACUUM (SKIP_LOCKED, ANALYZE) runledger.jobs",
+            HotTable::WorkflowRuns => "VACUUM (SKIP_LOCKED, ANALYZE) runledger.workflow_runs",
+            HotTable::WorkflowSteps => "VACUUM (SKIP_LOCKED, ANALYZE) runledger.workflow_steps",
+        }
+    }
+
+    /// The statement that refreshes the table's statistics only.
+    fn analyze_statement(self) -> &'static str {
+        match self {
+            HotTable::Jobs => "ANALYZE (SKIP_LOCKED) runledger.jobs",
+            HotTable::WorkflowRuns => "ANALYZE (SKIP_LOCKED) runledger.workflow_runs",
+            HotTable::WorkflowSteps => "ANALYZE (SKIP_LOCKED) runledger.workflow_steps",
         }
     }
 }
@@ -48,6 +59,8 @@ pub(crate) struct TableHealth {
     pub(crate) live: i64,
     /// Dead rows not yet reclaimed, as last counted.
     pub(crate) dead: i64,
+    /// Rows inserted, updated or deleted since the statistics were last gathered.
+    pub(crate) modified: i64,
     /// Whether a vacuum (autovacuum or another session's) is working on it now.
     pub(crate) vacuuming: bool,
     /// Whether this session's role may vacuum it (owns it, or has `MAINTAIN` on PostgreSQL 17
@@ -63,6 +76,7 @@ pub(crate) async fn health(pool: &PgPool) -> Result<Vec<TableHealth>, Error> {
         SELECT c.relname::text AS table_name,
                coalesce(s.n_live_tup, 0) AS live,
                coalesce(s.n_dead_tup, 0) AS dead,
+               coalesce(s.n_mod_since_analyze, 0) AS modified,
                EXISTS (SELECT 1 FROM pg_stat_progress_vacuum p WHERE p.relid = c.oid) AS vacuuming,
                pg_has_role(c.relowner, 'USAGE')
                  OR CASE WHEN current_setting('server_version_num')::int >= 170000
@@ -79,9 +93,17 @@ pub(crate) async fn health(pool: &PgPool) -> Result<Vec<TableHealth>, Error> {
     .await?)
 }
 
-/// Vacuums `table` (outside any transaction, as `VACUUM` must run).
+/// Vacuums and analyzes `table` (outside any transaction, as `VACUUM` must run).
 pub(crate) async fn vacuum(pool: &PgPool, table: HotTable) -> Result<(), Error> {
     sqlx::raw_sql(table.vacuum_statement())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Gathers fresh statistics of `table`.
+pub(crate) async fn analyze(pool: &PgPool, table: HotTable) -> Result<(), Error> {
+    sqlx::raw_sql(table.analyze_statement())
         .execute(pool)
         .await?;
     Ok(())
