@@ -764,3 +764,45 @@ async fn a_vacuum_interval_below_100_ms_is_refused() {
         "names the setting: {error}"
     );
 }
+
+#[tokio::test]
+async fn a_schedule_added_while_the_leader_sleeps_fires_at_once() {
+    let db = db().await;
+    let worker = start(db.pool().clone(), "sleeper").await;
+    wait_for_leader(&db, "sleeper", Duration::from_secs(10)).await;
+    // No schedule: the scheduler sleeps for its longest interval (30 s)...
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // ...until a schedule added by another client wakes it.
+    let other = runledger::Runledger::new(
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(db.url())
+            .await
+            .unwrap(),
+    );
+    let key = token("woken");
+    other
+        .add_schedule(Schedule::new(
+            "woken",
+            "* * * * * *",
+            Tick { key: key.clone() },
+        ))
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(5), "the new schedule fires", || async {
+        hits(&key) >= 2
+    })
+    .await;
+    // Paused and resumed: the resume wakes it too.
+    other.pause_schedule("woken").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let paused_at = hits(&key);
+    other.resume_schedule("woken").await.unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "fires again once resumed",
+        || async { hits(&key) >= paused_at + 2 },
+    )
+    .await;
+    stop(worker).await;
+}

@@ -749,3 +749,34 @@ async fn aliases_route_jobs_stored_under_an_old_kind_name() {
     w.shutdown().await.unwrap();
     assert_eq!(job(&rl, new.id()).await.kind, "new_name");
 }
+
+#[tokio::test]
+async fn jobs_that_arrive_without_a_notification_are_found_by_the_poll() {
+    let db = db().await;
+    let rl = db.client();
+    let w = worker(&db)
+        .queues(["default", "quiet", "silent"])
+        .poll_interval(Duration::from_millis(300))
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    // Let the start-up wake-up pass; then jobs are written with no NOTIFY at all.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO runledger.jobs (kind, queue, args) \
+         SELECT 'typed_payload', q, jsonb_build_object('count', n, 'label', q) \
+         FROM unnest(ARRAY['quiet', 'silent']) AS q, generate_series(1, 3) AS n \
+         RETURNING id",
+    )
+    .fetch_all(db.pool())
+    .await
+    .unwrap();
+    for id in ids {
+        let handle = rl.handle::<TypedPayload>(runledger::JobId(id));
+        handle.wait_timeout(Duration::from_secs(5)).await.unwrap();
+    }
+    let metrics = w.shutdown().await.unwrap().metrics;
+    assert_eq!(metrics.completed, 6);
+}

@@ -1,7 +1,7 @@
 //! runledger-bench: the workloads of PERFORMANCE.md, measured against a real PostgreSQL.
 //!
 //! ```text
-//! cargo run --release -p runledger-bench -- <w1|w2|w3|w4|w5|raw|all> [--jobs N] [--concurrency C] [--json]
+//! cargo run --release -p runledger-bench -- <w1|w2|w3|w4|w5|idle|raw|all> [--jobs N] [--concurrency C] [--json]
 //! ```
 //!
 //! Uses `DATABASE_URL` if set, else starts an embedded PostgreSQL with `fsync` and
@@ -114,7 +114,7 @@ fn parse_args() -> Result<Args, String> {
     }
     if !matches!(
         parsed.workload.as_str(),
-        "w1" | "w2" | "w3" | "w4" | "w5" | "raw" | "all"
+        "w1" | "w2" | "w3" | "w4" | "w5" | "idle" | "raw" | "all"
     ) {
         return Err(format!("unknown workload `{}`", parsed.workload));
     }
@@ -129,7 +129,7 @@ fn number(value: Option<String>, flag: &str) -> Result<usize, String> {
 }
 
 const USAGE: &str =
-    "usage: runledger-bench <w1|w2|w3|w4|w5|raw|all> [--jobs N] [--concurrency C] [--json]
+    "usage: runledger-bench <w1|w2|w3|w4|w5|idle|raw|all> [--jobs N] [--concurrency C] [--json]
   w1   bulk-enqueue N jobs (default 20000), drain with one worker (concurrency 10 and 50, or C);
        also runs raw and prints ratio_to_raw
   w2   5000 single-job enqueues (N), one client, then 8 concurrent clients
@@ -139,6 +139,8 @@ const USAGE: &str =
   w5   producers enqueue 10000 jobs/s (N) for 60 s while one worker (concurrency 50, or C)
        runs them, completed jobs pruned after 10 s: completed/s, end-to-end latency, backlog,
        finished rows kept and dead tuples of the jobs table over time (not part of `all`)
+  idle one worker (the maintenance leader) on an empty database for 30 s (N): the
+       transactions it sends per second (not part of `all`)
   raw  the claim/complete cycle of w1 with no framework around it
   all  w1, w2, w3 and w4";
 
@@ -264,6 +266,9 @@ async fn run(args: Args) -> Result<(), runledger::Error> {
         )
         .await?;
     }
+    if w == "idle" {
+        idle(&mut bench, args.jobs.unwrap_or(30)).await?;
+    }
     if w == "w5" {
         w5(
             &mut bench,
@@ -282,6 +287,37 @@ async fn run(args: Args) -> Result<(), runledger::Error> {
             );
         }
     }
+    Ok(())
+}
+
+/// One idle worker, the maintenance leader, with its default settings and two queues: how many
+/// transactions a second it costs the database while there is nothing to do.
+async fn idle(bench: &mut Bench, seconds: usize) -> Result<(), runledger::Error> {
+    let db = bench.database().await?;
+    let rl = db.client();
+    let running = Worker::builder(db.pool().clone())
+        .queues(["default", "idle"])
+        .kinds(["bench_noop"])
+        .migrate(false)
+        .build()?
+        .start()
+        .await?;
+    // Let the start-up work (election, schedule sync, first passes) settle.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The statistics are flushed by each backend at most once a second; the margin covers it.
+    let before = runledger::testing::database_transactions(&rl).await?;
+    tokio::time::sleep(Duration::from_secs(seconds as u64)).await;
+    let after = runledger::testing::database_transactions(&rl).await?;
+    running.shutdown().await?;
+    // The first reading is itself one transaction.
+    let sent = (after - before - 1).max(0);
+    bench.record(
+        "idle",
+        "transactions per second, one idle worker",
+        sent as f64 / seconds as f64,
+        "tx/s",
+        json!({"seconds": seconds, "transactions": sent, "queues": 2}),
+    );
     Ok(())
 }
 

@@ -369,6 +369,13 @@ pub async fn jobs_table_tuples(rl: &Runledger) -> Result<(i64, i64), Error> {
     store::admin::jobs_tuples(rl.pool()).await
 }
 
+/// Transactions the current database has seen (committed or rolled back), as PostgreSQL's
+/// statistics last counted them: the difference between two readings, less the readings
+/// themselves, is what the clients sent in between (each statement outside a transaction is one).
+pub async fn database_transactions(rl: &Runledger) -> Result<i64, Error> {
+    store::admin::database_transactions(rl.pool()).await
+}
+
 /// Workflow runs still running.
 pub async fn count_open_runs(rl: &Runledger) -> Result<i64, Error> {
     crate::store::workflows::count_running(rl.pool()).await

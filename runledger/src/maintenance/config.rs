@@ -119,7 +119,9 @@ impl Default for MaintenanceConfig {
     fn default() -> Self {
         MaintenanceConfig {
             leader_lease: Duration::from_secs(15),
-            schedule_max_interval: Duration::from_secs(1),
+            // The longest sleep of the scheduler when no slot is due sooner. Schedule changes
+            // wake it through a notification; this bounds the wait when one was lost.
+            schedule_max_interval: Duration::from_secs(30),
             prune_interval: Duration::from_secs(60),
             retention: Retention::default(),
             vacuum_interval: Some(Duration::from_secs(5)),

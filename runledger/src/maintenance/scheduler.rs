@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
+use tokio::sync::Notify;
 
 use super::{Service, until_due};
 use crate::error::Error;
@@ -50,6 +51,12 @@ impl Service for Scheduler {
             next,
             shared.config.maintenance.schedule_max_interval,
         ))
+    }
+
+    /// A schedule added, changed or resumed anywhere wakes the leader's scheduler, which
+    /// otherwise sleeps until the next slot is due.
+    fn wake(shared: &Shared) -> Option<&Notify> {
+        Some(&shared.scheduler_wake)
     }
 }
 
@@ -208,14 +215,18 @@ pub(crate) async fn sync_declared(shared: &Arc<Shared>) -> Result<(), Error> {
         };
         let row = schedule.into_row(now, shared.config.max_payload_bytes)?;
         match store::schedules::upsert_declared(&shared.pool, &row).await? {
-            Some(change) => tracing::info!(
-                worker = %shared.config.id,
-                schedule = %row.name,
-                expression = %row.expression,
-                timezone = %row.timezone,
-                change,
-                "synced declared cron schedule"
-            ),
+            Some(change) => {
+                tracing::info!(
+                    worker = %shared.config.id,
+                    schedule = %row.name,
+                    expression = %row.expression,
+                    timezone = %row.timezone,
+                    change,
+                    "synced declared cron schedule"
+                );
+                // The leader may be another, sleeping worker.
+                store::schedules::announce_change(&shared.pool).await?;
+            }
             None => {
                 let owner = store::schedules::get(&shared.pool, &row.name).await?;
                 if owner.is_some_and(|s| !s.declared) {

@@ -58,6 +58,8 @@ async fn listen(shared: &Shared) -> Result<(), sqlx::Error> {
             }
         } else if payload == "s" {
             shared.stager_wake.notify_one();
+        } else if payload == crate::store::schedules::CHANGED {
+            shared.scheduler_wake.notify_one();
         } else if let Some(id) = payload.strip_prefix("cancel:")
             && let Ok(id) = id.parse::<i64>()
         {

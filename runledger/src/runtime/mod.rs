@@ -123,8 +123,10 @@ impl WorkerBuilder {
         self
     }
 
-    /// How often each queue is polled when no notification arrives. Default 2 s. Notifications
-    /// wake the worker at once; the poll is the fallback when they are lost.
+    /// How often the worker looks for available jobs when no notification arrives. Default
+    /// 2 s. Notifications wake the worker at once; the poll is the fallback when they are lost.
+    /// One statement checks every queue of the worker; only the queues with jobs are claimed
+    /// from.
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.config.poll_interval = interval;
         self
@@ -403,6 +405,7 @@ impl Worker {
             completions,
             queue_wakes: wakes,
             stager_wake: Notify::new(),
+            scheduler_wake: Notify::new(),
             metrics: Metrics::default(),
             shutdown: shutdown_rx.clone(),
             maintenance: crate::maintenance::Maintenance::new(&self.config.id),
@@ -420,6 +423,7 @@ impl Worker {
                 tokio::spawn(producer::run(shared.clone(), queue.clone())),
             ));
         }
+        tasks.push(("poller", tokio::spawn(producer::poll(shared.clone()))));
         tasks.push(("lease keeper", tokio::spawn(lease::run(shared.clone()))));
         tracing::info!(
             worker = %shared.config.id,
@@ -458,6 +462,8 @@ pub(crate) struct Shared {
     pub(crate) completions: CompletionSender,
     pub(crate) queue_wakes: HashMap<String, Arc<Notify>>,
     pub(crate) stager_wake: Notify,
+    /// Woken when a schedule is added, changed or resumed (by any process).
+    pub(crate) scheduler_wake: Notify,
     pub(crate) metrics: Metrics,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) maintenance: crate::maintenance::Maintenance,
@@ -482,12 +488,14 @@ impl Shared {
         }
     }
 
-    /// Wakes every producer (after a reconnect, when notifications may have been missed).
+    /// Wakes every producer, the stager and the scheduler (after a reconnect, when
+    /// notifications may have been missed).
     pub(crate) fn wake_all(&self) {
         for wake in self.queue_wakes.values() {
             wake.notify_one();
         }
         self.stager_wake.notify_one();
+        self.scheduler_wake.notify_one();
     }
 
     pub(crate) fn is_shutting_down(&self) -> bool {

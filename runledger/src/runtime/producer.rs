@@ -1,5 +1,7 @@
-//! The producer of one queue: waits for a wake-up (notification, freed slot, poll tick), then
-//! claims as many jobs as there are free slots, in batches, until the queue has no more.
+//! The producer of one queue: waits for a wake-up (notification, or the poller finding jobs),
+//! then claims as many jobs as there are free slots, in batches, until the queue has no more.
+//! The poller is the fallback for lost notifications: one statement per poll interval tells
+//! which of the worker's queues have available jobs, and wakes their producers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,8 +81,35 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
         }
         tokio::select! {
             _ = wake.notified() => {},
+            _ = shared.shutting_down() => return,
+        }
+    }
+}
+
+/// Every poll interval, wakes the producers of the queues that have available jobs of the
+/// worker's kinds, in case their notification was lost.
+pub(crate) async fn poll(shared: Arc<Shared>) {
+    let queues: Vec<&str> = shared.config.queues.iter().map(String::as_str).collect();
+    loop {
+        tokio::select! {
             _ = tokio::time::sleep(shared.config.poll_interval) => {},
             _ = shared.shutting_down() => return,
+        }
+        match store::jobs::queues_with_work(&shared.pool, &queues, &shared.kinds).await {
+            Ok(busy) => {
+                for queue in busy {
+                    if let Some(wake) = shared.queue_wakes.get(&queue) {
+                        wake.notify_one();
+                    }
+                }
+            }
+            Err(error) => {
+                // Producers still run on notifications; wake them all rather than miss work.
+                tracing::warn!(worker = %shared.config.id, %error, "polling for jobs failed");
+                for wake in shared.queue_wakes.values() {
+                    wake.notify_one();
+                }
+            }
         }
     }
 }

@@ -39,6 +39,7 @@ impl Runledger {
             .await?
             .map(ScheduleInfo::from_row)
             .ok_or_else(|| not_found(&row.name))?;
+        store::schedules::announce_change(&mut *tx).await?;
         tx.commit().await?;
         Ok(info)
     }
@@ -73,6 +74,7 @@ impl Runledger {
             if store::schedules::resume(self.pool(), name, row.revision, cron.next_after(now))
                 .await?
             {
+                store::schedules::announce_change(self.pool()).await?;
                 return Ok(());
             }
         }

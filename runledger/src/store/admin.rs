@@ -104,3 +104,13 @@ pub(crate) async fn jobs_tuples(pool: &sqlx::PgPool) -> Result<(i64, i64), Error
     .await?
     .unwrap_or((0, 0)))
 }
+
+/// Transactions committed and rolled back in the current database so far, as the statistics
+/// last counted them.
+pub(crate) async fn database_transactions(pool: &sqlx::PgPool) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar::<_, i64>(
+        "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(pool)
+    .await?)
+}

@@ -289,6 +289,27 @@ pub(crate) async fn claim(
     Ok(rows)
 }
 
+/// The queues among `queues` that have available jobs of `kinds` (one index probe each).
+pub(crate) async fn queues_with_work(
+    pool: &PgPool,
+    queues: &[&str],
+    kinds: &[&str],
+) -> Result<Vec<String>, Error> {
+    Ok(sqlx::query_scalar(
+        r#"
+        SELECT q FROM unnest($1::text[]) AS q
+        WHERE EXISTS (
+            SELECT 1 FROM runledger.jobs j
+            WHERE j.state = 'available' AND j.queue = q AND j.kind = ANY($2)
+        )
+        "#,
+    )
+    .bind(queues)
+    .bind(kinds)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// How an attempt ended, as written by the completer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum OutcomeKind {

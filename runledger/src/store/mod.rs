@@ -37,7 +37,7 @@ pub(crate) const SCHEMA: &str = "runledger";
 /// scheduled work (`s`).
 pub(crate) const JOBS_CHANNEL: &str = "runledger_jobs";
 
-/// Channel for control messages to workers (`cancel:<id>`).
+/// Channel for control messages to workers (`cancel:<id>`, and [`schedules::CHANGED`]).
 pub(crate) const CONTROL_CHANNEL: &str = "runledger_control";
 
 /// Applies runledger's migrations to the database behind `pool`.

@@ -259,6 +259,20 @@ pub(crate) async fn due(pool: &PgPool, limit: i64) -> Result<Vec<Due>, Error> {
     .await?)
 }
 
+/// The control message that says a schedule was added, changed or resumed.
+pub(crate) const CHANGED: &str = "schedules";
+
+/// Tells every worker's listener that the schedules changed (delivered when the surrounding
+/// transaction commits), so that the leader's scheduler looks again at once.
+pub(crate) async fn announce_change(conn: impl PgExecutor<'_>) -> Result<(), Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(super::CONTROL_CHANNEL)
+        .bind(CHANGED)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Milliseconds until the next active schedule is due, if any.
 pub(crate) async fn next_due_ms(pool: &PgPool) -> Result<Option<f64>, Error> {
     Ok(sqlx::query_scalar(
