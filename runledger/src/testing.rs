@@ -376,6 +376,13 @@ pub async fn database_transactions(rl: &Runledger) -> Result<i64, Error> {
     store::admin::database_transactions(rl.pool()).await
 }
 
+/// Statements the current database has executed, counted by `pg_stat_statements`; `None`
+/// when the server was not started with it in `shared_preload_libraries`. More exact than
+/// [`database_transactions`], which also counts autovacuum's transactions.
+pub async fn statement_calls(rl: &Runledger) -> Result<Option<i64>, Error> {
+    store::admin::statement_calls(rl.pool()).await
+}
+
 /// Workflow runs still running.
 pub async fn count_open_runs(rl: &Runledger) -> Result<i64, Error> {
     crate::store::workflows::count_running(rl.pool()).await

@@ -224,8 +224,14 @@ pub(crate) async fn sync_declared(shared: &Arc<Shared>) -> Result<(), Error> {
                     change,
                     "synced declared cron schedule"
                 );
-                // The leader may be another, sleeping worker.
-                store::schedules::announce_change(&shared.pool).await?;
+                // The leader may be another, sleeping worker; it looks within 30 s anyway.
+                if let Err(error) = store::schedules::announce_change(&shared.pool).await {
+                    tracing::warn!(
+                        worker = %shared.config.id,
+                        %error,
+                        "could not announce the synced schedule"
+                    );
+                }
             }
             None => {
                 let owner = store::schedules::get(&shared.pool, &row.name).await?;

@@ -12,8 +12,8 @@
 //! gathered, without dead rows to reclaim (a burst of inserts), is analyzed alone. Statistics
 //! that still describe a nearly empty queue make every plan that depends on them wrong.
 //!
-//! `VACUUM` needs the table's owner (or `MAINTAIN` on PostgreSQL 17 and newer): a role without
-//! it is reported once and the service leaves the tables to autovacuum.
+//! `VACUUM` needs the table's or the database's owner (or `MAINTAIN` on PostgreSQL 17 and
+//! newer): a role without it is reported once and the service leaves the tables to autovacuum.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -53,6 +53,7 @@ impl Service for Vacuumer {
             // Turned off: the service only waits for shutdown.
             return Ok(Duration::from_secs(3600));
         };
+        // (table, its health before, how long the vacuum took)
         let mut vacuumed = Vec::new();
         for health in store::vacuum::health(&shared.pool).await? {
             let Some(table) = HotTable::ALL
@@ -67,8 +68,9 @@ impl Service for Vacuumer {
                     tracing::warn!(
                         worker = %shared.config.id,
                         table = table.name(),
-                        "this role may not vacuum the runledger tables (it does not own them); \
-                         leaving them to autovacuum, which may let dead rows pile up under load"
+                        "this role may not vacuum the runledger tables (it owns neither them nor \
+                         the database); leaving them to autovacuum, which may let dead rows pile \
+                         up under load"
                     );
                 }
                 continue;
@@ -81,35 +83,63 @@ impl Service for Vacuumer {
             if health.vacuuming {
                 continue;
             }
+            // One table's failure (a statement timeout on the pool, say) does not keep the
+            // others from their turn.
             let started = Instant::now();
             if due(health.live, health.dead, *floor) {
-                store::vacuum::vacuum(&shared.pool, table).await?;
-                tracing::info!(
-                    worker = %shared.config.id,
-                    table = table.name(),
-                    live = health.live,
-                    dead = health.dead,
-                    took = ?started.elapsed(),
-                    "vacuumed and analyzed"
-                );
-                vacuumed.push(table);
+                match store::vacuum::vacuum(&shared.pool, table).await {
+                    Ok(()) => vacuumed.push((table, health, started.elapsed())),
+                    Err(error) => tracing::warn!(
+                        worker = %shared.config.id,
+                        table = table.name(),
+                        %error,
+                        "vacuum failed"
+                    ),
+                }
             } else if due(health.live, health.modified, 0) {
-                store::vacuum::analyze(&shared.pool, table).await?;
-                tracing::info!(
-                    worker = %shared.config.id,
-                    table = table.name(),
-                    live = health.live,
-                    modified = health.modified,
-                    took = ?started.elapsed(),
-                    "analyzed"
-                );
+                match store::vacuum::analyze(&shared.pool, table).await {
+                    Ok(()) => tracing::info!(
+                        worker = %shared.config.id,
+                        table = table.name(),
+                        live = health.live,
+                        modified = health.modified,
+                        took = ?started.elapsed(),
+                        "analyzed"
+                    ),
+                    Err(error) => tracing::warn!(
+                        worker = %shared.config.id,
+                        table = table.name(),
+                        %error,
+                        "analyze failed"
+                    ),
+                }
             }
         }
         if !vacuumed.is_empty() {
-            for health in store::vacuum::health(&shared.pool).await? {
-                if let Some(table) = vacuumed.iter().find(|t| t.name() == health.table_name) {
-                    self.floor.insert(*table, health.dead);
+            let after = store::vacuum::health(&shared.pool).await?;
+            for (table, before, took) in vacuumed {
+                let Some(now) = after.iter().find(|h| h.table_name == table.name()) else {
+                    continue;
+                };
+                if now.vacuums <= before.vacuums {
+                    // `SKIP_LOCKED` found another vacuum at work: nothing was reclaimed here.
+                    tracing::debug!(
+                        worker = %shared.config.id,
+                        table = table.name(),
+                        "vacuum skipped: another one holds the table"
+                    );
+                    continue;
                 }
+                self.floor.insert(table, now.dead);
+                tracing::info!(
+                    worker = %shared.config.id,
+                    table = table.name(),
+                    live = before.live,
+                    dead_before = before.dead,
+                    dead_after = now.dead,
+                    took = ?took,
+                    "vacuumed and analyzed"
+                );
             }
         }
         Ok(interval)

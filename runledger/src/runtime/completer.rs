@@ -14,6 +14,9 @@ use crate::store::jobs::Outcome;
 /// Most outcomes written by one statement.
 const MAX_BATCH: usize = 1000;
 
+/// How long shutdown's last writes wait for executors still handing in outcomes.
+const STRAGGLERS: Duration = Duration::from_secs(5);
+
 /// The executors' side of the completer's queue.
 #[derive(Debug, Clone)]
 pub(crate) struct CompletionSender {
@@ -64,14 +67,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut input: CompletionReceiver) {
                 None => break,
             },
             _ = async { input.closing.wait_for(|c| *c).await.map(|_| ()) } => {
-                // Everything was sent before `close`; take what is left and stop.
-                while let Ok(outcome) = input.rx.try_recv() {
-                    batch.push(outcome);
-                    if batch.len() >= MAX_BATCH {
-                        write(&shared, &mut batch).await;
-                    }
-                }
-                write(&shared, &mut batch).await;
+                finish(&shared, &mut input, &mut batch).await;
                 break;
             }
         }
@@ -83,6 +79,52 @@ pub(crate) async fn run(shared: Arc<Shared>, mut input: CompletionReceiver) {
         }
         write(&shared, &mut batch).await;
     }
+}
+
+/// At shutdown: writes what is queued and what executors still hand in. An executor gives its
+/// slot back only after its outcome is queued, so once every slot is free nothing more can
+/// come. After a grace period that ran out, some executors may still be waiting for room in
+/// the queue (or a handler may block its thread and never finish): they are waited for up to
+/// [`STRAGGLERS`] more.
+async fn finish(shared: &Shared, input: &mut CompletionReceiver, batch: &mut Vec<Outcome>) {
+    let deadline = tokio::time::Instant::now() + STRAGGLERS;
+    loop {
+        while let Ok(outcome) = input.rx.try_recv() {
+            batch.push(outcome);
+            if batch.len() >= MAX_BATCH {
+                write(shared, batch).await;
+            }
+        }
+        let all_free = shared.slots.available_permits() >= shared.config.concurrency;
+        if all_free {
+            // Every send finished before its slot came back: one more look takes the last.
+            while let Ok(outcome) = input.rx.try_recv() {
+                batch.push(outcome);
+            }
+            break;
+        }
+        write(shared, batch).await;
+        if tokio::time::Instant::now() >= deadline {
+            tracing::error!(
+                worker = %shared.config.id,
+                jobs = shared.config.concurrency - shared.slots.available_permits(),
+                "jobs still running after shutdown asked them to stop; they will be rescued \
+                 after their leases expire and run again"
+            );
+            break;
+        }
+        match tokio::time::timeout_at(
+            deadline.min(tokio::time::Instant::now() + Duration::from_millis(50)),
+            input.rx.recv(),
+        )
+        .await
+        {
+            Ok(Some(outcome)) => batch.push(outcome),
+            Ok(None) => break,
+            Err(_) => {}
+        }
+    }
+    write(shared, batch).await;
 }
 
 /// Writes `batch` (and empties it), retrying with backoff until it succeeds, or, once shutdown

@@ -454,7 +454,8 @@ pub(crate) struct Shared {
     pub(crate) handlers: HashMap<&'static str, &'static JobRegistration>,
     pub(crate) kinds: Vec<&'static str>,
     pub(crate) state: Arc<StateMap>,
-    /// One permit per job slot; a running handler holds one.
+    /// One permit per job slot, held from the claim until the job's outcome is queued for the
+    /// completer.
     pub(crate) slots: Arc<Semaphore>,
     /// Attempts whose outcome is not yet written, by (job id, attempt). One worker can hold two
     /// attempts of a job: a stale one whose lease it lost and the current one.
@@ -653,7 +654,8 @@ impl RunningWorker {
         &self.shared.config.id
     }
 
-    /// Jobs running on this worker now.
+    /// Jobs this worker holds a slot for now: running, or finished with the outcome waiting for
+    /// room in the completer's queue.
     pub fn running(&self) -> usize {
         self.shared.config.concurrency - self.shared.slots.available_permits()
     }
@@ -699,13 +701,15 @@ impl RunningWorker {
             for key in attempts {
                 shared.stop_attempt(key, StopReason::Shutdown);
             }
-            // Dropped handler futures free their slots at once; a handler that blocks its thread
-            // cannot be stopped, and its job is rescued after its lease expires.
+            // Dropped handler futures free their slots once their outcome (released) is queued;
+            // a handler that blocks its thread cannot be stopped, and its job is rescued after
+            // its lease expires.
             let _ = tokio::time::timeout(Duration::from_secs(5), all_slots()).await;
         }
-        // Every outcome is now queued: the completer writes them all (retrying while the
-        // database is unreachable, up to the completion deadline) and exits. The lease keeper
-        // renews the leases of unwritten outcomes until then.
+        // Every outcome is now queued, or about to be: the completer writes them all (waiting
+        // a little for executors still handing theirs in, and retrying while the database is
+        // unreachable, up to the completion deadline) and exits. The lease keeper renews the
+        // leases of unwritten outcomes until then.
         shared.completions.close();
         join_task("completer", completer).await;
         for (name, task) in others {

@@ -74,7 +74,10 @@ impl Runledger {
             if store::schedules::resume(self.pool(), name, row.revision, cron.next_after(now))
                 .await?
             {
-                store::schedules::announce_change(self.pool()).await?;
+                // Only a wake-up for the leader's scheduler, which looks within 30 s anyway.
+                if let Err(error) = store::schedules::announce_change(self.pool()).await {
+                    tracing::warn!(schedule = name, %error, "could not announce the resume");
+                }
                 return Ok(());
             }
         }

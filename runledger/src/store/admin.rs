@@ -114,3 +114,28 @@ pub(crate) async fn database_transactions(pool: &sqlx::PgPool) -> Result<i64, Er
     .fetch_one(pool)
     .await?)
 }
+
+/// Statements executed in the current database so far, from `pg_stat_statements`, or `None`
+/// when the server has not loaded it (`shared_preload_libraries`). Creates the extension in the
+/// database on first use.
+pub(crate) async fn statement_calls(pool: &sqlx::PgPool) -> Result<Option<i64>, Error> {
+    let loaded: bool = sqlx::query_scalar(
+        "SELECT 'pg_stat_statements' = ANY(string_to_array(current_setting('shared_preload_libraries'), ','))",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !loaded {
+        return Ok(None);
+    }
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(pool)
+        .await?;
+    Ok(Some(
+        sqlx::query_scalar::<_, i64>(
+            "SELECT coalesce(sum(calls), 0)::int8 FROM pg_stat_statements \
+             WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(pool)
+        .await?,
+    ))
+}

@@ -61,10 +61,13 @@ pub(crate) struct TableHealth {
     pub(crate) dead: i64,
     /// Rows inserted, updated or deleted since the statistics were last gathered.
     pub(crate) modified: i64,
-    /// Whether a vacuum (autovacuum or another session's) is working on it now.
+    /// Whether a vacuum this session's role can see is working on it now (a role without
+    /// `pg_read_all_stats` does not see autovacuum's; `SKIP_LOCKED` covers that case).
     pub(crate) vacuuming: bool,
-    /// Whether this session's role may vacuum it (owns it, or has `MAINTAIN` on PostgreSQL 17
-    /// and newer). Without it, `VACUUM` only warns and does nothing.
+    /// Manual vacuums of it so far: a `VACUUM` that skipped the table does not count one.
+    pub(crate) vacuums: i64,
+    /// Whether this session's role may vacuum it (owns it or the database, or has `MAINTAIN`
+    /// on PostgreSQL 17 and newer). Without it, `VACUUM` only warns and does nothing.
     pub(crate) permitted: bool,
 }
 
@@ -78,7 +81,10 @@ pub(crate) async fn health(pool: &PgPool) -> Result<Vec<TableHealth>, Error> {
                coalesce(s.n_dead_tup, 0) AS dead,
                coalesce(s.n_mod_since_analyze, 0) AS modified,
                EXISTS (SELECT 1 FROM pg_stat_progress_vacuum p WHERE p.relid = c.oid) AS vacuuming,
+               coalesce(s.vacuum_count, 0) AS vacuums,
                pg_has_role(c.relowner, 'USAGE')
+                 OR pg_has_role((SELECT datdba FROM pg_database
+                                 WHERE datname = current_database()), 'USAGE')
                  OR CASE WHEN current_setting('server_version_num')::int >= 170000
                          THEN has_table_privilege(c.oid, 'MAINTAIN')
                          ELSE false END AS permitted
