@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{count, db, hit, hits, job, token, wait_until};
 use runledger::testing::TestDatabase;
@@ -779,4 +779,72 @@ async fn jobs_that_arrive_without_a_notification_are_found_by_the_poll() {
     }
     let metrics = w.shutdown().await.unwrap().metrics;
     assert_eq!(metrics.completed, 6);
+}
+
+/// Fails its first attempt; the retry is due a second later.
+#[job(queue = "handoff", max_attempts = 3, backoff(constant = "1s"))]
+async fn retried_later(ctx: &JobContext, key: String) -> Result<i32, JobError> {
+    hit(&key);
+    if ctx.attempt() == 1 {
+        return Err(JobError::retry("the first attempt fails"));
+    }
+    Ok(ctx.attempt())
+}
+
+#[tokio::test]
+async fn a_retry_left_by_a_stopped_worker_is_run_by_another_without_delay() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("handoff");
+    // B runs first, with its only slot busy for 2 s, so that A takes the job.
+    let b = worker(&db)
+        .id("b")
+        .queues(["default", "handoff"])
+        .concurrency(1)
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    Sleeps {
+        key: key.clone(),
+        millis: 2000,
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    wait_until(Duration::from_secs(5), "B is busy", || async {
+        b.running() == 1
+    })
+    .await;
+    let handle = RetriedLater { key: key.clone() }
+        .enqueue(&rl)
+        .await
+        .unwrap();
+    let a = worker(&db)
+        .id("a")
+        .queues(["handoff"])
+        .build()
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(5),
+        "A's first attempt failed",
+        || async { job(&rl, handle.id()).await.state == JobState::Retryable },
+    )
+    .await;
+    // A stops before the retry is due; B's stager was asleep for its longest interval (30 s).
+    let stopped = Instant::now();
+    a.shutdown().await.unwrap();
+    assert_eq!(
+        handle.wait_timeout(Duration::from_secs(6)).await.unwrap(),
+        2
+    );
+    assert!(
+        stopped.elapsed() < Duration::from_secs(6),
+        "B ran the retry soon after it was due"
+    );
+    b.shutdown().await.unwrap();
 }

@@ -125,6 +125,11 @@ async fn finish(shared: &Shared, input: &mut CompletionReceiver, batch: &mut Vec
         }
     }
     write(shared, batch).await;
+    // This worker's stager has stopped: retries and snoozes it would have staged (and those
+    // just written) would wait for another stager's longest sleep. Tell the others to look.
+    if let Err(error) = store::jobs::notify(&shared.pool, &["s".to_owned()]).await {
+        tracing::debug!(worker = %shared.config.id, %error, "could not wake the other stagers");
+    }
 }
 
 /// Writes `batch` (and empties it), retrying with backoff until it succeeds, or, once shutdown

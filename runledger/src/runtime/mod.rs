@@ -89,7 +89,10 @@ impl WorkerBuilder {
                 shutdown_grace: Duration::from_secs(30),
                 completion_deadline: Duration::from_secs(60),
                 rescue_interval: Duration::from_secs(15),
-                stage_max_interval: Duration::from_secs(5),
+                // The stager sleeps until the next scheduled job is due; new scheduled jobs
+                // (a notification) and this worker's own retries wake it. The bound covers
+                // retries written by a worker that stopped before they were due.
+                stage_max_interval: Duration::from_secs(30),
                 migrate: true,
                 max_payload_bytes: crate::client::DEFAULT_MAX_PAYLOAD_BYTES,
                 maintenance: Default::default(),
