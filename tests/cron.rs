@@ -682,18 +682,21 @@ async fn the_leader_vacuums_the_jobs_table_once_dead_rows_pile_up() {
         .start()
         .await
         .unwrap();
+    // `VACUUM (ANALYZE)` reports the vacuum, then the analyze.
     wait_until(
         Duration::from_secs(20),
-        "a vacuum of the jobs table",
-        || async { jobs_vacuum_stats(db.pool()).await.0 >= 1 },
+        "a vacuum and analyze of the jobs table",
+        || async {
+            let (vacuums, _, analyzes) = jobs_vacuum_stats(db.pool()).await;
+            vacuums >= 1 && analyzes >= 1
+        },
     )
     .await;
-    let (_, dead_after, analyzes) = jobs_vacuum_stats(db.pool()).await;
+    let (_, dead_after, _) = jobs_vacuum_stats(db.pool()).await;
     assert!(
-        dead_after < 1_000,
+        dead_after < dead / 2,
         "the vacuum reclaimed the dead rows: {dead_after} left of {dead}"
     );
-    assert_eq!(analyzes, 1, "and gathered fresh statistics");
     // Nothing more to reclaim: no further vacuums.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(jobs_vacuum_stats(db.pool()).await.0, 1, "one vacuum only");
