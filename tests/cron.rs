@@ -692,12 +692,9 @@ async fn the_leader_vacuums_the_jobs_table_once_dead_rows_pile_up() {
         },
     )
     .await;
-    let (_, dead_after, _) = jobs_vacuum_stats(db.pool()).await;
-    assert!(
-        dead_after < dead / 2,
-        "the vacuum reclaimed the dead rows: {dead_after} left of {dead}"
-    );
-    // Nothing more to reclaim: no further vacuums.
+    // How many it reclaimed is PostgreSQL's affair: a transaction open elsewhere in the cluster
+    // (another test's) can keep the newest dead rows alive. Those do not count towards the
+    // next vacuum, so the vacuumer does not vacuum again in vain.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(jobs_vacuum_stats(db.pool()).await.0, 1, "one vacuum only");
     worker.shutdown().await.unwrap();
