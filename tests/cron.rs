@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Timelike, Utc};
-use common::{db, hit, hits, token, wait_until};
+use common::{StartOk, db, flush_stats, hit, hits, token, wait_until};
 use runledger::testing::TestDatabase;
 use runledger::{
     CronSchedule, Error, JobError, MissedSlots, Retention, RunningWorker, Schedule, ScheduleError,
@@ -220,11 +220,8 @@ async fn declared_schedule_is_synced_and_fires() {
     let w = Worker::builder(db.pool().clone())
         .queues(["cron"])
         .kinds(["declared_tick"])
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+        .start_ok()
+        .await;
     // Synced before `start` returns.
     let info = db
         .client()
@@ -568,11 +565,8 @@ async fn pruner_deletes_only_finished_jobs_past_their_retention() {
     let w = worker(db.pool().clone(), "pruner")
         .retention(Retention::all(Duration::from_secs(3600)).failed(None))
         .prune_interval(Duration::from_millis(100))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+        .start_ok()
+        .await;
     wait_until(Duration::from_secs(10), "old jobs pruned", || async {
         remaining().await.len() == cases.len() - 2
     })
@@ -611,11 +605,8 @@ async fn a_leader_that_lost_its_lease_fires_nothing() {
     // while after the lease is taken from it below.
     let w = worker(db.pool().clone(), "old-leader")
         .leader_lease(Duration::from_secs(30))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+        .start_ok()
+        .await;
     wait_until(Duration::from_secs(10), "the schedule fired", || async {
         !slots_of(db.pool(), "tick").await.is_empty()
     })
@@ -661,11 +652,7 @@ async fn leave_dead_rows(db: &TestDatabase, jobs: usize, updates: usize) {
             .await
             .unwrap();
     }
-    sqlx::query("SELECT pg_stat_force_next_flush()")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    sqlx::query("SELECT 1").execute(&mut *conn).await.unwrap();
+    flush_stats(&mut conn).await;
 }
 
 #[tokio::test]
@@ -677,11 +664,8 @@ async fn the_leader_vacuums_the_jobs_table_once_dead_rows_pile_up() {
     assert!(dead >= 18_000, "the statistics see the dead rows: {dead}");
     let worker = worker(db.pool().clone(), "vacuumer")
         .vacuum_interval(Duration::from_millis(200))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+        .start_ok()
+        .await;
     // `VACUUM (ANALYZE)` reports the vacuum, then the analyze.
     wait_until(
         Duration::from_secs(20),
@@ -711,11 +695,8 @@ async fn a_burst_of_new_jobs_gets_fresh_statistics_without_a_vacuum() {
     let worker = worker(db.pool().clone(), "analyzer")
         .queues(["elsewhere"])
         .vacuum_interval(Duration::from_millis(200))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+        .start_ok()
+        .await;
     wait_until(
         Duration::from_secs(20),
         "an analyze of the jobs table",
@@ -736,11 +717,8 @@ async fn without_a_vacuum_interval_the_tables_are_left_to_autovacuum() {
     leave_dead_rows(&db, 6_000, 3).await;
     let worker = worker(db.pool().clone(), "no-vacuumer")
         .vacuum_interval(None)
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+        .start_ok()
+        .await;
     let rl = db.client();
     wait_until(Duration::from_secs(10), "the worker leads", || async {
         rl.maintenance_leader().await.unwrap().is_some()

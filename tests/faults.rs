@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{count, db, hit, hits, job, token, wait_until};
+use common::{count, db, flush_stats, hit, hits, job, token, wait_until};
 use runledger::{JobContext, JobError, JobState, Runledger, Worker, job};
 
 /// Sleeps `millis`, then returns the attempt that ran it.
@@ -499,14 +499,7 @@ async fn a_worker_claims_no_more_than_it_can_record() {
 
 /// `idx_tup_read` of the fetch index, as this connection's statistics see it after a flush.
 async fn fetch_index_entries_read(conn: &mut sqlx::PgConnection) -> i64 {
-    sqlx::query("SELECT pg_stat_force_next_flush()")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    sqlx::query("SELECT pg_stat_clear_snapshot()")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
+    flush_stats(conn).await;
     sqlx::query_scalar(
         "SELECT idx_tup_read FROM pg_stat_user_indexes \
          WHERE schemaname = 'runledger' AND indexrelname = 'jobs_fetch_idx'",

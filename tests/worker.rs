@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{count, db, hit, hits, job, token, wait_until};
+use common::{StartOk, count, db, hit, hits, job, token, wait_until};
 use runledger::testing::TestDatabase;
 use runledger::{
     Error, JobContext, JobError, JobState, Runledger, State, StopReason, Worker, WorkerBuilder, job,
@@ -438,16 +438,6 @@ async fn injected_state_reaches_the_handler() {
     assert_eq!(counter.load(Ordering::SeqCst), 1);
 }
 
-trait StartOk {
-    async fn start_ok(self) -> runledger::RunningWorker;
-}
-
-impl StartOk for WorkerBuilder {
-    async fn start_ok(self) -> runledger::RunningWorker {
-        self.build().unwrap().start().await.unwrap()
-    }
-}
-
 #[tokio::test]
 async fn build_fails_when_state_is_missing() {
     let db = db().await;
@@ -757,11 +747,8 @@ async fn jobs_that_arrive_without_a_notification_are_found_by_the_poll() {
     let w = worker(&db)
         .queues(["default", "quiet", "silent"])
         .poll_interval(Duration::from_millis(300))
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+        .start_ok()
+        .await;
     // Let the start-up wake-up pass; then jobs are written with no NOTIFY at all.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let ids: Vec<i64> = sqlx::query_scalar(
@@ -801,11 +788,8 @@ async fn a_retry_left_by_a_stopped_worker_is_run_by_another_without_delay() {
         .id("b")
         .queues(["default", "handoff"])
         .concurrency(1)
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+        .start_ok()
+        .await;
     Sleeps {
         key: key.clone(),
         millis: 2000,
@@ -821,14 +805,7 @@ async fn a_retry_left_by_a_stopped_worker_is_run_by_another_without_delay() {
         .enqueue(&rl)
         .await
         .unwrap();
-    let a = worker(&db)
-        .id("a")
-        .queues(["handoff"])
-        .build()
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let a = worker(&db).id("a").queues(["handoff"]).start_ok().await;
     wait_until(
         Duration::from_secs(5),
         "A's first attempt failed",

@@ -444,72 +444,56 @@ async fn w5(bench: &mut Bench, rate: usize, concurrency: usize) -> Result<(), ru
     let extra = json!({
         "target_rate": rate, "seconds": SECONDS, "concurrency": concurrency, "enqueued": sent,
     });
-    bench.record(
-        "w5",
-        format!("enqueued, target {rate}/s"),
-        sent as f64 / produced_in.as_secs_f64(),
-        "jobs/s",
-        extra.clone(),
-    );
-    bench.record(
-        "w5",
-        "completed during the 60 s",
-        completed_in_window as f64 / produced_in.as_secs_f64(),
-        "jobs/s",
-        extra.clone(),
-    );
-    bench.record("w5", "end-to-end p50", pct(0.50), "ms", extra.clone());
-    bench.record("w5", "end-to-end p99", pct(0.99), "ms", extra.clone());
-    bench.record("w5", "end-to-end max", pct(1.0), "ms", extra.clone());
-    bench.record(
-        "w5",
-        "backlog, max (enqueued, not handled)",
-        max_backlog as f64,
-        "jobs",
-        extra.clone(),
-    );
-    bench.record(
-        "w5",
-        "backlog at 60 s",
-        last_backlog as f64,
-        "jobs",
-        extra.clone(),
-    );
-    bench.record(
-        "w5",
-        "finished rows kept, max",
-        max_finished as f64,
-        "rows",
-        extra.clone(),
-    );
-    bench.record(
-        "w5",
-        "dead tuples, max 30-45 s",
-        dead_third_quarter as f64,
-        "rows",
-        extra.clone(),
-    );
-    bench.record(
-        "w5",
-        "dead tuples, max 45-60 s",
-        dead_last_quarter as f64,
-        "rows",
-        extra.clone(),
-    );
-    bench.record(
-        "w5",
-        "jobs table live rows at the end",
-        live as f64,
-        "rows",
-        extra.clone(),
-    );
-    bench.record(
-        "w5",
-        "jobs table dead rows at the end",
-        dead as f64,
-        "rows",
-        extra,
-    );
+    let per_s = |n: f64| n / produced_in.as_secs_f64();
+    let figures = [
+        (
+            format!("enqueued, target {rate}/s"),
+            per_s(sent as f64),
+            "jobs/s",
+        ),
+        (
+            "completed during the 60 s".into(),
+            per_s(completed_in_window as f64),
+            "jobs/s",
+        ),
+        ("end-to-end p50".into(), pct(0.50), "ms"),
+        ("end-to-end p99".into(), pct(0.99), "ms"),
+        ("end-to-end max".into(), pct(1.0), "ms"),
+        (
+            "backlog, max (enqueued, not handled)".into(),
+            max_backlog as f64,
+            "jobs",
+        ),
+        ("backlog at 60 s".into(), last_backlog as f64, "jobs"),
+        (
+            "finished rows kept, max".into(),
+            max_finished as f64,
+            "rows",
+        ),
+        (
+            "dead tuples, max 30-45 s".into(),
+            dead_third_quarter as f64,
+            "rows",
+        ),
+        (
+            "dead tuples, max 45-60 s".into(),
+            dead_last_quarter as f64,
+            "rows",
+        ),
+        (
+            "jobs table live rows at the end".into(),
+            live as f64,
+            "rows",
+        ),
+        (
+            "jobs table dead rows at the end".into(),
+            dead as f64,
+            "rows",
+        ),
+    ];
+    for (name, value, unit) in figures {
+        bench.record("w5", name, value, unit, extra.clone());
+    }
     Ok(())
 }
 

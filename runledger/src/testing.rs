@@ -366,7 +366,12 @@ pub async fn count_by_state(rl: &Runledger) -> Result<Vec<(JobState, i64)>, Erro
 /// Live and dead rows of the jobs table, as PostgreSQL's statistics last counted them (they lag
 /// by up to a second or so): how much the table carries, and how much vacuum has to reclaim.
 pub async fn jobs_table_tuples(rl: &Runledger) -> Result<(i64, i64), Error> {
-    store::admin::jobs_tuples(rl.pool()).await
+    let jobs = store::vacuum::HotTable::Jobs.name();
+    Ok(store::vacuum::health(rl.pool())
+        .await?
+        .into_iter()
+        .find(|h| h.table_name == jobs)
+        .map_or((0, 0), |h| (h.live, h.dead)))
 }
 
 /// Transactions the current database has seen (committed or rolled back), as PostgreSQL's

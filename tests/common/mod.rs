@@ -120,3 +120,25 @@ pub fn spawn_child_worker(entry: &str, url: &str) -> std::process::Child {
         .spawn()
         .unwrap()
 }
+
+/// Builds and starts a worker, panicking on either error.
+pub trait StartOk {
+    async fn start_ok(self) -> runledger::RunningWorker;
+}
+
+impl StartOk for runledger::WorkerBuilder {
+    async fn start_ok(self) -> runledger::RunningWorker {
+        self.build().unwrap().start().await.unwrap()
+    }
+}
+
+/// Flushes this connection's pending statistics and drops its cached view of them, so that the
+/// next read of the statistics sees everything the connection did.
+pub async fn flush_stats(conn: &mut sqlx::PgConnection) {
+    for statement in [
+        "SELECT pg_stat_force_next_flush()",
+        "SELECT pg_stat_clear_snapshot()",
+    ] {
+        sqlx::query(statement).execute(&mut *conn).await.unwrap();
+    }
+}

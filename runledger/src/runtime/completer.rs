@@ -89,18 +89,16 @@ pub(crate) async fn run(shared: Arc<Shared>, mut input: CompletionReceiver) {
 async fn finish(shared: &Shared, input: &mut CompletionReceiver, batch: &mut Vec<Outcome>) {
     let deadline = tokio::time::Instant::now() + STRAGGLERS;
     loop {
+        // Read before draining: when every slot is free, every send has finished, so the
+        // drain below takes the last outcome.
+        let all_free = shared.slots.available_permits() >= shared.config.concurrency;
         while let Ok(outcome) = input.rx.try_recv() {
             batch.push(outcome);
             if batch.len() >= MAX_BATCH {
                 write(shared, batch).await;
             }
         }
-        let all_free = shared.slots.available_permits() >= shared.config.concurrency;
         if all_free {
-            // Every send finished before its slot came back: one more look takes the last.
-            while let Ok(outcome) = input.rx.try_recv() {
-                batch.push(outcome);
-            }
             break;
         }
         write(shared, batch).await;

@@ -94,17 +94,6 @@ pub(crate) async fn count_by_state(
     .await?)
 }
 
-/// Live and dead tuples of `runledger.jobs` as the statistics collector last saw them.
-pub(crate) async fn jobs_tuples(pool: &sqlx::PgPool) -> Result<(i64, i64), Error> {
-    Ok(sqlx::query_as::<_, (i64, i64)>(
-        "SELECT n_live_tup, n_dead_tup FROM pg_stat_user_tables \
-         WHERE schemaname = 'runledger' AND relname = 'jobs'",
-    )
-    .fetch_optional(pool)
-    .await?
-    .unwrap_or((0, 0)))
-}
-
 /// Transactions committed and rolled back in the current database so far, as the statistics
 /// last counted them.
 pub(crate) async fn database_transactions(pool: &sqlx::PgPool) -> Result<i64, Error> {
