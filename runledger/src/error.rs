@@ -16,7 +16,8 @@ pub enum Error {
 
     /// Applying runledger's migrations failed.
     #[error(
-        "runledger migrations failed: {0}; the schema `runledger` was left as the last successful migration made it"
+        "runledger migrations failed: {0}; each migration applies in its own transaction, so the \
+         schema `runledger` is as the last successful one left it"
     )]
     Migrate(#[source] sqlx::migrate::MigrateError),
 

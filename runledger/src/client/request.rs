@@ -123,6 +123,7 @@ impl JobRequest {
                 limit: max_payload_bytes,
             });
         }
+        validate::json_value(&format!("the payload of kind `{kind}`"), &args)?;
         let o = self.opts;
         let d = self.defaults;
         let queue = o.queue.unwrap_or_else(|| d.queue.to_owned());
@@ -146,8 +147,8 @@ impl JobRequest {
         };
         // A delay is added to the database clock at insert, never to this machine's clock.
         let (run_at, delay_s) = match (o.run_at, o.run_in) {
-            (Some(at), _) => (Some(at), None),
-            (None, Some(delay)) => (None, Some(delay.as_secs_f64())),
+            (Some(at), _) => (Some(validate::run_at(kind, at)?), None),
+            (None, Some(delay)) => (None, Some(validate::run_in(kind, delay)?.as_secs_f64())),
             (None, None) => (None, None),
         };
         let unique_key = o.unique_key.or(self.unique_key);
@@ -160,6 +161,7 @@ impl JobRequest {
                         key.len()
                     )));
                 }
+                validate::text(&format!("the unique key of a `{kind}` job"), &key)?;
                 match o.unique_scope.unwrap_or(d.unique_scope) {
                     UniqueScope::Active => {
                         let mask = JobState::ALL

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{MetricKind, Shared};
 use crate::store;
-use crate::store::jobs::Outcome;
+use crate::store::jobs::{Outcome, OutcomeKind};
 
 /// Most outcomes written by one statement.
 const MAX_BATCH: usize = 1000;
@@ -130,8 +130,11 @@ async fn finish(shared: &Shared, input: &mut CompletionReceiver, batch: &mut Vec
     }
 }
 
-/// Writes `batch` (and empties it), retrying with backoff until it succeeds, or, once shutdown
-/// has begun, until the completion deadline passes.
+/// Writes `batch` (and empties it). A write that fails for a reason that may pass (a lost
+/// connection, a restarting server, a deadlock) is retried with backoff until it succeeds, or,
+/// once shutdown has begun, until the completion deadline passes. A write the database refuses
+/// for its content is split in halves until the refused outcome is alone: that job alone records
+/// a failed attempt saying why its outcome could not be stored, and every other outcome lands.
 async fn write(shared: &Shared, batch: &mut Vec<Outcome>) {
     if batch.is_empty() {
         return;
@@ -139,12 +142,87 @@ async fn write(shared: &Shared, batch: &mut Vec<Outcome>) {
     // Rows are written in id order, so that two statements locking some of the same job rows
     // (a heartbeat, another batch) take them in the same order.
     batch.sort_unstable_by_key(|o| o.id);
-    let mut delay = Duration::from_millis(50);
     let mut shutdown_started: Option<tokio::time::Instant> = None;
+    // Parts still to write, the next on top; `true` marks a stand-in for a refused outcome.
+    let mut parts: Vec<(Vec<Outcome>, bool)> = vec![(std::mem::take(batch), false)];
+    let mut handled: Vec<(i64, i32)> = Vec::new();
+    while let Some((mut part, stand_in)) = parts.pop() {
+        match write_part(shared, &part, &mut shutdown_started).await {
+            Ok(()) => {}
+            Err(error) if part.len() > 1 => {
+                tracing::debug!(
+                    worker = %shared.config.id,
+                    jobs = part.len(),
+                    %error,
+                    "the database refused a batch of outcomes; writing it in halves"
+                );
+                let right = part.split_off(part.len() / 2);
+                parts.push((right, false));
+                parts.push((part, false));
+                continue;
+            }
+            Err(error) if !stand_in => {
+                let refused = part.pop().expect("a part of one outcome");
+                tracing::error!(
+                    worker = %shared.config.id,
+                    job = refused.id,
+                    attempt = refused.attempt,
+                    %error,
+                    "the database refused this job's outcome; recording a failed attempt instead"
+                );
+                parts.push((vec![unstorable(refused, &error)], true));
+                continue;
+            }
+            Err(error) => {
+                // Even the failure could not be written: leave the job to the rescuer, which
+                // returns it to the queue once its lease expires.
+                tracing::error!(
+                    worker = %shared.config.id,
+                    job = part[0].id,
+                    %error,
+                    "could not record that this job's outcome was refused; it will be rescued \
+                     after its lease expires"
+                );
+            }
+        }
+        handled.extend(part.iter().map(|o| (o.id, o.attempt)));
+    }
+    let mut running = shared.running.lock().expect("running map poisoned");
+    for key in handled {
+        running.remove(&key);
+    }
+}
+
+/// The failed attempt recorded in place of an outcome the database refused.
+fn unstorable(refused: Outcome, error: &crate::error::Error) -> Outcome {
+    let what = match refused.kind {
+        OutcomeKind::Completed => "output",
+        _ => "outcome",
+    };
+    Outcome {
+        kind: OutcomeKind::Failed,
+        output: None,
+        delay: None,
+        error: Some(crate::validate::error_message(format!(
+            "the {what} of this attempt could not be stored: {error}; the attempt is failed \
+             rather than run again"
+        ))),
+        ..refused
+    }
+}
+
+/// Writes one part, retrying while the failure may pass. `Err` is a refusal of the content,
+/// which the same statement would meet again.
+async fn write_part(
+    shared: &Shared,
+    part: &[Outcome],
+    shutdown_started: &mut Option<tokio::time::Instant>,
+) -> Result<(), crate::error::Error> {
+    let mut delay = Duration::from_millis(50);
     loop {
-        match store::jobs::complete_batch(&shared.pool, batch).await {
+        match store::jobs::complete_batch(&shared.pool, part).await {
             Ok(written) => {
-                let fenced = batch.len() - written.len();
+                let fenced = part.len() - written.len();
                 if fenced > 0 {
                     shared.metrics.add(MetricKind::Fenced, fenced as u64);
                     tracing::warn!(
@@ -156,25 +234,36 @@ async fn write(shared: &Shared, batch: &mut Vec<Outcome>) {
                 if written.iter().any(|w| w.due_in_ms.is_some()) {
                     shared.stager_wake.notify_one();
                 }
-                break;
+                if part.iter().any(|o| o.kind == OutcomeKind::Released) {
+                    let handed_back = part
+                        .iter()
+                        .filter(|o| o.kind == OutcomeKind::Released)
+                        .filter(|o| written.iter().any(|w| w.id == o.id))
+                        .count();
+                    shared
+                        .metrics
+                        .add(MetricKind::HandedBack, handed_back as u64);
+                }
+                return Ok(());
             }
+            Err(error) if !store::is_transient(&error) => return Err(error),
             Err(error) => {
                 if shared.is_shutting_down() {
                     let started = *shutdown_started.get_or_insert_with(tokio::time::Instant::now);
                     if started.elapsed() >= shared.config.completion_deadline {
                         tracing::error!(
                             worker = %shared.config.id,
-                            jobs = batch.len(),
+                            jobs = part.len(),
                             %error,
                             "could not record job outcomes before the completion deadline; \
                              these jobs will be rescued after their leases expire and run again"
                         );
-                        break;
+                        return Ok(());
                     }
                 }
                 tracing::warn!(
                     worker = %shared.config.id,
-                    jobs = batch.len(),
+                    jobs = part.len(),
                     %error,
                     retry_in = ?delay,
                     "could not record job outcomes; retrying"
@@ -183,9 +272,5 @@ async fn write(shared: &Shared, batch: &mut Vec<Outcome>) {
                 delay = (delay * 2).min(Duration::from_secs(2));
             }
         }
-    }
-    let mut running = shared.running.lock().expect("running map poisoned");
-    for outcome in batch.drain(..) {
-        running.remove(&(outcome.id, outcome.attempt));
     }
 }

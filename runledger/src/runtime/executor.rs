@@ -17,16 +17,33 @@ use crate::store::jobs::{Claimed, Outcome, OutcomeKind};
 
 /// Starts the task for one claimed job. The caller has taken one slot for it; the task gives it
 /// back when the handler is done and its outcome is queued for the completer.
-pub(crate) fn spawn(shared: Arc<Shared>, job: Claimed) {
+/// `claimed_at` is when the claim was sent: the lease runs from no earlier than that.
+pub(crate) fn spawn(shared: Arc<Shared>, job: Claimed, claimed_at: tokio::time::Instant) {
     let (stop_tx, stop_rx) = watch::channel(None);
+    let key = (job.id, job.attempt);
     {
         let mut running = shared.running.lock().expect("running map poisoned");
-        running.insert((job.id, job.attempt), RunningEntry { stop: stop_tx });
+        running.insert(
+            key,
+            RunningEntry {
+                stop: stop_tx,
+                lease_until: claimed_at + shared.config.lease,
+                finished: false,
+            },
+        );
     }
     tokio::spawn(async move {
         let outcome = execute(&shared, job, stop_rx).await;
         if let Some(outcome) = outcome {
             shared.record(&outcome);
+            if let Some(entry) = shared
+                .running
+                .lock()
+                .expect("running map poisoned")
+                .get_mut(&key)
+            {
+                entry.finished = true;
+            }
             // The slot is given back once the outcome is in the completer's queue: while the
             // database records outcomes more slowly than handlers produce them, the worker
             // claims no more than it can record, instead of piling up unwritten outcomes (and
@@ -109,7 +126,21 @@ async fn execute(
     Some(match ended {
         Ended::Returned(Ok(value)) => {
             let text = value;
-            if text.len() > shared.config.max_payload_bytes {
+            if crate::validate::json_has_nul(&text) {
+                outcome(
+                    &job,
+                    OutcomeKind::Failed,
+                    None,
+                    None,
+                    Some(
+                        "output contains a NUL character (`\\u0000`), which PostgreSQL cannot \
+                         store; the attempt is failed rather than run again, since the handler \
+                         would likely return the same; remove the character or encode binary \
+                         data (base64, hex)"
+                            .into(),
+                    ),
+                )
+            } else if text.len() > shared.config.max_payload_bytes {
                 outcome(
                     &job,
                     OutcomeKind::Failed,
@@ -182,6 +213,9 @@ async fn execute(
     })
 }
 
+/// The outcome to hand to the completer, made storable: an error message keeps its text with
+/// any NUL written as `\0` and is cut at [`MAX_ERROR_BYTES`](crate::validate::MAX_ERROR_BYTES);
+/// a delay is capped at [`MAX_DELAY`](crate::validate::MAX_DELAY).
 fn outcome(
     job: &Claimed,
     kind: OutcomeKind,
@@ -194,8 +228,8 @@ fn outcome(
         attempt: job.attempt,
         kind,
         output,
-        delay,
-        error,
+        delay: delay.map(|d| d.min(crate::validate::MAX_DELAY)),
+        error: error.map(crate::validate::error_message),
         run_id: job.run_id,
     }
 }

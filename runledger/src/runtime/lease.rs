@@ -1,17 +1,52 @@
-//! The lease keeper: renews the leases of every attempt this worker holds, in one statement per
-//! tick, every third of the lease. An attempt missing from the answer has lost its lease and is
-//! stopped; one whose job was cancelled is asked to stop.
+//! Leases: the keeper renews the leases of every attempt this worker holds, in one statement per
+//! tick (every third of the lease), on a connection of its own; the guard stops any attempt whose
+//! lease could not be renewed before it would expire, so that no other worker can claim a job
+//! while this one still runs it.
+//!
+//! An attempt missing from a renewal's answer has lost its lease (unless its outcome was written
+//! in the meantime) and is stopped; one whose job was cancelled is asked to stop.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tokio::time::Instant;
 
 use super::Shared;
 use crate::job::StopReason;
 use crate::store;
 
+/// The keeper's pool: one connection to the same server as `pool` (named `runledger lease
+/// keeper` in `pg_stat_activity`), opened on first use and replaced when it breaks. It is not shared with handlers, so a handler holding every
+/// connection of the worker's pool cannot hold up a renewal.
+pub(crate) fn pool(pool: &PgPool, lease: Duration) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(tick(lease))
+        .idle_timeout(None)
+        .connect_lazy_with(
+            (*pool.connect_options())
+                .clone()
+                .application_name("runledger lease keeper"),
+        )
+}
+
+fn tick(lease: Duration) -> Duration {
+    (lease / 3).max(Duration::from_millis(100))
+}
+
+/// How long before the end of a lease the guard stops an attempt it could not renew: time for
+/// the handler's future to be dropped before the database lets anyone else claim the job.
+fn guard_margin(lease: Duration) -> Duration {
+    (lease / 10).clamp(Duration::from_millis(50), Duration::from_secs(2))
+}
+
 pub(crate) async fn run(shared: Arc<Shared>) {
-    let tick = (shared.config.lease / 3).max(Duration::from_millis(100));
-    let mut interval = tokio::time::interval(tick);
+    let lease = shared.config.lease;
+    let mut interval = tokio::time::interval(tick(lease));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
     loop {
@@ -26,24 +61,45 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         if ids.is_empty() {
             continue;
         }
-        match store::jobs::heartbeat(&shared.pool, &ids, &attempts, shared.config.lease).await {
+        let sent = Instant::now();
+        match store::jobs::heartbeat(&shared.lease_pool, &ids, &attempts, lease).await {
             Ok(renewed) => {
-                let mut held = std::collections::HashSet::with_capacity(renewed.len());
-                for r in &renewed {
-                    held.insert((r.id, r.attempt));
-                    if r.cancel_requested {
-                        shared.stop_attempt((r.id, r.attempt), StopReason::Cancelled);
+                let mut held = HashSet::with_capacity(renewed.len());
+                let mut cancelled = Vec::new();
+                let mut lost = Vec::new();
+                {
+                    let mut running = shared.running.lock().expect("running map poisoned");
+                    for r in &renewed {
+                        let key = (r.id, r.attempt);
+                        held.insert(key);
+                        if let Some(entry) = running.get_mut(&key) {
+                            entry.lease_until = entry.lease_until.max(sent + lease);
+                        }
+                        if r.cancel_requested {
+                            cancelled.push(key);
+                        }
+                    }
+                    for key in ids.into_iter().zip(attempts) {
+                        // An attempt whose outcome is queued drops out of the answer once the
+                        // completer writes it; that is no loss. One whose entry is gone was
+                        // written (or stopped) already.
+                        if !held.contains(&key)
+                            && running.get(&key).is_some_and(|entry| !entry.finished)
+                        {
+                            lost.push(key);
+                        }
                     }
                 }
-                for key in ids
-                    .into_iter()
-                    .zip(attempts)
-                    .filter(|key| !held.contains(key))
-                {
-                    // An outcome written between the snapshot and the renewal also drops out of
-                    // the answer; its entry is gone by now or about to be, and a stop signal to
-                    // a finished attempt does nothing.
-                    tracing::warn!(worker = %shared.config.id, job = key.0, attempt = key.1, "lease lost; stopping the attempt");
+                for key in cancelled {
+                    shared.stop_attempt(key, StopReason::Cancelled);
+                }
+                for key in lost {
+                    tracing::warn!(
+                        worker = %shared.config.id,
+                        job = key.0,
+                        attempt = key.1,
+                        "lease lost; stopping the attempt"
+                    );
                     shared.stop_attempt(key, StopReason::LeaseLost);
                 }
             }
@@ -51,5 +107,44 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 tracing::warn!(worker = %shared.config.id, %error, "renewing leases failed; will retry");
             }
         }
+    }
+}
+
+/// Stops every unfinished attempt whose lease this worker could not renew in time, a margin
+/// before the lease ends: the job is then left for the rescuer, and no other worker can claim it
+/// while this one still runs it. Wakes at the earliest such deadline, and at least every tick.
+pub(crate) async fn guard(shared: Arc<Shared>) {
+    let lease = shared.config.lease;
+    let margin = guard_margin(lease);
+    loop {
+        let now = Instant::now();
+        let mut next = now + tick(lease);
+        let mut expiring = Vec::new();
+        {
+            let running = shared.running.lock().expect("running map poisoned");
+            for (key, entry) in running.iter() {
+                if entry.finished || entry.stop.borrow().is_some() {
+                    continue;
+                }
+                let stop_at = entry.lease_until.checked_sub(margin).unwrap_or(now);
+                if stop_at <= now {
+                    expiring.push(*key);
+                } else {
+                    next = next.min(stop_at);
+                }
+            }
+        }
+        for key in expiring {
+            tracing::warn!(
+                worker = %shared.config.id,
+                job = key.0,
+                attempt = key.1,
+                "could not renew this attempt's lease before it ends; stopping the attempt so \
+                 that the job is never run by two workers at once (it is rescued and run again)"
+            );
+            shared.stop_attempt(key, StopReason::LeaseLost);
+        }
+        // Runs through shutdown too: handlers still run in the grace period.
+        tokio::time::sleep_until(next).await;
     }
 }

@@ -396,8 +396,10 @@ impl Worker {
             .iter()
             .map(|q| (q.clone(), Arc::new(Notify::new())))
             .collect();
+        let lease_pool = lease::pool(&self.pool, self.config.lease);
         let shared = Arc::new(Shared {
             pool: self.pool.clone(),
+            lease_pool,
             client,
             config: self.config.clone(),
             handlers: self.handlers,
@@ -428,6 +430,7 @@ impl Worker {
         }
         tasks.push(("poller", tokio::spawn(producer::poll(shared.clone()))));
         tasks.push(("lease keeper", tokio::spawn(lease::run(shared.clone()))));
+        tasks.push(("lease guard", tokio::spawn(lease::guard(shared.clone()))));
         tracing::info!(
             worker = %shared.config.id,
             queues = ?shared.config.queues,
@@ -447,11 +450,21 @@ impl Worker {
 /// A record of one running attempt, kept until its outcome is written.
 pub(crate) struct RunningEntry {
     pub(crate) stop: watch::Sender<Option<StopReason>>,
+    /// When the lease ends at the latest, by this process's clock: the lease's length after the
+    /// claim or the last renewal was sent (the database counts from a later instant, so its
+    /// lease never ends before this). The lease guard stops the attempt before this passes.
+    pub(crate) lease_until: tokio::time::Instant,
+    /// The handler is done and its outcome queued for the completer: a renewal that no longer
+    /// finds the row running means the outcome was written, not that the lease was lost.
+    pub(crate) finished: bool,
 }
 
 /// Everything the worker's tasks share.
 pub(crate) struct Shared {
     pub(crate) pool: PgPool,
+    /// The lease keeper's own connection, outside `pool`: renewals never wait behind handlers
+    /// (or anything else) that hold the pool's connections.
+    pub(crate) lease_pool: PgPool,
     pub(crate) client: Runledger,
     pub(crate) config: WorkerConfig,
     pub(crate) handlers: HashMap<&'static str, &'static JobRegistration>,
@@ -541,6 +554,8 @@ pub(crate) struct Metrics {
     lease_lost: AtomicU64,
     rescued: AtomicU64,
     staged: AtomicU64,
+    /// Released outcomes the database recorded (jobs actually handed back).
+    handed_back: AtomicU64,
 }
 
 impl Metrics {
@@ -551,6 +566,7 @@ impl Metrics {
             MetricKind::LeaseLost => &self.lease_lost,
             MetricKind::Rescued => &self.rescued,
             MetricKind::Staged => &self.staged,
+            MetricKind::HandedBack => &self.handed_back,
         };
         c.fetch_add(n, Ordering::Relaxed);
     }
@@ -580,6 +596,7 @@ pub(crate) enum MetricKind {
     LeaseLost,
     Rescued,
     Staged,
+    HandedBack,
 }
 
 /// A snapshot of a worker's counters. Outcome counters count outcomes handed to the completer.
@@ -614,7 +631,9 @@ pub struct WorkerMetrics {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {
-    /// Jobs that were still running after the grace period and were handed back to the queue.
+    /// Jobs that were still running after the grace period and were handed back to the queue
+    /// (counted as the database recorded them: an attempt that finished on its own, or whose
+    /// lease was lost, is not counted).
     pub released: u64,
     /// Final counters.
     pub metrics: WorkerMetrics,
@@ -686,7 +705,6 @@ impl RunningWorker {
         let concurrency = u32::try_from(shared.config.concurrency).unwrap_or(u32::MAX);
         // Every slot free means every handler has finished.
         let all_slots = || shared.slots.acquire_many(concurrency);
-        let mut released = 0;
         if tokio::time::timeout(shared.config.shutdown_grace, all_slots())
             .await
             .is_err()
@@ -695,7 +713,6 @@ impl RunningWorker {
                 let running = shared.running.lock().expect("running map poisoned");
                 running.keys().copied().collect()
             };
-            released = attempts.len() as u64;
             tracing::warn!(
                 worker = %shared.config.id,
                 jobs = attempts.len(),
@@ -728,7 +745,9 @@ impl RunningWorker {
             task.abort();
             join_task(name, task).await;
         }
+        shared.lease_pool.close().await;
         let metrics = shared.metrics.snapshot();
+        let released = shared.metrics.handed_back.load(Ordering::Relaxed);
         tracing::info!(worker = %shared.config.id, ?metrics, "runledger worker stopped");
         Ok(ShutdownReport { released, metrics })
     }

@@ -38,6 +38,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                 have += n as usize;
             }
             let want = have;
+            let claimed_at = tokio::time::Instant::now();
             let claimed = store::jobs::claim(
                 &shared.pool,
                 &queue,
@@ -54,7 +55,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                     shared.slots.add_permits(want - got);
                     shared.metrics.add(MetricKind::Claimed, got as u64);
                     for job in jobs {
-                        executor::spawn(shared.clone(), job);
+                        executor::spawn(shared.clone(), job, claimed_at);
                     }
                     busy = got == want;
                     if !busy {

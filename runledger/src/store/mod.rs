@@ -56,5 +56,58 @@ pub async fn migrate(pool: &PgPool) -> Result<(), Error> {
     let mut migrator = sqlx::migrate!("../migrations");
     migrator.create_schema(SCHEMA);
     migrator.dangerous_set_table_name("runledger.schema_migrations");
-    migrator.run(pool).await.map_err(Error::Migrate)
+    match migrator.run(pool).await {
+        Ok(()) => Ok(()),
+        // Failed before any migration ran (no connection, no lock): a database error, and the
+        // schema is untouched.
+        Err(sqlx::migrate::MigrateError::Execute(error)) => {
+            Err(Error::Database(connect_failure(pool, error).await))
+        }
+        Err(error) => Err(Error::Migrate(error)),
+    }
+}
+
+/// `error`, or, when it is the pool's "timed out" (which hides why no connection could be
+/// opened: the pool retries a full server until its acquire timeout), the error of one direct
+/// connection attempt, such as "sorry, too many clients already".
+pub(crate) async fn connect_failure(pool: &PgPool, error: sqlx::Error) -> sqlx::Error {
+    if !matches!(error, sqlx::Error::PoolTimedOut) {
+        return error;
+    }
+    let options = pool.connect_options();
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        <sqlx::PgConnection as sqlx::Connection>::connect_with(&*options),
+    )
+    .await
+    {
+        Ok(Err(direct)) => direct,
+        Ok(Ok(conn)) => {
+            let _ = sqlx::Connection::close(conn).await;
+            error
+        }
+        Err(_) => error,
+    }
+}
+
+/// Whether a statement that failed with `error` may pass when sent again unchanged: the
+/// connection or the server failed (class 08, 53, 57, 58, I/O, pool), or the statement lost a
+/// race (class 40: serialization failure, deadlock; 55P03: lock not available). Anything else
+/// (bad data, a constraint, a program limit) fails again with the same input.
+pub(crate) fn is_transient(error: &Error) -> bool {
+    let Error::Database(error) = error else {
+        return false;
+    };
+    match error {
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            matches!(code.get(..2), Some("08" | "40" | "53" | "57" | "58")) || code == "55P03"
+        }),
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
 }

@@ -237,13 +237,15 @@ impl<'a, W: Workflow> WorkflowEnqueue<'a, W> {
                 limit,
             });
         }
-        if let Some(key) = &self.idempotency_key
-            && (key.is_empty() || key.len() > 512)
-        {
-            return Err(Error::InvalidInput(format!(
-                "an idempotency key must be 1 to 512 bytes long; this one is {}",
-                key.len()
-            )));
+        crate::validate::json_value(&format!("the input of workflow `{}`", W::NAME), &input)?;
+        if let Some(key) = &self.idempotency_key {
+            if key.is_empty() || key.len() > 512 {
+                return Err(Error::InvalidInput(format!(
+                    "an idempotency key must be 1 to 512 bytes long; this one is {}",
+                    key.len()
+                )));
+            }
+            crate::validate::text("the idempotency key", key)?;
         }
         let run = new_run::<W>(input, self.idempotency_key.as_deref(), args, limit)?;
         // Both inserts in one transaction: a savepoint inside the caller's transaction, so that
@@ -337,6 +339,13 @@ fn new_run<'a, W: Workflow>(
                 limit,
             });
         }
+        crate::validate::json_value(
+            &format!(
+                "the arguments of step `{}` of workflow `{}`",
+                step.key, shape.name
+            ),
+            &args,
+        )?;
         let mut new = NewStep {
             key: step.key,
             kind: None,
@@ -545,6 +554,7 @@ impl Runledger {
     /// again is [`GateOutcome::AlreadyCompleted`]. A run without such a gate is
     /// [`Error::GateNotFound`]: a gate is only ever completed in its own run.
     pub async fn complete_gate(&self, id: RunId, name: &str) -> Result<GateOutcome, Error> {
+        crate::validate::text("the gate name", name)?;
         let outcome = store::workflows::complete_gate(self.pool(), id.0, name).await?;
         let not_found = || Error::GateNotFound {
             run: id,
