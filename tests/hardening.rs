@@ -461,3 +461,141 @@ async fn a_full_server_at_start_says_too_many_clients() {
     drop(held);
     pool.close().await;
 }
+
+/// A kind that the workers of these tests leave alone, as if no binary had it linked in.
+#[job(kind = "ghost.kind", queue = "haunted")]
+async fn ghost(n: u32) -> Result<u32, JobError> {
+    Ok(n)
+}
+
+/// An ordinary job on the same queue.
+#[job(queue = "haunted")]
+async fn living(n: u32) -> Result<u32, JobError> {
+    Ok(n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_no_worker_serves_are_reported_and_left_for_one_that_does() {
+    let db = db().await;
+    let rl = db.client();
+    let ghost = Ghost { n: 1 }.enqueue(&rl).await.unwrap();
+    let living = Living { n: 2 }.enqueue(&rl).await.unwrap();
+    let w = Worker::builder(db.pool().clone())
+        .queues(["haunted"])
+        .exclude_kinds(["ghost.kind"])
+        .unclaimed_after(Duration::from_millis(300))
+        .start_ok()
+        .await;
+    assert_eq!(
+        living.wait_timeout(Duration::from_secs(10)).await.unwrap(),
+        2
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let unclaimed = rl
+        .unclaimed_kinds(Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert_eq!(unclaimed.len(), 1, "{unclaimed:?}");
+    assert_eq!(
+        (
+            unclaimed[0].queue.as_str(),
+            unclaimed[0].kind.as_str(),
+            unclaimed[0].jobs
+        ),
+        ("haunted", "ghost.kind", 1)
+    );
+    // Not yet past a longer threshold.
+    assert!(
+        rl.unclaimed_kinds(Duration::from_secs(600))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let row = job(&rl, ghost.id()).await;
+    assert_eq!(
+        (row.state, row.attempt),
+        (JobState::Available, 0),
+        "left untouched"
+    );
+    w.shutdown().await.unwrap();
+    // A worker that knows the kind runs it; nothing is reported any more.
+    let w = Worker::builder(db.pool().clone())
+        .queues(["haunted"])
+        .start_ok()
+        .await;
+    assert_eq!(
+        ghost.wait_timeout(Duration::from_secs(10)).await.unwrap(),
+        1
+    );
+    assert!(rl.unclaimed_kinds(Duration::ZERO).await.unwrap().is_empty());
+    w.shutdown().await.unwrap();
+}
+
+/// Log lines written while a test runs (on its own thread).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+/// A single-threaded runtime, so that every task of the worker logs to this test's subscriber.
+#[tokio::test(flavor = "current_thread")]
+async fn renewals_racing_completions_report_no_lost_lease() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let db = db().await;
+    let rl = db.client();
+    let key = token("brisk");
+    // Renewals every ~170 ms while thousands of outcomes are written around them.
+    let w = Worker::builder(db.pool().clone())
+        .queues(["poison"])
+        .concurrency(20)
+        .lease(Duration::from_millis(500))
+        .start_ok()
+        .await;
+    for round in 0..4u32 {
+        let handles = rl
+            .enqueue_many((0..1000).map(|n| Wholesome {
+                key: key.clone(),
+                n: round * 1000 + n,
+            }))
+            .await
+            .unwrap();
+        for h in handles.iter().rev().take(1) {
+            rl.handle::<Wholesome>(h.id)
+                .wait_timeout(Duration::from_secs(30))
+                .await
+                .unwrap();
+        }
+    }
+    wait_until(Duration::from_secs(30), "all completed", || async {
+        common::count(&rl, JobState::Completed).await == 4000
+    })
+    .await;
+    let m = w.shutdown().await.unwrap().metrics;
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        !logs.contains("lease lost"),
+        "false lease losses logged:\n{logs}"
+    );
+    assert_eq!((m.lease_lost, m.fenced), (0, 0), "{m:?}");
+}

@@ -144,7 +144,7 @@ pub use workflow::{
 };
 
 // Cron schedules, leader election and retention.
-pub use maintenance::{LeaderInfo, Retention};
+pub use maintenance::{LeaderInfo, Retention, UnclaimedKind};
 pub use schedule::{CronOptions, CronSchedule, MissedSlots, Schedule, ScheduleError, ScheduleInfo};
 
 /// Turns an `async fn` into a background job; see the crate docs and the options below.

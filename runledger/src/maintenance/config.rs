@@ -113,6 +113,7 @@ pub(crate) struct MaintenanceConfig {
     pub(crate) prune_interval: Duration,
     pub(crate) retention: Retention,
     pub(crate) vacuum_interval: Option<Duration>,
+    pub(crate) unclaimed_after: Duration,
 }
 
 impl Default for MaintenanceConfig {
@@ -125,6 +126,7 @@ impl Default for MaintenanceConfig {
             prune_interval: Duration::from_secs(60),
             retention: Retention::default(),
             vacuum_interval: Some(Duration::from_secs(5)),
+            unclaimed_after: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -146,6 +148,11 @@ impl MaintenanceConfig {
                  least 100 ms, or `None` to leave the tables to autovacuum",
                 self.vacuum_interval.unwrap_or_default()
             )));
+        }
+        if self.unclaimed_after.is_zero() {
+            return Err(Error::Config(
+                "the unclaimed-after time must be above zero".into(),
+            ));
         }
         if self.prune_interval.is_zero() {
             return Err(Error::Config(
@@ -187,6 +194,16 @@ impl WorkerBuilder {
     /// role must own the tables (it does when it ran the migrations) for `VACUUM` to act.
     pub fn vacuum_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
         self.config.maintenance.vacuum_interval = interval.into();
+        self
+    }
+
+    /// How long available jobs may wait while no running worker serves their queue and kind
+    /// (no worker has their `#[job]` linked in, or none works their queue) before the leader
+    /// logs a warning about them; operators read the same with
+    /// [`Runledger::unclaimed_kinds`](crate::Runledger::unclaimed_kinds). The jobs are left
+    /// available for a worker that knows them. Default 5 minutes.
+    pub fn unclaimed_after(mut self, after: Duration) -> Self {
+        self.config.maintenance.unclaimed_after = after;
         self
     }
 }

@@ -6,19 +6,23 @@
 //! Every worker runs:
 //! - [`stager`]: makes scheduled jobs and retries available when they are due;
 //! - [`rescuer`]: returns jobs whose lease expired (crashed or cut-off workers) to the queue;
-//! - [`leader`]: takes part in the election of the maintenance leader.
+//! - [`leader`]: takes part in the election of the maintenance leader;
+//! - [`registrar`]: records which queues and kinds this worker serves.
 //!
 //! Only the elected leader runs:
 //! - [`scheduler`]: fires cron schedules;
 //! - [`pruner`]: deletes finished jobs past their retention;
-//! - [`vacuumer`]: vacuums the hot tables when dead rows pile up between autovacuum's visits.
+//! - [`vacuumer`]: vacuums the hot tables when dead rows pile up between autovacuum's visits;
+//! - [`unclaimed`]: reports available jobs that no running worker serves.
 
 mod config;
 pub(crate) mod leader;
 pub(crate) mod pruner;
+pub(crate) mod registrar;
 pub(crate) mod rescuer;
 pub(crate) mod scheduler;
 pub(crate) mod stager;
+pub(crate) mod unclaimed;
 pub(crate) mod vacuumer;
 
 use std::future::Future;
@@ -31,6 +35,7 @@ use tokio::task::JoinHandle;
 pub(crate) use config::MaintenanceConfig;
 pub use config::Retention;
 pub use leader::LeaderInfo;
+pub use unclaimed::UnclaimedKind;
 
 use crate::error::Error;
 use crate::registry::JobRegistration;
@@ -193,6 +198,8 @@ pub(crate) async fn start(
         spawn(shared, scheduler::Scheduler),
         spawn(shared, pruner::Pruner),
         spawn(shared, vacuumer::Vacuumer::default()),
+        spawn(shared, registrar::Registrar),
+        spawn(shared, unclaimed::Watch::default()),
     ])
 }
 
@@ -210,6 +217,8 @@ pub(crate) fn is_service(name: &str) -> bool {
         scheduler::Scheduler::NAME,
         pruner::Pruner::NAME,
         vacuumer::Vacuumer::NAME,
+        registrar::Registrar::NAME,
+        unclaimed::Watch::NAME,
     ]
     .contains(&name)
 }

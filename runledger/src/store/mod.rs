@@ -24,6 +24,7 @@ pub(crate) mod leader;
 pub(crate) mod retention;
 pub(crate) mod schedules;
 pub(crate) mod vacuum;
+pub(crate) mod workers;
 pub(crate) mod workflows;
 
 use sqlx::PgPool;

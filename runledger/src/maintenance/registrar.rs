@@ -1,0 +1,40 @@
+//! The registrar: records this worker in `runledger.workers` (its queues and kinds) at start,
+//! refreshes the record every 30 s, and deletes it at graceful shutdown, so that the leader can
+//! tell which kinds no running worker serves.
+
+use std::time::Duration;
+
+use super::Service;
+use crate::error::Error;
+use crate::runtime::Shared;
+use crate::store;
+
+/// How often a worker refreshes its record.
+pub(crate) const REFRESH: Duration = Duration::from_secs(30);
+
+pub(crate) struct Registrar;
+
+impl Service for Registrar {
+    const NAME: &'static str = "registrar";
+    const LEADER_ONLY: bool = false;
+
+    async fn pass(&mut self, shared: &Shared) -> Result<Duration, Error> {
+        store::workers::register(
+            &shared.pool,
+            &shared.maintenance.holder,
+            &shared.config.id,
+            &shared.config.queues,
+            &shared.kinds,
+        )
+        .await?;
+        Ok(REFRESH)
+    }
+
+    async fn stop(&mut self, shared: &Shared) {
+        if let Err(error) =
+            store::workers::deregister(&shared.pool, &shared.maintenance.holder).await
+        {
+            tracing::debug!(worker = %shared.config.id, %error, "could not remove the worker's record");
+        }
+    }
+}
