@@ -599,3 +599,65 @@ async fn renewals_racing_completions_report_no_lost_lease() {
     );
     assert_eq!((m.lease_lost, m.fenced), (0, 0), "{m:?}");
 }
+
+/// Charges a card whose number must stay out of logs.
+#[job(sensitive, queue = "secret", max_attempts = 1, unique(by = [card]))]
+async fn charge_secret(card: String, cents: i64) -> Result<String, JobError> {
+    Ok(format!("charged {cents} to {card}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensitive_jobs_keep_their_values_out_of_debug_output_and_errors() {
+    let db = db().await;
+    let rl = db.client();
+    let card = "4111111111111111";
+    let payload = ChargeSecret {
+        card: card.into(),
+        cents: 1999,
+    };
+    let shown = [
+        format!("{payload:?}"),
+        format!("{:?}", runledger::JobRequest::new(payload.clone())),
+        format!(
+            "{:?}",
+            runledger::Schedule::new("nightly", "0 0 3 * * *", payload.clone())
+        ),
+    ];
+    for text in &shown {
+        assert!(!text.contains(card) && !text.contains("1999"), "{text}");
+    }
+    assert_eq!(shown[0], "ChargeSecret { .. }");
+    // A kind that is not sensitive shows its payload.
+    assert!(
+        format!(
+            "{:?}",
+            Wholesome {
+                key: "k".into(),
+                n: 7
+            }
+        )
+        .contains("n: 7")
+    );
+
+    let stored = payload.enqueue(&rl).await.unwrap();
+    let record = format!("{:?}", job(&rl, stored.id()).await);
+    assert!(!record.contains(card), "{record}");
+    // The stored payload drifts from the type: the error names no value.
+    sqlx::query("UPDATE runledger.jobs SET args = '{\"card\": 4242424242, \"cents\": 1}'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let w = Worker::builder(db.pool().clone())
+        .queues(["secret"])
+        .start_ok()
+        .await;
+    let error = stored
+        .wait_timeout(Duration::from_secs(10))
+        .await
+        .unwrap_err()
+        .to_string();
+    w.shutdown().await.unwrap();
+    assert!(error.contains("does not deserialize"), "{error}");
+    assert!(error.contains("line 1 column"), "{error}");
+    assert!(!error.contains("4242"), "{error}");
+}

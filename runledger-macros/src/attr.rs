@@ -28,6 +28,7 @@ pub(crate) const JOB_OPTIONS: &[&str] = &[
     "tz",
     "missed",
     "cron_args",
+    "sensitive",
 ];
 
 /// The keys of `backoff(...)`.
@@ -74,6 +75,8 @@ pub(crate) struct JobAttr {
     pub(crate) missed: Option<Spanned<String>>,
     /// `cron_args = <expr>`: the payload each slot enqueues.
     pub(crate) cron_args: Option<Spanned<Expr>>,
+    /// `sensitive`: payloads and outputs are kept out of `Debug`, logs and error texts.
+    pub(crate) sensitive: Option<Spanned<bool>>,
 }
 
 /// `backoff(base = "1s", factor = 2.0, max = "1h", jitter = 0.25)` or `backoff(constant = "5s")`.
@@ -179,6 +182,21 @@ impl JobAttr {
                 let example = "cron_args = Report { region: \"eu\".into() }";
                 let value = value_of(meta, &key, example, errors, expr)?;
                 store(&mut self.cron_args, value, &key, "#[job]", errors);
+            }
+            "sensitive" => {
+                if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
+                    errors.spanned(
+                        &key,
+                        "`sensitive` takes no value; write `#[job(sensitive)]`",
+                    );
+                    return skip_value(meta);
+                }
+                let value = Spanned {
+                    key: key.clone(),
+                    value: true,
+                    tokens: quote::quote!(#key),
+                };
+                store(&mut self.sensitive, Some(value), &key, "#[job]", errors);
             }
             _ => unreachable!("every name in JOB_OPTIONS has an arm"),
         }
@@ -636,6 +654,18 @@ mod tests {
     }
 
     #[test]
+    fn sensitive_is_a_bare_flag() {
+        let (attr, errors) = parse(quote!(sensitive, queue = "a"));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(attr.sensitive.unwrap().value);
+        let (_, errors) = parse(quote!(sensitive = true));
+        assert_eq!(
+            errors,
+            ["`sensitive` takes no value; write `#[job(sensitive)]`"]
+        );
+    }
+
+    #[test]
     fn unknown_option_lists_the_valid_ones() {
         let (_, errors) = parse(quote!(colour = "red", queue = "a"));
         assert_eq!(
@@ -643,7 +673,7 @@ mod tests {
             [
                 "unknown `#[job]` option `colour`; expected one of: `kind`, `aliases`, `queue`, \
               `priority`, `max_attempts`, `timeout`, `backoff`, `unique`, `cron`, `tz`, \
-              `missed`, `cron_args`"
+              `missed`, `cron_args`, `sensitive`"
             ]
         );
     }

@@ -202,6 +202,23 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
          overrides) to insert it.",
         "Enqueues this job inside the caller's open transaction; a rollback leaves nothing behind.",
     );
+    // A sensitive job's payload prints as `Name { .. }`: its values stay out of logs.
+    let (debug_derive, redacted_debug) = if options.sensitive.is_some() {
+        let name = payload.to_string();
+        (
+            quote!(),
+            quote! {
+                #(#cfgs)*
+                impl ::core::fmt::Debug for #payload {
+                    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                        f.debug_struct(#name).finish_non_exhaustive()
+                    }
+                }
+            },
+        )
+    } else {
+        (quote!(::core::fmt::Debug,), quote!())
+    };
     quote! {
         #item
 
@@ -211,13 +228,15 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
         #[derive(
             ::runledger::__private::serde::Serialize,
             ::runledger::__private::serde::Deserialize,
-            ::core::fmt::Debug,
+            #debug_derive
             ::core::clone::Clone,
         )]
         #[serde(crate = "::runledger::__private::serde")]
         #vis struct #payload {
             #(#fields,)*
         }
+
+        #redacted_debug
 
         // The payload type under the function's name (types and functions live in different
         // namespaces), so that `#[workflow]` can go from a step's call to its payload.
@@ -316,6 +335,9 @@ fn job_options(options: &JobAttr) -> TokenStream {
     if let Some(max_attempts) = &options.max_attempts {
         let max_attempts = Literal::i128_unsuffixed(max_attempts.value);
         calls.push(quote!(.max_attempts(#max_attempts)));
+    }
+    if options.sensitive.is_some() {
+        calls.push(quote!(.sensitive(true)));
     }
     if let Some(timeout) = &options.timeout {
         let timeout = duration(timeout.value);

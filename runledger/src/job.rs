@@ -90,6 +90,11 @@ pub struct JobOptions {
     pub unique_scope: UniqueScope,
     /// The cron schedule declared with `#[job(cron = "...")]`. Default: none.
     pub cron: Option<crate::schedule::CronOptions>,
+    /// Declared `#[job(sensitive)]`: the payload, output and unique key are left out of
+    /// `Debug` output (of the payload struct, [`JobRequest`](crate::JobRequest) and
+    /// [`JobRecord`](crate::JobRecord)) and of the error texts runledger writes, such as a
+    /// payload that no longer deserializes. They are stored as usual. Default false.
+    pub sensitive: bool,
 }
 
 impl JobOptions {
@@ -103,7 +108,13 @@ impl JobOptions {
             backoff: Backoff::exponential(),
             unique_scope: UniqueScope::Active,
             cron: None,
+            sensitive: false,
         }
+    }
+    /// Marks the kind sensitive (see [`JobOptions::sensitive`]).
+    pub const fn sensitive(mut self, sensitive: bool) -> Self {
+        self.sensitive = sensitive;
+        self
     }
     /// Sets the queue.
     pub const fn queue(mut self, queue: &'static str) -> Self {

@@ -58,15 +58,44 @@ fn run_erased<J: Job>(ctx: Arc<JobContext>, args: String) -> BoxFuture<Result<St
     Box::pin(async move {
         let job: J = serde_json::from_str(&args).map_err(|e| {
             JobError::fatal(format_args!(
-                "payload does not deserialize into `{}`: {e}; the stored payload was written by an \
+                "payload does not deserialize into `{}`: {}; the stored payload was written by an \
                  incompatible version of the job",
-                std::any::type_name::<J>()
+                std::any::type_name::<J>(),
+                serde_message::<J>(&e)
             ))
         })?;
         let output = job.run(&ctx).await?;
-        serde_json::to_string(&output)
-            .map_err(|e| JobError::fatal(format_args!("output does not serialize to JSON: {e}")))
+        serde_json::to_string(&output).map_err(|e| {
+            JobError::fatal(format_args!(
+                "output does not serialize to JSON: {}",
+                serde_message::<J>(&e)
+            ))
+        })
     })
+}
+
+/// A serde error as written into a job's errors: in full, or for a sensitive kind without its
+/// text (which can quote the offending value), only its category and position.
+fn serde_message<J: Job>(error: &serde_json::Error) -> String {
+    if !J::OPTIONS.sensitive {
+        return error.to_string();
+    }
+    let category = match error.classify() {
+        serde_json::error::Category::Io => "an I/O error",
+        serde_json::error::Category::Syntax => "a syntax error",
+        serde_json::error::Category::Data => "a data error",
+        serde_json::error::Category::Eof => "unexpected end of input",
+    };
+    format!(
+        "{category} at line {} column {} (details withheld: the job is sensitive)",
+        error.line(),
+        error.column()
+    )
+}
+
+/// Whether kind `kind` (or an alias) is declared `#[job(sensitive)]` in this binary.
+pub(crate) fn is_sensitive(kind: &str) -> bool {
+    all().any(|reg| reg.options.sensitive && (reg.kind == kind || reg.aliases.contains(&kind)))
 }
 
 /// Every registration linked into the binary.

@@ -107,7 +107,10 @@ impl std::fmt::Display for JobState {
 }
 
 /// A job as stored in the database.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output leaves out the payload, output and unique key of kinds declared
+/// `#[job(sensitive)]` in this binary.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct JobRecord {
     /// Its id.
@@ -140,6 +143,36 @@ pub struct JobRecord {
     pub finished_at: Option<DateTime<Utc>>,
     /// Its unique key, if any.
     pub unique_key: Option<String>,
+}
+
+impl std::fmt::Debug for JobRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = crate::registry::is_sensitive(&self.kind);
+        let redact = |value: &dyn std::fmt::Debug| -> String {
+            if hidden {
+                "<redacted>".to_owned()
+            } else {
+                format!("{value:?}")
+            }
+        };
+        f.debug_struct("JobRecord")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("queue", &self.queue)
+            .field("state", &self.state)
+            .field("priority", &self.priority)
+            .field("args", &format_args!("{}", redact(&self.args)))
+            .field("output", &format_args!("{}", redact(&self.output)))
+            .field("errors", &self.errors)
+            .field("attempt", &self.attempt)
+            .field("max_attempts", &self.max_attempts)
+            .field("run_at", &self.run_at)
+            .field("created_at", &self.created_at)
+            .field("attempted_at", &self.attempted_at)
+            .field("finished_at", &self.finished_at)
+            .field("unique_key", &format_args!("{}", redact(&self.unique_key)))
+            .finish()
+    }
 }
 
 impl JobRecord {

@@ -14,7 +14,9 @@ use crate::validate;
 /// An untyped job ready to insert: kind, JSON payload and options. Built from any [`Job`] with
 /// `JobRequest::new(job)` or `job.into()`, then adjusted with the same overrides as
 /// [`Enqueue`](crate::Enqueue).
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` output leaves out the payload and unique key of a `#[job(sensitive)]` kind.
+#[derive(Clone)]
 #[must_use]
 pub struct JobRequest {
     kind: &'static str,
@@ -22,6 +24,23 @@ pub struct JobRequest {
     unique_key: Option<String>,
     pub(super) opts: Overrides,
     defaults: crate::job::JobOptions,
+}
+
+impl std::fmt::Debug for JobRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut s = f.debug_struct("JobRequest");
+        s.field("kind", &self.kind);
+        if self.defaults.sensitive {
+            s.field("args", &format_args!("<redacted>"))
+                .field("unique_key", &format_args!("<redacted>"))
+                .field("opts", &format_args!("<redacted>"));
+        } else {
+            s.field("args", &self.args)
+                .field("unique_key", &self.unique_key)
+                .field("opts", &self.opts);
+        }
+        s.field("defaults", &self.defaults).finish()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
