@@ -46,7 +46,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (Some(pg), url)
         }
     };
-    let pool = sqlx::PgPool::connect(&url).await?;
+    // A worker wants its queues + 10 connections (`Worker::advised_pool_size`).
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .connect(&url)
+        .await?;
     runledger::migrate(&pool).await?;
     let rl = Runledger::new(pool.clone());
 

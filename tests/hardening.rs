@@ -661,3 +661,38 @@ async fn sensitive_jobs_keep_their_values_out_of_debug_output_and_errors() {
     assert!(error.contains("line 1 column"), "{error}");
     assert!(!error.contains("4242"), "{error}");
 }
+
+#[tokio::test]
+async fn the_readme_quick_start_sizes_its_pool_as_the_worker_advises() {
+    let readme = include_str!("../README.md");
+    let start = readme.find("```rust").expect("a rust block");
+    let block = &readme[start..start + readme[start..].find("\n```\n").unwrap()];
+    let number_after = |needle: &str| -> u32 {
+        let at = block
+            .find(needle)
+            .unwrap_or_else(|| panic!("`{needle}` in:\n{block}"))
+            + needle.len();
+        block[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .unwrap()
+    };
+    let pool_size = number_after(".max_connections(");
+    let queues_at = block.find(".queues([").expect("the worker's queues") + ".queues([".len();
+    let queues: Vec<&str> = block[queues_at..block[queues_at..].find(']').unwrap() + queues_at]
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let db = db().await;
+    let worker = Worker::builder(db.pool().clone())
+        .queues(queues.iter().map(|q| q.trim_matches('"')))
+        .build()
+        .unwrap();
+    assert!(
+        pool_size >= worker.advised_pool_size(),
+        "the README's pool has {pool_size} connections; a worker on {queues:?} advises {}",
+        worker.advised_pool_size()
+    );
+}

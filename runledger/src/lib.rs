@@ -26,7 +26,11 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), runledger::Error> {
-//!     let pool = sqlx::PgPool::connect(&std::env::var("DATABASE_URL").unwrap()).await?;
+//!     // A worker wants its queues + 10 connections, plus what handlers take themselves.
+//!     let pool = sqlx::postgres::PgPoolOptions::new()
+//!         .max_connections(16)
+//!         .connect(&std::env::var("DATABASE_URL").unwrap())
+//!         .await?;
 //!     runledger::migrate(&pool).await?;
 //!     let rl = Runledger::new(pool.clone());
 //!

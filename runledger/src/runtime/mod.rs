@@ -368,6 +368,16 @@ impl Worker {
         &self.pool
     }
 
+    /// The smallest pool this worker should be given: its queues plus 10, for the listener,
+    /// the claims, the poller, the completer and the maintenance services, which can all be in
+    /// a statement at once. Handlers that use `ctx.client().pool()` need connections on top.
+    /// (Lease renewals use a connection of their own, outside the pool.)
+    pub fn advised_pool_size(&self) -> u32 {
+        u32::try_from(self.config.queues.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(10)
+    }
+
     /// Runs until `signal` resolves, then shuts down gracefully (see
     /// [`RunningWorker::shutdown`]).
     pub async fn run_until(
@@ -382,6 +392,16 @@ impl Worker {
     /// Applies migrations (unless turned off), starts every component in the background and
     /// returns a handle to stop it.
     pub async fn start(self) -> Result<RunningWorker, Error> {
+        let pool_size = self.pool.options().get_max_connections();
+        if pool_size < self.advised_pool_size() {
+            tracing::warn!(
+                worker = %self.config.id,
+                pool_size,
+                advised = self.advised_pool_size(),
+                "the worker's pool is smaller than advised (queues + 10): claims, outcomes and \
+                 maintenance will wait for each other; raise `max_connections`"
+            );
+        }
         if self.config.migrate {
             crate::store::migrate(&self.pool).await?;
         }
