@@ -22,10 +22,13 @@ use crate::store;
 /// keeper` in `pg_stat_activity`), opened on first use and replaced when it breaks. It is not shared with handlers, so a handler holding every
 /// connection of the worker's pool cannot hold up a renewal.
 pub(crate) fn pool(pool: &PgPool, lease: Duration) -> PgPool {
+    // The connection is opened at start and kept; a renewal waits for a new one (after a
+    // break) for up to a lease, since a later renewal is of no use: the guard has stopped the
+    // attempts by then.
     PgPoolOptions::new()
         .max_connections(1)
-        .min_connections(0)
-        .acquire_timeout(tick(lease))
+        .min_connections(1)
+        .acquire_timeout(lease)
         .idle_timeout(None)
         .connect_lazy_with(
             (*pool.connect_options())
