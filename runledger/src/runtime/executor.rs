@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::{MetricKind, RunningEntry, Shared, random_unit};
-use crate::job::{JobContext, JobErrorKind, JobId, StopReason};
+use crate::job::{JobContext, JobErrorKind, JobId, JobOptions, StopReason};
 use crate::store::jobs::{Claimed, Outcome, OutcomeKind};
 
 /// Starts the task for one claimed job. The caller has taken one slot for it; the task gives it
@@ -55,7 +55,9 @@ pub(crate) fn spawn(shared: Arc<Shared>, job: Claimed, claimed_at: tokio::time::
     });
 }
 
-enum Ended {
+/// How a handler's run ended.
+#[derive(Debug)]
+pub(crate) enum Ended {
     Returned(Result<String, crate::job::JobError>),
     Panicked(String),
     TimedOut(Duration),
@@ -122,13 +124,70 @@ async fn execute(
         } => Ended::Stopped(reason),
         ended = run => ended,
     };
-    let options = &registration.options;
+    match decide(
+        ended,
+        job.attempt,
+        &registration.options,
+        shared.config.max_payload_bytes,
+        random_unit(),
+    ) {
+        Some(decided) => Some(decided.into_outcome(&job)),
+        None => {
+            // Someone else owns the job now: nothing this attempt could write would count.
+            shared.metrics.add(MetricKind::LeaseLost, 1);
+            let mut running = shared.running.lock().expect("running map poisoned");
+            running.remove(&(job.id, job.attempt));
+            None
+        }
+    }
+}
+
+/// What an attempt's end means for its job: the outcome to write, without the job's identity.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Decided {
+    pub(crate) kind: OutcomeKind,
+    /// Output JSON text, for `Completed`.
+    pub(crate) output: Option<String>,
+    /// Delay before the next run, for `Retry` and `Snoozed`.
+    pub(crate) delay: Option<Duration>,
+    pub(crate) error: Option<String>,
+}
+
+impl Decided {
+    fn new(
+        kind: OutcomeKind,
+        output: Option<String>,
+        delay: Option<Duration>,
+        error: Option<String>,
+    ) -> Self {
+        Decided {
+            kind,
+            output,
+            delay,
+            error,
+        }
+    }
+
+    fn into_outcome(self, job: &Claimed) -> Outcome {
+        outcome(job, self.kind, self.output, self.delay, self.error)
+    }
+}
+
+/// The outcome policy: how attempt `attempt` of a job with `options` ended, as the outcome to
+/// write, or `None` when nothing may be written (the attempt lost its lease). `jitter` is a
+/// uniform random number in `0.0..1.0` for the backoff. Pure: no clock, no I/O.
+pub(crate) fn decide(
+    ended: Ended,
+    attempt: i32,
+    options: &JobOptions,
+    max_output_bytes: usize,
+    jitter: f64,
+) -> Option<Decided> {
+    let backoff = || options.backoff.delay(attempt, jitter);
     Some(match ended {
-        Ended::Returned(Ok(value)) => {
-            let text = value;
+        Ended::Returned(Ok(text)) => {
             if crate::validate::json_has_nul(&text) {
-                outcome(
-                    &job,
+                Decided::new(
                     OutcomeKind::Failed,
                     None,
                     None,
@@ -140,76 +199,60 @@ async fn execute(
                             .into(),
                     ),
                 )
-            } else if text.len() > shared.config.max_payload_bytes {
-                outcome(
-                    &job,
+            } else if text.len() > max_output_bytes {
+                Decided::new(
                     OutcomeKind::Failed,
                     None,
                     None,
                     Some(format!(
-                        "output is {} bytes, over the limit of {} bytes; store large results \
-                     elsewhere and return a reference",
+                        "output is {} bytes, over the limit of {max_output_bytes} bytes; store \
+                         large results elsewhere and return a reference",
                         text.len(),
-                        shared.config.max_payload_bytes
                     )),
                 )
             } else {
-                outcome(&job, OutcomeKind::Completed, Some(text), None, None)
+                Decided::new(OutcomeKind::Completed, Some(text), None, None)
             }
         }
         Ended::Returned(Err(error)) => match error.kind {
-            JobErrorKind::Retry { message, delay } => {
-                let delay =
-                    delay.unwrap_or_else(|| options.backoff.delay(job.attempt, random_unit()));
-                outcome(&job, OutcomeKind::Retry, None, Some(delay), Some(message))
-            }
+            JobErrorKind::Retry { message, delay } => Decided::new(
+                OutcomeKind::Retry,
+                None,
+                Some(delay.unwrap_or_else(backoff)),
+                Some(message),
+            ),
             JobErrorKind::Fatal(message) => {
-                outcome(&job, OutcomeKind::Failed, None, None, Some(message))
+                Decided::new(OutcomeKind::Failed, None, None, Some(message))
             }
             JobErrorKind::Snooze(delay) => {
-                outcome(&job, OutcomeKind::Snoozed, None, Some(delay), None)
+                Decided::new(OutcomeKind::Snoozed, None, Some(delay), None)
             }
             JobErrorKind::Cancel(reason) => {
-                outcome(&job, OutcomeKind::Cancelled, None, None, Some(reason))
+                Decided::new(OutcomeKind::Cancelled, None, None, Some(reason))
             }
         },
-        Ended::Panicked(message) => {
-            let delay = options.backoff.delay(job.attempt, random_unit());
-            outcome(
-                &job,
-                OutcomeKind::Retry,
-                None,
-                Some(delay),
-                Some(format!("handler panicked: {message}")),
-            )
-        }
-        Ended::TimedOut(limit) => {
-            let delay = options.backoff.delay(job.attempt, random_unit());
-            outcome(
-                &job,
-                OutcomeKind::Retry,
-                None,
-                Some(delay),
-                Some(format!("attempt timed out after {limit:?}")),
-            )
-        }
-        Ended::Stopped(StopReason::Cancelled) => outcome(
-            &job,
+        Ended::Panicked(message) => Decided::new(
+            OutcomeKind::Retry,
+            None,
+            Some(backoff()),
+            Some(format!("handler panicked: {message}")),
+        ),
+        Ended::TimedOut(limit) => Decided::new(
+            OutcomeKind::Retry,
+            None,
+            Some(backoff()),
+            Some(format!("attempt timed out after {limit:?}")),
+        ),
+        Ended::Stopped(StopReason::Cancelled) => Decided::new(
             OutcomeKind::Cancelled,
             None,
             None,
             Some("cancelled while running".into()),
         ),
         Ended::Stopped(StopReason::Shutdown) => {
-            outcome(&job, OutcomeKind::Released, None, None, None)
+            Decided::new(OutcomeKind::Released, None, None, None)
         }
-        Ended::Stopped(StopReason::LeaseLost) => {
-            // Someone else owns the job now: nothing this attempt could write would count.
-            shared.metrics.add(MetricKind::LeaseLost, 1);
-            let mut running = shared.running.lock().expect("running map poisoned");
-            running.remove(&(job.id, job.attempt));
-            return None;
-        }
+        Ended::Stopped(StopReason::LeaseLost) => return None,
     })
 }
 
@@ -256,5 +299,102 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
         s.clone()
     } else {
         "panic with a non-string payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{Backoff, JobError};
+
+    fn options() -> JobOptions {
+        JobOptions::new().backoff(Backoff::constant(Duration::from_secs(7)))
+    }
+
+    fn decided(ended: Ended) -> Option<Decided> {
+        decide(ended, 2, &options(), 64, 0.5)
+    }
+
+    #[test]
+    fn a_returned_output_completes_unless_it_cannot_be_stored() {
+        let done = decided(Ended::Returned(Ok("\"ok\"".into()))).unwrap();
+        assert_eq!(
+            done,
+            Decided::new(OutcomeKind::Completed, Some("\"ok\"".into()), None, None)
+        );
+        let nul = decided(Ended::Returned(Ok("\"a\\u0000b\"".into()))).unwrap();
+        assert_eq!((nul.kind, nul.output), (OutcomeKind::Failed, None));
+        assert!(nul.error.unwrap().contains("NUL character"));
+        let big = decided(Ended::Returned(Ok(format!("\"{}\"", "x".repeat(64))))).unwrap();
+        assert_eq!(big.kind, OutcomeKind::Failed);
+        assert!(
+            big.error
+                .unwrap()
+                .contains("66 bytes, over the limit of 64")
+        );
+    }
+
+    #[test]
+    fn errors_map_to_their_outcomes() {
+        let retry = decided(Ended::Returned(Err(JobError::retry("flaky")))).unwrap();
+        assert_eq!(
+            retry,
+            Decided::new(
+                OutcomeKind::Retry,
+                None,
+                Some(Duration::from_secs(7)),
+                Some("flaky".into())
+            )
+        );
+        let after = decided(Ended::Returned(Err(JobError::retry_after(
+            "later",
+            Duration::from_secs(1),
+        ))))
+        .unwrap();
+        assert_eq!(after.delay, Some(Duration::from_secs(1)));
+        let fatal = decided(Ended::Returned(Err(JobError::fatal("declined")))).unwrap();
+        assert_eq!(
+            (fatal.kind, fatal.error.as_deref()),
+            (OutcomeKind::Failed, Some("declined"))
+        );
+        let snooze = decided(Ended::Returned(Err(JobError::snooze(Duration::from_secs(
+            3,
+        )))))
+        .unwrap();
+        assert_eq!(
+            (snooze.kind, snooze.delay),
+            (OutcomeKind::Snoozed, Some(Duration::from_secs(3)))
+        );
+        let cancel = decided(Ended::Returned(Err(JobError::cancel("withdrawn")))).unwrap();
+        assert_eq!(
+            (cancel.kind, cancel.error.as_deref()),
+            (OutcomeKind::Cancelled, Some("withdrawn"))
+        );
+    }
+
+    #[test]
+    fn panics_and_timeouts_are_retried_with_the_backoff() {
+        let panic = decided(Ended::Panicked("boom".into())).unwrap();
+        assert_eq!(panic.kind, OutcomeKind::Retry);
+        assert_eq!(panic.delay, Some(Duration::from_secs(7)));
+        assert_eq!(panic.error.as_deref(), Some("handler panicked: boom"));
+        let timeout = decided(Ended::TimedOut(Duration::from_millis(200))).unwrap();
+        assert_eq!(
+            timeout.error.as_deref(),
+            Some("attempt timed out after 200ms")
+        );
+    }
+
+    #[test]
+    fn stops_release_cancel_or_write_nothing() {
+        assert_eq!(
+            decided(Ended::Stopped(StopReason::Shutdown)).unwrap().kind,
+            OutcomeKind::Released
+        );
+        assert_eq!(
+            decided(Ended::Stopped(StopReason::Cancelled)).unwrap().kind,
+            OutcomeKind::Cancelled
+        );
+        assert_eq!(decided(Ended::Stopped(StopReason::LeaseLost)), None);
     }
 }
