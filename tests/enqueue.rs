@@ -1,23 +1,16 @@
-//! Enqueueing: transactions, batches, unique keys, options, validation, cancel before start.
+//! Enqueueing: transactions, batches, unique keys, options, cancel before start. Concurrent
+//! unique enqueues, oversized payloads and invalid names are in the reliability suite.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{count, counts, db, job};
-use runledger::{
-    CancelOutcome, Error, JobError, JobRequest, JobState, Runledger, UniqueScope, job,
-};
+use runledger::{CancelOutcome, Error, JobError, JobRequest, JobState, UniqueScope, job};
 
 #[job(queue = "mail", priority = 3, max_attempts = 7, timeout = "5s")]
 async fn send_email(to: String, subject: String) -> Result<(), JobError> {
     let _ = (to, subject);
-    Ok(())
-}
-
-#[job(unique(by = [account_id]))]
-async fn sync_account(account_id: i64, full: bool) -> Result<(), JobError> {
-    let _ = (account_id, full);
     Ok(())
 }
 
@@ -148,56 +141,6 @@ async fn batch_enqueue_inserts_all_in_order() {
 }
 
 #[tokio::test]
-async fn unique_key_under_16_concurrent_enqueues_gives_one_row() {
-    let db = db().await;
-    let rl = db.client();
-    let mut tasks = Vec::new();
-    for i in 0..16 {
-        let rl = rl.clone();
-        tasks.push(tokio::spawn(async move {
-            SyncAccount {
-                account_id: 42,
-                full: i % 2 == 0,
-            }
-            .enqueue(&rl)
-            .await
-            .unwrap()
-        }));
-    }
-    let mut handles = Vec::new();
-    for t in tasks {
-        handles.push(t.await.unwrap());
-    }
-    assert_eq!(handles.iter().filter(|h| h.inserted()).count(), 1);
-    let id = handles[0].id();
-    assert!(
-        handles.iter().all(|h| h.id() == id),
-        "every duplicate points at the holder"
-    );
-    assert_eq!(count(&rl, JobState::Available).await, 1);
-
-    // Another key is another job; a finished holder frees the key.
-    let other = SyncAccount {
-        account_id: 7,
-        full: false,
-    }
-    .enqueue(&rl)
-    .await
-    .unwrap();
-    assert!(other.inserted());
-    assert_eq!(rl.cancel(id).await.unwrap(), CancelOutcome::Cancelled);
-    let again = SyncAccount {
-        account_id: 42,
-        full: true,
-    }
-    .enqueue(&rl)
-    .await
-    .unwrap();
-    assert!(again.inserted());
-    assert_ne!(again.id(), id);
-}
-
-#[tokio::test]
 async fn unique_keys_in_one_batch_and_explicit_keys() {
     let db = db().await;
     let rl = db.client();
@@ -276,58 +219,6 @@ async fn run_in_and_run_at_schedule_by_the_database_clock() {
         .await
         .unwrap();
     assert_eq!(job(&rl, past.id()).await.state, JobState::Available);
-}
-
-#[tokio::test]
-async fn oversized_payload_is_rejected_and_nothing_written() {
-    let db = db().await;
-    let rl = Runledger::builder(db.pool().clone())
-        .max_payload_bytes(1024)
-        .build();
-    let err = blob_job(&"x".repeat(2000)).enqueue(&rl).await.unwrap_err();
-    match &err {
-        Error::PayloadTooLarge { size, limit, .. } => {
-            assert!(*size > 2000);
-            assert_eq!(*limit, 1024);
-        }
-        other => panic!("expected PayloadTooLarge, got {other:?}"),
-    }
-    assert!(err.to_string().contains("max_payload_bytes"), "{err}");
-    let err = rl
-        .enqueue_many([blob_job("small"), blob_job(&"y".repeat(5000))])
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::PayloadTooLarge { .. }));
-    assert!(
-        counts(&rl).await.is_empty(),
-        "a rejected batch writes nothing"
-    );
-}
-
-#[tokio::test]
-async fn invalid_names_and_options_are_rejected_before_sql() {
-    let db = db().await;
-    let rl = db.client();
-    let err = email("q@example.com")
-        .enqueue(&rl)
-        .with_queue("mail'; DROP TABLE runledger.jobs; --")
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
-    assert!(err.to_string().contains("use only letters"), "{err}");
-    let err = email("q@example.com")
-        .enqueue(&rl)
-        .with_max_attempts(0)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("at least 1"), "{err}");
-    let err = email("q@example.com")
-        .enqueue(&rl)
-        .with_timeout(Some(Duration::ZERO))
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("timeout"), "{err}");
-    assert!(counts(&rl).await.is_empty());
 }
 
 #[tokio::test]

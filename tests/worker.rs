@@ -1,5 +1,6 @@
-//! The worker: outcomes (retry, fatal, snooze, cancel, timeout, panic), ordering, routing,
-//! injected state, bad payloads, shutdown, start-up.
+//! The worker: outcomes (retry, fatal, snooze, cancel), ordering, routing, injected state,
+//! shutdown, back-pressure on claims, the claim's index order. Faults (timeouts, panics, bad
+//! payloads, concurrent start-up) are in the reliability suite.
 
 mod common;
 
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{StartOk, count, db, hit, hits, job, token, wait_until};
+use common::{StartOk, count, db, flush_stats, hit, hits, job, token, wait_until};
 use runledger::testing::TestDatabase;
 use runledger::{
     Error, JobContext, JobError, JobState, Runledger, State, StopReason, Worker, WorkerBuilder, job,
@@ -50,19 +51,6 @@ async fn snoozer(ctx: &JobContext, key: String) -> Result<String, JobError> {
 async fn self_cancel(key: String) -> Result<(), JobError> {
     hit(&key);
     Err(JobError::cancel("order was withdrawn"))
-}
-
-#[job(timeout = "200ms", max_attempts = 2, backoff(constant = "10ms"))]
-async fn hangs(key: String) -> Result<(), JobError> {
-    hit(&key);
-    tokio::time::sleep(Duration::from_secs(60)).await;
-    Ok(())
-}
-
-#[job(max_attempts = 2, backoff(constant = "10ms"))]
-async fn panics(key: String) -> Result<(), JobError> {
-    hit(&key);
-    panic!("invariant broken for {key}");
 }
 
 /// Runs until asked to stop.
@@ -278,74 +266,6 @@ async fn cancel_stops_a_running_job() {
 }
 
 #[tokio::test]
-async fn timeout_frees_the_slot_and_counts_as_a_failed_attempt() {
-    let db = db().await;
-    let rl = db.client();
-    let key = token("hang");
-    let started = std::time::Instant::now();
-    let handle = Hangs { key: key.clone() }.enqueue(&rl).await.unwrap();
-    let quick = Sleeps {
-        key: token("after-hang"),
-        millis: 1,
-    }
-    .enqueue(&rl)
-    .await
-    .unwrap();
-    let w = worker(&db).concurrency(1).start_ok().await;
-    let err = handle
-        .wait_timeout(Duration::from_secs(10))
-        .await
-        .unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "timeouts took {:?}",
-        started.elapsed()
-    );
-    assert_eq!(
-        quick.wait_timeout(Duration::from_secs(10)).await.unwrap(),
-        1,
-        "the slot was freed"
-    );
-    w.shutdown().await.unwrap();
-    assert!(err.to_string().contains("timed out after 200ms"), "{err}");
-    assert_eq!(hits(&key), 2);
-    let row = job(&rl, handle.id()).await;
-    assert_eq!((row.state, row.attempt), (JobState::Failed, 2));
-}
-
-#[tokio::test]
-async fn panic_is_a_failed_attempt_and_the_worker_lives_on() {
-    let db = db().await;
-    let rl = db.client();
-    let key = token("panic");
-    let handle = Panics { key: key.clone() }.enqueue(&rl).await.unwrap();
-    let after = Sleeps {
-        key: token("after-panic"),
-        millis: 1,
-    }
-    .enqueue(&rl)
-    .await
-    .unwrap();
-    let w = worker(&db).start_ok().await;
-    let err = handle
-        .wait_timeout(Duration::from_secs(10))
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("handler panicked: invariant broken for"),
-        "{err}"
-    );
-    assert_eq!(
-        after.wait_timeout(Duration::from_secs(10)).await.unwrap(),
-        1
-    );
-    w.shutdown().await.unwrap();
-    assert_eq!(hits(&key), 2);
-    assert_eq!(job(&rl, handle.id()).await.attempt, 2);
-}
-
-#[tokio::test]
 async fn higher_priority_runs_first_and_queues_are_separate() {
     let db = db().await;
     let rl = db.client();
@@ -513,80 +433,6 @@ async fn unknown_kinds_are_left_for_other_workers() {
 }
 
 #[tokio::test]
-async fn payload_that_no_longer_deserializes_fails_clearly_and_work_goes_on() {
-    let db = db().await;
-    let rl = db.client();
-    // Written by an older version of the job whose fields were different.
-    let bad: i64 = sqlx::query_scalar(
-        "INSERT INTO runledger.jobs (kind, args, max_attempts) \
-         VALUES ('typed_payload', '{\"count\": \"not a number\"}', 5) RETURNING id",
-    )
-    .fetch_one(db.pool())
-    .await
-    .unwrap();
-    // A kind nobody registered.
-    let unknown: i64 = sqlx::query_scalar(
-        "INSERT INTO runledger.jobs (kind, args) VALUES ('retired_kind', '{}') RETURNING id",
-    )
-    .fetch_one(db.pool())
-    .await
-    .unwrap();
-    let good = TypedPayload {
-        count: 7,
-        label: "ok".into(),
-    }
-    .enqueue(&rl)
-    .await
-    .unwrap();
-    let w = worker(&db).start_ok().await;
-    assert_eq!(good.wait_timeout(Duration::from_secs(10)).await.unwrap(), 7);
-    let bad_handle = rl.handle::<TypedPayload>(runledger::JobId(bad));
-    let err = bad_handle
-        .wait_timeout(Duration::from_secs(10))
-        .await
-        .unwrap_err();
-    w.shutdown().await.unwrap();
-    let msg = err.to_string();
-    assert!(msg.contains("payload does not deserialize"), "{msg}");
-    assert!(msg.contains("invalid type"), "{msg}");
-    let row = job(&rl, runledger::JobId(bad)).await;
-    assert_eq!(
-        (row.state, row.attempt),
-        (JobState::Failed, 1),
-        "not retried"
-    );
-    let row = job(&rl, runledger::JobId(unknown)).await;
-    assert_eq!(
-        (row.state, row.attempt),
-        (JobState::Available, 0),
-        "left for a worker that knows it"
-    );
-}
-
-#[tokio::test]
-async fn output_too_large_fails_the_job() {
-    let db = db().await;
-    let rl = db.client();
-    let handle = Sleeps {
-        key: token("big"),
-        millis: 10,
-    }
-    .enqueue(&rl)
-    .await
-    .unwrap();
-    let w = worker(&db).max_payload_bytes(1).start_ok().await;
-    let err = handle
-        .wait_timeout(Duration::from_secs(10))
-        .await
-        .unwrap_err();
-    w.shutdown().await.unwrap();
-    assert!(
-        err.to_string().contains("over the limit of 1 bytes"),
-        "{err}"
-    );
-}
-
-#[tokio::test]
 async fn graceful_shutdown_finishes_jobs_within_the_grace_period() {
     let db = db().await;
     let rl = db.client();
@@ -660,46 +506,6 @@ async fn graceful_shutdown_hands_back_jobs_still_running_after_the_grace_period(
     })
     .await;
     w.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn workers_starting_together_on_an_empty_database_migrate_once() {
-    let db = db().await;
-    sqlx::query("DROP SCHEMA runledger CASCADE")
-        .execute(db.pool())
-        .await
-        .unwrap();
-    let mut starts = Vec::new();
-    for _ in 0..4 {
-        let builder = worker(&db);
-        starts.push(tokio::spawn(async move {
-            builder.build().unwrap().start().await
-        }));
-    }
-    let mut workers = Vec::new();
-    for s in starts {
-        workers.push(s.await.unwrap().expect("every worker starts"));
-    }
-    let versions: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT version, count(*) FROM runledger.schema_migrations GROUP BY version",
-    )
-    .fetch_all(db.pool())
-    .await
-    .unwrap();
-    assert!(!versions.is_empty());
-    assert!(versions.iter().all(|(_, n)| *n == 1), "{versions:?}");
-    let rl = db.client();
-    let handle = Sleeps {
-        key: token("after-migrate"),
-        millis: 1,
-    }
-    .enqueue(&rl)
-    .await
-    .unwrap();
-    handle.wait_timeout(Duration::from_secs(10)).await.unwrap();
-    for w in workers {
-        w.shutdown().await.unwrap();
-    }
 }
 
 #[tokio::test]
@@ -824,4 +630,135 @@ async fn a_retry_left_by_a_stopped_worker_is_run_by_another_without_delay() {
         "B ran the retry soon after it was due"
     );
     b.shutdown().await.unwrap();
+}
+
+/// A no-op job for the back-pressure test.
+#[job(queue = "pressure")]
+async fn quick_step(key: String) -> Result<(), JobError> {
+    hit(&key);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_worker_claims_no_more_than_it_can_record() {
+    let db = db().await;
+    let rl = db.client();
+    // Recording a completion costs 20 ms a row here: far slower than the handlers finish.
+    sqlx::raw_sql(
+        "CREATE FUNCTION public.slow_completion() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN PERFORM pg_sleep(0.02); RETURN NEW; END $$; \
+         CREATE TRIGGER slow_completion BEFORE UPDATE ON runledger.jobs FOR EACH ROW \
+         WHEN (NEW.state = 'completed') EXECUTE FUNCTION public.slow_completion();",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let key = token("pressure");
+    let jobs = 400;
+    rl.enqueue_many((0..jobs).map(|_| QuickStep { key: key.clone() }))
+        .await
+        .unwrap();
+    let worker = worker(&db)
+        .queues(["pressure"])
+        .concurrency(4)
+        .start_ok()
+        .await;
+    let mut most_running = 0;
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(3) {
+        most_running = most_running.max(count(&rl, JobState::Running).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Concurrency 4: four handlers, the completer's queue (32 outcomes) and the batch being
+    // written (at most what that queue held, plus the handlers waiting to join it).
+    assert!(
+        (4..=72).contains(&most_running),
+        "at most 72 claimed jobs without a recorded outcome, saw {most_running}"
+    );
+    assert!(
+        count(&rl, JobState::Available).await > 0,
+        "the backlog waits in the queue, where any worker can take it"
+    );
+    sqlx::raw_sql("DROP TRIGGER slow_completion ON runledger.jobs")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(30), "every job completed", || async {
+        count(&rl, JobState::Completed).await == jobs as i64
+    })
+    .await;
+    let metrics = worker.shutdown().await.unwrap().metrics;
+    assert_eq!(metrics.completed, jobs as u64);
+    assert_eq!(hits(&key), jobs as u32, "each job ran once");
+}
+
+/// `idx_tup_read` of the fetch index, as this connection's statistics see it after a flush.
+async fn fetch_index_entries_read(conn: &mut sqlx::PgConnection) -> i64 {
+    flush_stats(conn).await;
+    sqlx::query_scalar(
+        "SELECT idx_tup_read FROM pg_stat_user_indexes \
+         WHERE schemaname = 'runledger' AND indexrelname = 'jobs_fetch_idx'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_claim_reads_the_queue_in_index_order_whatever_the_statistics_say() {
+    let db = db().await;
+    let rl = db.client();
+    // A table of finished jobs, vacuumed (which counts its rows but gathers no statistics of
+    // their states), then a burst of 60,000 jobs.
+    for statement in [
+        "INSERT INTO runledger.jobs (kind, queue, state, finished_at) \
+         SELECT 'quick_step', 'pressure', 'completed', now() FROM generate_series(1, 10000)",
+        "VACUUM runledger.jobs",
+    ] {
+        sqlx::raw_sql(statement).execute(db.pool()).await.unwrap();
+    }
+    let key = token("burst");
+    for _ in 0..12 {
+        rl.enqueue_many((0..5_000).map(|_| QuickStep { key: key.clone() }))
+            .await
+            .unwrap();
+    }
+    let mut conn = db.pool().acquire().await.unwrap();
+    // Planned on those statistics, the bare query reads every available job and sorts them.
+    let before = fetch_index_entries_read(&mut conn).await;
+    sqlx::query(
+        "SELECT id FROM runledger.jobs \
+         WHERE state = 'available' AND queue = 'pressure' AND kind = ANY('{quick_step}') \
+         ORDER BY priority DESC, run_at, id LIMIT 10",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let bare = fetch_index_entries_read(&mut conn).await - before;
+    assert!(
+        bare >= 60_000,
+        "the statistics mislead the planner here: the bare query read {bare} entries"
+    );
+    // The claim reads the index in order and stops after the jobs it takes.
+    let before = fetch_index_entries_read(&mut conn).await;
+    let claimed: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM runledger.claim_jobs('pressure', '{quick_step}', 10, 'probe', 30)",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    let read = fetch_index_entries_read(&mut conn).await - before;
+    assert_eq!(claimed.len(), 10);
+    assert!(
+        read <= 20,
+        "the claim read {read} index entries for 10 jobs of 60,000 waiting"
+    );
+    let mut sorted = claimed.clone();
+    sorted.sort_unstable();
+    assert_eq!(claimed.len(), sorted.len());
+    assert_eq!(
+        sorted[9] - sorted[0],
+        9,
+        "the oldest jobs, in order: {claimed:?}"
+    );
 }

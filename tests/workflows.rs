@@ -1,6 +1,6 @@
-//! Workflows against a real PostgreSQL: data flow along edges, fan-in under concurrent
-//! completion, failure propagation, retries, cancellation, gates, idempotent starts and a worker
-//! killed mid-run.
+//! Workflows against a real PostgreSQL: data flow along edges, failure propagation, retries,
+//! cancellation, gates, idempotent starts, many runs on three workers and a worker killed
+//! mid-run. Fan-in under concurrent completion is in the reliability suite.
 
 #![allow(missing_docs)]
 
@@ -818,91 +818,7 @@ macro_rules! fan_in_workflow {
     };
 }
 
-fan_in_workflow!(fan_in_2: p0 p1);
 fan_in_workflow!(fan_in_8: p0 p1 p2 p3 p4 p5 p6 p7);
-fan_in_workflow!(fan_in_32: p0 p1 p2 p3 p4 p5 p6 p7 p8 p9 p10 p11 p12 p13 p14 p15 p16 p17 p18
-    p19 p20 p21 p22 p23 p24 p25 p26 p27 p28 p29 p30 p31);
-
-/// Completes every parent of one run at the same instant, each in its own transaction on its
-/// own connection, and checks that the child was released exactly once.
-async fn fan_in_once<W: Workflow>(
-    db: &TestDatabase,
-    pool: &sqlx::PgPool,
-    input: W,
-    parents: usize,
-) {
-    let rl = db.client();
-    let run = rl.start(input).await.unwrap();
-    let tokens = runledger::__bench::claim(pool, "default", &["fan_parent"], 100)
-        .await
-        .unwrap();
-    assert_eq!(tokens.len(), parents);
-    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(parents));
-    let mut tasks = Vec::new();
-    for token in tokens {
-        let pool = pool.clone();
-        let barrier = barrier.clone();
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            runledger::__bench::complete(&pool, &[token]).await.unwrap()
-        }));
-    }
-    for task in tasks {
-        assert_eq!(task.await.unwrap(), 1);
-    }
-    let (child_jobs, pending, state): (i64, i32, String) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM runledger.jobs WHERE run_id = $1 AND step = 'record'), \
-                s.pending_deps, s.state \
-         FROM runledger.workflow_steps s WHERE s.run_id = $1 AND s.key = 'record'",
-    )
-    .bind(run.id().0)
-    .fetch_one(pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        (child_jobs, pending, state.as_str()),
-        (1, 0, "ready"),
-        "run {} with {parents} parents",
-        run.id()
-    );
-}
-
-#[tokio::test]
-async fn fan_in_releases_the_child_exactly_once_under_concurrent_completion() {
-    let db = db().await;
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(40)
-        .connect(db.url())
-        .await
-        .unwrap();
-    let key = token("fan-in");
-    for _ in 0..40 {
-        fan_in_once(&db, &pool, FanIn2 { key: key.clone() }, 2).await;
-    }
-    for _ in 0..20 {
-        fan_in_once(&db, &pool, FanIn8 { key: key.clone() }, 8).await;
-    }
-    for _ in 0..10 {
-        fan_in_once(&db, &pool, FanIn32 { key: key.clone() }, 32).await;
-    }
-    // Every child runs once, and every run completes.
-    let rl = db.client();
-    let w = start(worker(&db)).await;
-    wait_until(WAIT, "all 70 runs completed", || async {
-        let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM runledger.workflow_runs WHERE state <> 'completed'",
-        )
-        .fetch_one(db.pool())
-        .await
-        .unwrap();
-        open == 0
-    })
-    .await;
-    assert_eq!(hits(&format!("{key}:child")), 70);
-    w.shutdown().await.unwrap();
-    let _ = rl;
-    println!("fan-in: runs=70 parents=2x40,8x20,32x10 children_released=70 duplicates=0");
-}
 
 #[tokio::test]
 async fn finished_runs_are_pruned_after_their_retention_and_running_ones_never() {

@@ -12,11 +12,17 @@ use crate::job::StopReason;
 use crate::store::{CONTROL_CHANNEL, JOBS_CHANNEL};
 
 pub(crate) async fn run(shared: Arc<Shared>) {
-    let mut delay = Duration::from_millis(100);
+    const FIRST_DELAY: Duration = Duration::from_millis(100);
+    let mut delay = FIRST_DELAY;
     loop {
-        match listen(&shared).await {
+        let mut listening = false;
+        match listen(&shared, &mut listening).await {
             Ok(()) => return,
             Err(error) => {
+                // A failure after a working spell starts the backoff over.
+                if listening {
+                    delay = FIRST_DELAY;
+                }
                 tracing::warn!(
                     worker = %shared.config.id,
                     %error,
@@ -34,10 +40,12 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 }
 
 /// Listens until shutdown (`Ok`) or an error the listener cannot recover from by itself.
-async fn listen(shared: &Shared) -> Result<(), sqlx::Error> {
+/// Sets `listening` once `LISTEN` took effect.
+async fn listen(shared: &Shared, listening: &mut bool) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(&shared.pool).await?;
     listener.ignore_pool_close_event(true);
     listener.listen_all([JOBS_CHANNEL, CONTROL_CHANNEL]).await?;
+    *listening = true;
     // Anything announced before LISTEN took effect would be missed: look now.
     shared.wake_all();
     loop {
