@@ -1,7 +1,6 @@
 //! The error type of every runledger operation.
 
-use crate::job::JobId;
-use crate::workflow::RunId;
+use crate::ids::{JobId, RunId};
 
 /// What went wrong in a runledger call.
 ///
@@ -181,7 +180,7 @@ pub enum Error {
         schedule: String,
         /// What is wrong.
         #[source]
-        error: crate::schedule::ScheduleError,
+        error: ScheduleError,
     },
 
     /// A schedule of this name exists already; nothing was written.
@@ -216,4 +215,24 @@ impl Error {
             source,
         }
     }
+}
+
+/// Why a cron expression or time zone was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    /// The cron expression does not parse, or matches no date.
+    #[error("invalid cron expression `{expression}`: {reason}")]
+    InvalidCron {
+        /// The expression as given.
+        expression: String,
+        /// What is wrong with it, and what to write instead.
+        reason: String,
+    },
+    /// The time zone is not an IANA name known to this build.
+    #[error("unknown time zone `{timezone}`; use an IANA name such as `UTC` or `Europe/London`")]
+    InvalidTimezone {
+        /// The name as given.
+        timezone: String,
+    },
 }

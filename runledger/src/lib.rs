@@ -110,8 +110,10 @@
 mod client;
 mod embedded;
 mod error;
+mod ids;
 mod job;
 mod maintenance;
+mod random;
 mod registry;
 mod runtime;
 mod schedule;
@@ -148,7 +150,8 @@ pub use workflow::{
 };
 
 // Cron schedules, leader election and retention.
-pub use maintenance::{LeaderInfo, Retention, UnclaimedKind};
+pub use maintenance::{LeaderInfo, UnclaimedKind};
+pub use runtime::Retention;
 pub use schedule::{CronOptions, CronSchedule, MissedSlots, Schedule, ScheduleError, ScheduleInfo};
 
 /// Turns an `async fn` into a background job; see the crate docs and the options below.

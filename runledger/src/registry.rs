@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::client::JobRequest;
+use crate::client::request::JobRequest;
 use crate::error::Error;
 use crate::job::{Job, JobContext, JobError, JobOptions, StateRequirement};
 

@@ -126,7 +126,7 @@ impl TestDatabase {
             "runledger_test_{}_{}_{:04x}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed),
-            crate::runtime::random_u64() & 0xffff
+            crate::random::random_u64() & 0xffff
         );
         store::admin::create_database(&mut admin, &name, Some(&template)).await?;
         let url = with_database(&admin_url, &name);

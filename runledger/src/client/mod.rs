@@ -4,101 +4,29 @@
 use std::future::{Future, IntoFuture};
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 
-#[macro_use]
-mod request;
 mod notify;
-mod record;
+pub(crate) mod record;
+#[macro_use]
+pub(crate) mod request;
+pub(crate) mod runledger;
+pub(crate) mod state;
 
-pub use record::{CancelOutcome, JobRecord, JobState};
+pub use record::{CancelOutcome, JobRecord};
 pub use request::JobRequest;
+pub use runledger::{DEFAULT_MAX_PAYLOAD_BYTES, Runledger, RunledgerBuilder};
+pub use state::JobState;
 
 use crate::error::Error;
 use crate::job::{Job, JobId};
 use crate::store;
 use crate::store::jobs::NewJob;
 
-/// Default limit on the JSON size of one payload or output: 1 MiB.
-pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1 << 20;
-
-/// A handle on runledger's tables in one database: enqueue, cancel, inspect.
-///
-/// Cheap to clone; clones share the pool.
-///
-/// ```no_run
-/// # async fn demo(pool: sqlx::PgPool) -> Result<(), runledger::Error> {
-/// let rl = runledger::Runledger::new(pool);
-/// runledger::migrate(rl.pool()).await?;
-/// # Ok(()) }
-/// ```
-#[derive(Clone, Debug)]
-pub struct Runledger {
-    inner: Arc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    pool: PgPool,
-    max_payload_bytes: usize,
-    notifier: Arc<notify::Notifier>,
-}
-
-/// Configures a [`Runledger`] client.
-#[derive(Debug)]
-#[must_use = "call `.build()` to get the client"]
-pub struct RunledgerBuilder {
-    pool: PgPool,
-    max_payload_bytes: usize,
-}
-
-impl RunledgerBuilder {
-    /// Largest payload or output accepted, as JSON bytes. Default 1 MiB.
-    pub fn max_payload_bytes(mut self, bytes: usize) -> Self {
-        self.max_payload_bytes = bytes;
-        self
-    }
-    /// The client.
-    pub fn build(self) -> Runledger {
-        Runledger {
-            inner: Arc::new(Inner {
-                pool: self.pool,
-                max_payload_bytes: self.max_payload_bytes,
-                notifier: Arc::default(),
-            }),
-        }
-    }
-}
-
 impl Runledger {
-    /// A client with default settings on `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        Self::builder(pool).build()
-    }
-
-    /// A client builder on `pool`.
-    pub fn builder(pool: PgPool) -> RunledgerBuilder {
-        RunledgerBuilder {
-            pool,
-            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
-        }
-    }
-
-    /// The pool this client uses.
-    pub fn pool(&self) -> &PgPool {
-        &self.inner.pool
-    }
-
-    /// The payload and output size limit in bytes.
-    pub fn max_payload_bytes(&self) -> usize {
-        self.inner.max_payload_bytes
-    }
-
     /// Enqueues `job` with its kind's defaults. Same as `job.enqueue(&rl)`.
     pub fn enqueue<J: Job>(&self, job: J) -> Enqueue<'_, J> {
         Enqueue::new(self, job)
@@ -155,7 +83,7 @@ impl Runledger {
         let send_now = if in_caller_tx {
             payloads
         } else {
-            self.inner.notifier.take(self.pool(), payloads)
+            self.notifier().take(self.pool(), payloads)
         };
         let inserted = store::jobs::insert(conn, rows, &send_now).await?;
         Ok(inserted

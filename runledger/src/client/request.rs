@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::JobState;
+use super::state::JobState;
 use crate::error::Error;
 use crate::job::{Job, UniqueScope};
 use crate::store::jobs::NewJob;
@@ -84,7 +84,7 @@ macro_rules! override_methods {
             self
         }
         /// Runs the job no earlier than `at` (database clock).
-        pub fn run_at(mut self, at: DateTime<Utc>) -> Self {
+        pub fn run_at(mut self, at: ::chrono::DateTime<::chrono::Utc>) -> Self {
             self$(.$field)?.opts.run_at = Some(at);
             self
         }

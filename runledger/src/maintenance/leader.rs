@@ -6,47 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-
-use super::Service;
-use crate::client::Runledger;
+use super::service::Service;
 use crate::error::Error;
-use crate::runtime::Shared;
+use crate::runtime::shared::Shared;
 use crate::store;
 
 /// The role the maintenance leader holds.
 pub(crate) const ROLE: &str = "maintenance";
-
-/// Who holds the maintenance leader's lease, as returned by
-/// [`Runledger::maintenance_leader`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LeaderInfo {
-    /// The leader's worker id (see [`WorkerBuilder::id`](crate::WorkerBuilder::id)).
-    pub worker: String,
-    /// When it took the role (database clock).
-    pub elected_at: DateTime<Utc>,
-    /// When its lease runs out unless renewed (database clock).
-    pub expires_at: DateTime<Utc>,
-}
-
-impl Runledger {
-    /// The worker that holds the maintenance leader's lease (and so runs the scheduler, the
-    /// pruner and the vacuumer), or `None` if no lease is current.
-    pub async fn maintenance_leader(&self) -> Result<Option<LeaderInfo>, Error> {
-        Ok(store::leader::holder(self.pool(), ROLE)
-            .await?
-            .map(|h| LeaderInfo {
-                worker: h
-                    .holder
-                    .rsplit_once('/')
-                    .map_or(h.holder.as_str(), |(worker, _token)| worker)
-                    .to_owned(),
-                elected_at: h.elected_at,
-                expires_at: h.expires_at,
-            }))
-    }
-}
 
 #[derive(Default)]
 pub(crate) struct Elector {

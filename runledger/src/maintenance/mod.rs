@@ -15,86 +15,29 @@
 //! - [`vacuumer`]: vacuums the hot tables when dead rows pile up between autovacuum's visits;
 //! - [`unclaimed`]: reports available jobs that no running worker serves.
 
-mod config;
+mod client;
 pub(crate) mod leader;
 pub(crate) mod pruner;
 pub(crate) mod registrar;
 pub(crate) mod rescuer;
 pub(crate) mod scheduler;
+mod service;
 pub(crate) mod stager;
 pub(crate) mod unclaimed;
 pub(crate) mod vacuumer;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-pub(crate) use config::MaintenanceConfig;
-pub use config::Retention;
-pub use leader::LeaderInfo;
-pub use unclaimed::UnclaimedKind;
+pub use client::{LeaderInfo, UnclaimedKind};
 
+use self::service::Service;
 use crate::error::Error;
 use crate::registry::JobRegistration;
-use crate::runtime::{Shared, WorkerConfig};
-
-/// Rows one pass touches at most, so that no pass holds many row locks for long.
-pub(crate) const PASS_LIMIT: i64 = 1000;
-
-/// One maintenance service.
-pub(crate) trait Service: Send + 'static {
-    /// The task's name, in logs.
-    const NAME: &'static str;
-    /// Whether only the elected leader runs this service.
-    const LEADER_ONLY: bool;
-
-    /// Does one bounded pass and returns how long to sleep before the next one (zero: go on at
-    /// once, there is more to do).
-    fn pass(&mut self, shared: &Shared) -> impl Future<Output = Result<Duration, Error>> + Send;
-
-    /// A notification that ends the sleep early.
-    fn wake(_shared: &Shared) -> Option<&Notify> {
-        None
-    }
-
-    /// Runs once when the worker shuts down, after the last pass.
-    fn stop(&mut self, _shared: &Shared) -> impl Future<Output = ()> + Send {
-        async {}
-    }
-}
-
-/// Per-worker maintenance state shared by the services.
-#[derive(Debug)]
-pub(crate) struct Maintenance {
-    /// Whether this worker holds the maintenance leader's lease.
-    pub(crate) leader: watch::Sender<bool>,
-    /// The name this worker holds the lease under: its id and a token unique to this worker
-    /// instance (`<id>/<token>`), so that two workers configured with one id never share it.
-    pub(crate) holder: String,
-}
-
-impl Maintenance {
-    pub(crate) fn new(worker_id: &str) -> Self {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static INSTANCE: AtomicU64 = AtomicU64::new(0);
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let token = format!(
-            "{:x}.{:x}.{:x}",
-            std::process::id(),
-            started,
-            INSTANCE.fetch_add(1, Ordering::Relaxed)
-        );
-        Maintenance {
-            leader: watch::Sender::new(false),
-            holder: format!("{worker_id}/{token}"),
-        }
-    }
-}
+use crate::runtime::config::WorkerConfig;
+use crate::runtime::shared::Shared;
 
 /// The loop every service runs until shutdown.
 async fn run<S: Service>(shared: Arc<Shared>, mut service: S) {
@@ -161,14 +104,6 @@ pub(crate) async fn pause(
 /// Backoff after a failed pass.
 pub(crate) fn error_delay(previous: Duration) -> Duration {
     (previous * 2).clamp(Duration::from_millis(200), Duration::from_secs(10))
-}
-
-/// The delay until something due in `due_in_ms` milliseconds (rounded up), at most `max`.
-pub(crate) fn until_due(due_in_ms: Option<f64>, max: Duration) -> Duration {
-    match due_in_ms {
-        Some(ms) => Duration::from_secs_f64(ms.max(0.0) / 1000.0 + 0.001).min(max),
-        None => max,
-    }
 }
 
 /// Checks the maintenance settings and the schedules declared by the worker's jobs (called by

@@ -4,13 +4,16 @@
 
 use std::time::Duration;
 
-use super::Service;
+use super::service::Service;
 use crate::error::Error;
-use crate::runtime::Shared;
+use crate::runtime::shared::Shared;
 use crate::store;
 
 /// How often a worker refreshes its record.
 pub(crate) const REFRESH: Duration = Duration::from_secs(30);
+
+/// A worker not seen for this long is taken for gone.
+pub(crate) const LIVE: Duration = Duration::from_secs(3 * REFRESH.as_secs());
 
 pub(crate) struct Registrar;
 

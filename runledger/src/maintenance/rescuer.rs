@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use super::{PASS_LIMIT, Service};
+use super::service::{PASS_LIMIT, Service};
 use crate::error::Error;
-use crate::runtime::{MetricKind, Shared};
+use crate::runtime::shared::{MetricKind, Shared};
 use crate::store;
 
 pub(crate) struct Rescuer;

@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::sync::Notify;
 
-use super::{Service, until_due};
+use super::service::{Service, until_due};
 use crate::error::Error;
-use crate::runtime::Shared;
+use crate::runtime::shared::Shared;
 use crate::schedule::{CronSchedule, MissedSlots, ON_TIME, Schedule};
 use crate::store;
 

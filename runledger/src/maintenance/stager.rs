@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::{PASS_LIMIT, Service, until_due};
+use super::service::{PASS_LIMIT, Service, until_due};
 use crate::error::Error;
-use crate::runtime::{MetricKind, Shared};
+use crate::runtime::shared::{MetricKind, Shared};
 use crate::store;
 
 pub(crate) struct Stager;

@@ -8,66 +8,14 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-
-use super::Service;
-use super::registrar::REFRESH;
-use crate::client::Runledger;
+use super::registrar::LIVE;
+use super::service::Service;
 use crate::error::Error;
-use crate::runtime::Shared;
+use crate::runtime::shared::Shared;
 use crate::store;
-
-/// A worker not seen for this long is taken for gone.
-const LIVE: Duration = Duration::from_secs(3 * REFRESH.as_secs());
 
 /// How often the same queue and kind is reported in the log.
 const REPEAT: Duration = Duration::from_secs(3600);
-
-/// Available jobs of one queue and kind that no running worker serves, as reported by
-/// [`Runledger::unclaimed_kinds`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct UnclaimedKind {
-    /// The queue the jobs are on.
-    pub queue: String,
-    /// Their kind.
-    pub kind: String,
-    /// How many are available.
-    pub jobs: i64,
-    /// When the oldest became due (database clock).
-    pub waiting_since: DateTime<Utc>,
-}
-
-impl Runledger {
-    /// Queues and kinds whose available jobs have waited longer than `waiting_longer_than`
-    /// while no running worker serves them: no worker has the kind's `#[job]` linked in, or
-    /// none works the queue. Such jobs are never claimed until a worker that serves them
-    /// starts; the maintenance leader also logs them (see
-    /// [`WorkerBuilder::unclaimed_after`](crate::WorkerBuilder::unclaimed_after)).
-    ///
-    /// Workers record what they serve in `runledger.workers` every 30 s; a worker not seen for
-    /// 90 s is taken for gone.
-    pub async fn unclaimed_kinds(
-        &self,
-        waiting_longer_than: Duration,
-    ) -> Result<Vec<UnclaimedKind>, Error> {
-        let rows = store::workers::unclaimed(
-            self.pool(),
-            waiting_longer_than.as_secs_f64(),
-            LIVE.as_secs_f64(),
-        )
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| UnclaimedKind {
-                queue: r.queue,
-                kind: r.kind,
-                jobs: r.jobs,
-                waiting_since: r.waiting_since,
-            })
-            .collect())
-    }
-}
 
 #[derive(Default)]
 pub(crate) struct Watch {

@@ -18,9 +18,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::Service;
+use super::service::Service;
 use crate::error::Error;
-use crate::runtime::Shared;
+use crate::runtime::shared::Shared;
 use crate::store;
 use crate::store::vacuum::HotTable;
 

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
-
-use super::{MetricKind, Shared};
+use super::shared::{CompletionReceiver, MetricKind, Shared};
 use crate::store;
 use crate::store::jobs::{Outcome, OutcomeKind};
 
@@ -16,46 +14,6 @@ const MAX_BATCH: usize = 1000;
 
 /// How long shutdown's last writes wait for executors still handing in outcomes.
 const STRAGGLERS: Duration = Duration::from_secs(5);
-
-/// The executors' side of the completer's queue.
-#[derive(Debug, Clone)]
-pub(crate) struct CompletionSender {
-    tx: mpsc::Sender<Outcome>,
-    closing: watch::Sender<bool>,
-}
-
-impl CompletionSender {
-    /// Queues an outcome; waits while the queue is full (back-pressure on the executors).
-    pub(crate) async fn send(&self, outcome: Outcome) {
-        // The receiver lives until every outcome sent before `close` is written.
-        let _ = self.tx.send(outcome).await;
-    }
-
-    /// Tells the completer that no more outcomes will come once the queue is empty.
-    pub(crate) fn close(&self) {
-        self.closing.send_replace(true);
-    }
-}
-
-pub(crate) struct CompletionReceiver {
-    rx: mpsc::Receiver<Outcome>,
-    closing: watch::Receiver<bool>,
-}
-
-pub(crate) fn channel(concurrency: usize) -> (CompletionSender, CompletionReceiver) {
-    let (tx, rx) = mpsc::channel(concurrency.max(16) * 2);
-    let (closing_tx, closing_rx) = watch::channel(false);
-    (
-        CompletionSender {
-            tx,
-            closing: closing_tx,
-        },
-        CompletionReceiver {
-            rx,
-            closing: closing_rx,
-        },
-    )
-}
 
 pub(crate) async fn run(shared: Arc<Shared>, mut input: CompletionReceiver) {
     let mut batch: Vec<Outcome> = Vec::with_capacity(64);
@@ -144,8 +102,8 @@ async fn write(shared: &Shared, batch: &mut Vec<Outcome>) {
     batch.sort_unstable_by_key(|o| o.id);
     let mut shutdown_started: Option<tokio::time::Instant> = None;
     // Parts still to write, the next on top; `true` marks a stand-in for a refused outcome.
+    let mut handled: Vec<(i64, i32)> = Vec::with_capacity(batch.len());
     let mut parts: Vec<(Vec<Outcome>, bool)> = vec![(std::mem::take(batch), false)];
-    let mut handled: Vec<(i64, i32)> = Vec::new();
     while let Some((mut part, stand_in)) = parts.pop() {
         match write_part(shared, &part, &mut shutdown_started).await {
             Ok(()) => {}

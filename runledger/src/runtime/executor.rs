@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{MetricKind, RunningEntry, Shared, random_unit};
+use super::shared::{MetricKind, RunningEntry, Shared};
 use crate::job::{JobContext, JobErrorKind, JobId, JobOptions, StopReason};
+use crate::random::random_unit;
 use crate::store::jobs::{Claimed, Outcome, OutcomeKind};
 
 /// Starts the task for one claimed job. The caller has taken one slot for it; the task gives it

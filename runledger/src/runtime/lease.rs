@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::time::Instant;
 
-use super::Shared;
+use super::shared::Shared;
 use crate::job::StopReason;
 use crate::store;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 
-use super::Shared;
+use super::shared::Shared;
 use crate::job::StopReason;
 use crate::store::{CONTROL_CHANNEL, JOBS_CHANNEL};
 

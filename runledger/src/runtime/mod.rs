@@ -4,14 +4,16 @@
 //! keep the tables moving.
 
 mod completer;
+pub(crate) mod config;
 mod executor;
 mod lease;
 mod listener;
 mod producer;
+pub(crate) mod shared;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,10 +25,12 @@ use crate::client::Runledger;
 use crate::error::Error;
 use crate::job::{StateMap, StopReason};
 use crate::registry::{self, JobRegistration};
-use crate::store::jobs::Outcome;
 use crate::validate;
 
-pub(crate) use completer::CompletionSender;
+pub use config::Retention;
+use config::WorkerConfig;
+pub use shared::WorkerMetrics;
+use shared::{Metrics, Shared};
 
 /// Builds a [`Worker`]: which queues, how many jobs at once, which injected state.
 ///
@@ -50,29 +54,6 @@ pub struct WorkerBuilder {
     only_kinds: Option<Vec<String>>,
     excluded_kinds: Vec<String>,
     registrations: Option<Vec<&'static JobRegistration>>,
-}
-
-impl std::fmt::Debug for StateMap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StateMap")
-    }
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct WorkerConfig {
-    pub(crate) id: String,
-    pub(crate) queues: Vec<String>,
-    pub(crate) concurrency: usize,
-    pub(crate) batch_size: usize,
-    pub(crate) poll_interval: Duration,
-    pub(crate) lease: Duration,
-    pub(crate) shutdown_grace: Duration,
-    pub(crate) completion_deadline: Duration,
-    pub(crate) rescue_interval: Duration,
-    pub(crate) stage_max_interval: Duration,
-    pub(crate) migrate: bool,
-    pub(crate) max_payload_bytes: usize,
-    pub(crate) maintenance: crate::maintenance::MaintenanceConfig,
 }
 
 impl WorkerBuilder {
@@ -318,23 +299,8 @@ fn default_worker_id() -> String {
     format!(
         "{host}:{}:{:04x}",
         std::process::id(),
-        random_u64() & 0xffff
+        crate::random::random_u64() & 0xffff
     )
-}
-
-/// A random number from the standard library's per-process hash keys.
-pub(crate) fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.finish()
-}
-
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// A uniformly random number in `0.0..1.0`.
-pub(crate) fn random_unit() -> f64 {
-    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// A configured worker; [`start`](Worker::start) it or [`run_until`](Worker::run_until) a signal.
@@ -409,7 +375,7 @@ impl Worker {
             .max_payload_bytes(self.config.max_payload_bytes)
             .build();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let (completions, completion_rx) = completer::channel(self.config.concurrency);
+        let (completions, completion_rx) = shared::completion_channel(self.config.concurrency);
         let wakes: HashMap<String, Arc<Notify>> = self
             .config
             .queues
@@ -433,7 +399,7 @@ impl Worker {
             scheduler_wake: Notify::new(),
             metrics: Metrics::default(),
             shutdown: shutdown_rx.clone(),
-            maintenance: crate::maintenance::Maintenance::new(&self.config.id),
+            maintenance: shared::Maintenance::new(&self.config.id),
         });
 
         // Syncs declared schedules, then starts the stager, rescuer and leader elector (and the
@@ -467,186 +433,6 @@ impl Worker {
     }
 }
 
-/// A record of one running attempt, kept until its outcome is written.
-pub(crate) struct RunningEntry {
-    pub(crate) stop: watch::Sender<Option<StopReason>>,
-    /// When the lease ends at the latest, by this process's clock: the lease's length after the
-    /// claim or the last renewal was sent (the database counts from a later instant, so its
-    /// lease never ends before this). The lease guard stops the attempt before this passes.
-    pub(crate) lease_until: tokio::time::Instant,
-    /// The handler is done and its outcome queued for the completer: a renewal that no longer
-    /// finds the row running means the outcome was written, not that the lease was lost.
-    pub(crate) finished: bool,
-}
-
-/// Everything the worker's tasks share.
-pub(crate) struct Shared {
-    pub(crate) pool: PgPool,
-    /// The lease keeper's own connection, outside `pool`: renewals never wait behind handlers
-    /// (or anything else) that hold the pool's connections.
-    pub(crate) lease_pool: PgPool,
-    pub(crate) client: Runledger,
-    pub(crate) config: WorkerConfig,
-    pub(crate) handlers: HashMap<&'static str, &'static JobRegistration>,
-    pub(crate) kinds: Vec<&'static str>,
-    pub(crate) state: Arc<StateMap>,
-    /// One permit per job slot, held from the claim until the job's outcome is queued for the
-    /// completer.
-    pub(crate) slots: Arc<Semaphore>,
-    /// Attempts whose outcome is not yet written, by (job id, attempt). One worker can hold two
-    /// attempts of a job: a stale one whose lease it lost and the current one.
-    pub(crate) running: Mutex<HashMap<(i64, i32), RunningEntry>>,
-    pub(crate) completions: CompletionSender,
-    pub(crate) queue_wakes: HashMap<String, Arc<Notify>>,
-    pub(crate) stager_wake: Notify,
-    /// Woken when a schedule is added, changed or resumed (by any process).
-    pub(crate) scheduler_wake: Notify,
-    pub(crate) metrics: Metrics,
-    pub(crate) shutdown: watch::Receiver<bool>,
-    pub(crate) maintenance: crate::maintenance::Maintenance,
-}
-
-impl Shared {
-    /// Asks the attempts of job `id` that this worker runs to stop.
-    pub(crate) fn stop_job(&self, id: i64, reason: StopReason) {
-        let running = self.running.lock().expect("running map poisoned");
-        for ((job, _), entry) in running.iter() {
-            if *job == id {
-                entry.stop.send_replace(Some(reason));
-            }
-        }
-    }
-
-    /// Asks one attempt to stop.
-    pub(crate) fn stop_attempt(&self, key: (i64, i32), reason: StopReason) {
-        let running = self.running.lock().expect("running map poisoned");
-        if let Some(entry) = running.get(&key) {
-            entry.stop.send_replace(Some(reason));
-        }
-    }
-
-    /// Wakes every producer, the stager and the scheduler (after a reconnect, when
-    /// notifications may have been missed).
-    pub(crate) fn wake_all(&self) {
-        for wake in self.queue_wakes.values() {
-            wake.notify_one();
-        }
-        self.stager_wake.notify_one();
-        self.scheduler_wake.notify_one();
-    }
-
-    pub(crate) fn is_shutting_down(&self) -> bool {
-        *self.shutdown.borrow()
-    }
-
-    /// Resolves when shutdown starts.
-    pub(crate) async fn shutting_down(&self) {
-        let mut rx = self.shutdown.clone();
-        // An error means the sender is gone, which only happens after shutdown.
-        let _ = rx.wait_for(|s| *s).await;
-    }
-
-    pub(crate) fn record(&self, outcome: &Outcome) {
-        use crate::store::jobs::OutcomeKind as K;
-        let counter = match outcome.kind {
-            K::Completed => &self.metrics.completed,
-            K::Retry => &self.metrics.retried,
-            K::Failed => &self.metrics.failed,
-            K::Cancelled => &self.metrics.cancelled,
-            K::Snoozed => &self.metrics.snoozed,
-            K::Released => &self.metrics.released,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// Counters of what a worker did, since it started.
-#[derive(Debug, Default)]
-pub(crate) struct Metrics {
-    claimed: AtomicU64,
-    completed: AtomicU64,
-    retried: AtomicU64,
-    failed: AtomicU64,
-    cancelled: AtomicU64,
-    snoozed: AtomicU64,
-    released: AtomicU64,
-    fenced: AtomicU64,
-    lease_lost: AtomicU64,
-    rescued: AtomicU64,
-    staged: AtomicU64,
-    /// Released outcomes the database recorded (jobs actually handed back).
-    handed_back: AtomicU64,
-}
-
-impl Metrics {
-    pub(crate) fn add(&self, counter: MetricKind, n: u64) {
-        let c = match counter {
-            MetricKind::Claimed => &self.claimed,
-            MetricKind::Fenced => &self.fenced,
-            MetricKind::LeaseLost => &self.lease_lost,
-            MetricKind::Rescued => &self.rescued,
-            MetricKind::Staged => &self.staged,
-            MetricKind::HandedBack => &self.handed_back,
-        };
-        c.fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> WorkerMetrics {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        WorkerMetrics {
-            claimed: get(&self.claimed),
-            completed: get(&self.completed),
-            retried: get(&self.retried),
-            failed: get(&self.failed),
-            cancelled: get(&self.cancelled),
-            snoozed: get(&self.snoozed),
-            released: get(&self.released),
-            fenced: get(&self.fenced),
-            lease_lost: get(&self.lease_lost),
-            rescued: get(&self.rescued),
-            staged: get(&self.staged),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum MetricKind {
-    Claimed,
-    Fenced,
-    LeaseLost,
-    Rescued,
-    Staged,
-    HandedBack,
-}
-
-/// A snapshot of a worker's counters. Outcome counters count outcomes handed to the completer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WorkerMetrics {
-    /// Jobs claimed.
-    pub claimed: u64,
-    /// Attempts that completed.
-    pub completed: u64,
-    /// Attempts that failed and were scheduled for retry (or failed for good when exhausted).
-    pub retried: u64,
-    /// Attempts that failed fatally.
-    pub failed: u64,
-    /// Attempts that ended cancelled.
-    pub cancelled: u64,
-    /// Attempts that snoozed.
-    pub snoozed: u64,
-    /// Attempts handed back at shutdown.
-    pub released: u64,
-    /// Outcomes the database refused because this worker no longer held the lease.
-    pub fenced: u64,
-    /// Running attempts that found their lease taken and were dropped.
-    pub lease_lost: u64,
-    /// Expired leases this worker's rescuer returned to the queue.
-    pub rescued: u64,
-    /// Scheduled and retryable jobs this worker's stager made available.
-    pub staged: u64,
-}
-
 /// What a graceful shutdown did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -677,14 +463,6 @@ async fn join_task(name: &str, task: JoinHandle<()>) {
     }
 }
 
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("id", &self.config.id)
-            .finish_non_exhaustive()
-    }
-}
-
 impl RunningWorker {
     /// The worker's counters now.
     pub fn metrics(&self) -> WorkerMetrics {
@@ -706,6 +484,10 @@ impl RunningWorker {
     /// hands them back to the queue (without spending an attempt), writes every outcome, and
     /// returns. No job is left `running` under this worker's lease unless the database stayed
     /// unreachable past the completion deadline.
+    ///
+    /// It takes at most the grace period, plus 10 s for stopped handlers to hand in their
+    /// outcomes, plus the completion deadline while the database is unreachable, plus 5 s for
+    /// the maintenance services to stop (the leader hands its lease back).
     pub async fn shutdown(self) -> Result<ShutdownReport, Error> {
         let RunningWorker {
             shared,
@@ -752,11 +534,13 @@ impl RunningWorker {
         // leases of unwritten outcomes until then.
         shared.completions.close();
         join_task("completer", completer).await;
+        // Maintenance services stop by themselves (the leader hands its lease back), all within
+        // one 5 s window.
+        let services_deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         for (name, task) in others {
             let abort = task.abort_handle();
-            // Maintenance services stop by themselves (the leader hands its lease back).
             if crate::maintenance::is_service(name) {
-                let stopped = tokio::time::timeout(Duration::from_secs(5), join_task(name, task));
+                let stopped = tokio::time::timeout_at(services_deadline, join_task(name, task));
                 if stopped.await.is_err() {
                     abort.abort();
                 }
@@ -770,5 +554,50 @@ impl RunningWorker {
         let released = shared.metrics.handed_back.load(Ordering::Relaxed);
         tracing::info!(worker = %shared.config.id, ?metrics, "runledger worker stopped");
         Ok(ShutdownReport { released, metrics })
+    }
+}
+
+/// Maintenance settings.
+impl WorkerBuilder {
+    /// How long the maintenance leader's lease lasts without renewal. The leader renews it every
+    /// third of this; when the leader stops gracefully it hands the lease back at once, and when
+    /// it dies another worker takes over within about this long. Default 15 s, at least 500 ms.
+    pub fn leader_lease(mut self, lease: Duration) -> Self {
+        self.config.maintenance.leader_lease = lease;
+        self
+    }
+
+    /// How long finished jobs are kept. Default [`Retention::default`].
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.config.maintenance.retention = retention;
+        self
+    }
+
+    /// How often the leader looks for finished jobs past their retention. Default 60 s.
+    pub fn prune_interval(mut self, interval: Duration) -> Self {
+        self.config.maintenance.prune_interval = interval;
+        self
+    }
+
+    /// How often the leader checks the hot tables (`jobs`, `workflow_runs`, `workflow_steps`)
+    /// for dead rows and vacuums those that gathered at least 10,000 and a fifth of their live
+    /// rows since their last vacuum; `None` leaves them to autovacuum alone. Default 5 s.
+    ///
+    /// Autovacuum visits a database once per `autovacuum_naptime` (1 min by default), and under
+    /// sustained load a minute of dead rows slows every claim; see `docs/cron.md`. The worker's
+    /// role must own the tables (it does when it ran the migrations) for `VACUUM` to act.
+    pub fn vacuum_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
+        self.config.maintenance.vacuum_interval = interval.into();
+        self
+    }
+
+    /// How long available jobs may wait while no running worker serves their queue and kind
+    /// (no worker has their `#[job]` linked in, or none works their queue) before the leader
+    /// logs a warning about them; operators read the same with
+    /// [`Runledger::unclaimed_kinds`](crate::Runledger::unclaimed_kinds). The jobs are left
+    /// available for a worker that knows them. Default 5 minutes.
+    pub fn unclaimed_after(mut self, after: Duration) -> Self {
+        self.config.maintenance.unclaimed_after = after;
+        self
     }
 }

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{MetricKind, Shared, executor};
+use super::executor;
+use super::shared::{MetricKind, Shared};
 use crate::store;
 
 pub(crate) async fn run(shared: Arc<Shared>, queue: String) {

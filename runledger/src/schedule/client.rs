@@ -1,7 +1,7 @@
 //! The schedule calls of the [`Runledger`] client.
 
 use super::{Schedule, ScheduleInfo};
-use crate::client::Runledger;
+use crate::client::runledger::Runledger;
 use crate::error::Error;
 use crate::schedule::CronSchedule;
 use crate::store;

@@ -9,7 +9,74 @@ use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
-use super::ScheduleError;
+use crate::error::ScheduleError;
+
+/// What happens to slots that came due while no scheduler ran (every worker was down, or the
+/// schedule's leader was being replaced for longer than a minute).
+///
+/// A slot is *on time* while it is at most 60 seconds old; on-time slots always fire. Older,
+/// unfired slots are *missed*.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MissedSlots {
+    /// Missed slots are dropped; the schedule goes on with its next slot. The default.
+    #[default]
+    Skip,
+    /// If any slots were missed, one job is enqueued for the most recent of them (not one per
+    /// missed slot), unless an on-time slot fires in the same pass and stands in for them.
+    RunOnce,
+}
+
+impl MissedSlots {
+    /// The name stored in the database: `"skip"` or `"run_once"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissedSlots::Skip => "skip",
+            MissedSlots::RunOnce => "run_once",
+        }
+    }
+
+    pub(crate) fn from_db(value: &str) -> Self {
+        match value {
+            "run_once" => MissedSlots::RunOnce,
+            _ => MissedSlots::Skip,
+        }
+    }
+}
+
+/// The cron schedule of a job kind, declared with `#[job(cron = "...", tz = "...",
+/// missed = "...")]`. Part of [`JobOptions`](crate::JobOptions); built in const context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CronOptions {
+    /// The cron expression (5 fields, or 6 with seconds first).
+    pub expression: &'static str,
+    /// IANA time zone the expression is read in. Default `"UTC"`.
+    pub timezone: &'static str,
+    /// What happens to slots missed while no worker ran. Default [`MissedSlots::Skip`].
+    pub missed: MissedSlots,
+}
+
+impl CronOptions {
+    /// A schedule on `expression` in UTC that skips missed slots.
+    pub const fn new(expression: &'static str) -> Self {
+        Self {
+            expression,
+            timezone: "UTC",
+            missed: MissedSlots::Skip,
+        }
+    }
+    /// Sets the time zone.
+    pub const fn timezone(mut self, timezone: &'static str) -> Self {
+        self.timezone = timezone;
+        self
+    }
+    /// Sets the missed-slot policy.
+    pub const fn missed(mut self, missed: MissedSlots) -> Self {
+        self.missed = missed;
+        self
+    }
+}
 
 /// A cron expression evaluated in an IANA time zone.
 ///

@@ -1,10 +1,28 @@
-//! Maintenance settings: the leader's lease, the scheduler's and pruner's pace, and the
-//! [`Retention`] of finished jobs; set on the [`WorkerBuilder`].
+//! A worker's settings, as its builder collects them: the worker's own ([`WorkerConfig`]) and
+//! its maintenance services' ([`MaintenanceConfig`], with the [`Retention`] of finished jobs).
+//! Data and range checks only; the setters are on the [`WorkerBuilder`](crate::WorkerBuilder).
 
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::runtime::WorkerBuilder;
+
+/// The worker's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerConfig {
+    pub(crate) id: String,
+    pub(crate) queues: Vec<String>,
+    pub(crate) concurrency: usize,
+    pub(crate) batch_size: usize,
+    pub(crate) poll_interval: Duration,
+    pub(crate) lease: Duration,
+    pub(crate) shutdown_grace: Duration,
+    pub(crate) completion_deadline: Duration,
+    pub(crate) rescue_interval: Duration,
+    pub(crate) stage_max_interval: Duration,
+    pub(crate) migrate: bool,
+    pub(crate) max_payload_bytes: usize,
+    pub(crate) maintenance: MaintenanceConfig,
+}
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -106,6 +124,7 @@ impl Default for Retention {
     }
 }
 
+/// The maintenance services' settings.
 #[derive(Debug, Clone)]
 pub(crate) struct MaintenanceConfig {
     pub(crate) leader_lease: Duration,
@@ -160,50 +179,5 @@ impl MaintenanceConfig {
             ));
         }
         Ok(())
-    }
-}
-
-/// Maintenance settings.
-impl WorkerBuilder {
-    /// How long the maintenance leader's lease lasts without renewal. The leader renews it every
-    /// third of this; when the leader stops gracefully it hands the lease back at once, and when
-    /// it dies another worker takes over within about this long. Default 15 s, at least 500 ms.
-    pub fn leader_lease(mut self, lease: Duration) -> Self {
-        self.config.maintenance.leader_lease = lease;
-        self
-    }
-
-    /// How long finished jobs are kept. Default [`Retention::default`].
-    pub fn retention(mut self, retention: Retention) -> Self {
-        self.config.maintenance.retention = retention;
-        self
-    }
-
-    /// How often the leader looks for finished jobs past their retention. Default 60 s.
-    pub fn prune_interval(mut self, interval: Duration) -> Self {
-        self.config.maintenance.prune_interval = interval;
-        self
-    }
-
-    /// How often the leader checks the hot tables (`jobs`, `workflow_runs`, `workflow_steps`)
-    /// for dead rows and vacuums those that gathered at least 10,000 and a fifth of their live
-    /// rows since their last vacuum; `None` leaves them to autovacuum alone. Default 5 s.
-    ///
-    /// Autovacuum visits a database once per `autovacuum_naptime` (1 min by default), and under
-    /// sustained load a minute of dead rows slows every claim; see `docs/cron.md`. The worker's
-    /// role must own the tables (it does when it ran the migrations) for `VACUUM` to act.
-    pub fn vacuum_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
-        self.config.maintenance.vacuum_interval = interval.into();
-        self
-    }
-
-    /// How long available jobs may wait while no running worker serves their queue and kind
-    /// (no worker has their `#[job]` linked in, or none works their queue) before the leader
-    /// logs a warning about them; operators read the same with
-    /// [`Runledger::unclaimed_kinds`](crate::Runledger::unclaimed_kinds). The jobs are left
-    /// available for a worker that knows them. Default 5 minutes.
-    pub fn unclaimed_after(mut self, after: Duration) -> Self {
-        self.config.maintenance.unclaimed_after = after;
-        self
     }
 }

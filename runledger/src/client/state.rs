@@ -1,0 +1,79 @@
+//! [`JobState`]: the states of a job, as stored.
+
+use crate::error::Error;
+
+/// The states of a job. See `docs/job-states.md` for the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JobState {
+    /// Waiting for its `run_at` time.
+    Scheduled,
+    /// Ready to be claimed.
+    Available,
+    /// Claimed by a worker that holds its lease.
+    Running,
+    /// Failed an attempt; waits for its backoff before running again.
+    Retryable,
+    /// Suspended (durable sleep, event or child job).
+    Waiting,
+    /// Finished successfully.
+    Completed,
+    /// Failed for good (attempts exhausted, fatal error).
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl JobState {
+    /// All states.
+    pub const ALL: [JobState; 8] = [
+        JobState::Scheduled,
+        JobState::Available,
+        JobState::Running,
+        JobState::Retryable,
+        JobState::Waiting,
+        JobState::Completed,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Scheduled => "scheduled",
+            JobState::Available => "available",
+            JobState::Running => "running",
+            JobState::Retryable => "retryable",
+            JobState::Waiting => "waiting",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Completed, failed or cancelled: no transition leaves these states.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobState::Completed | JobState::Failed | JobState::Cancelled
+        )
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self, Error> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| Error::InvalidInput(format!("unknown job state `{s}` in the database")))
+    }
+
+    /// The bit of this state in the unique-states mask (see the migration).
+    pub(crate) fn bit(self) -> i16 {
+        1 << JobState::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
