@@ -404,18 +404,25 @@ fn backoff(backoff: &BackoffAttr) -> TokenStream {
         let delay = duration(constant.value);
         return quote!(::runledger::Backoff::constant(#delay));
     }
-    let base = duration(backoff.base.as_ref().map_or(1_000, |base| base.value));
-    let max = duration(backoff.max.as_ref().map_or(3_600_000, |max| max.value));
-    let factor = Literal::f64_unsuffixed(backoff.factor.as_ref().map_or(2.0, |f| f.value));
-    let jitter = Literal::f64_unsuffixed(backoff.jitter.as_ref().map_or(0.25, |j| j.value));
-    quote! {
-        ::runledger::Backoff {
-            base: #base,
-            factor: #factor,
-            max: #max,
-            jitter: #jitter,
-        }
+    // The defaults are `Backoff::exponential()`'s; only the options given are set.
+    let mut calls = Vec::new();
+    if let Some(base) = &backoff.base {
+        let base = duration(base.value);
+        calls.push(quote!(.base(#base)));
     }
+    if let Some(factor) = &backoff.factor {
+        let factor = Literal::f64_unsuffixed(factor.value);
+        calls.push(quote!(.factor(#factor)));
+    }
+    if let Some(max) = &backoff.max {
+        let max = duration(max.value);
+        calls.push(quote!(.max(#max)));
+    }
+    if let Some(jitter) = &backoff.jitter {
+        let jitter = Literal::f64_unsuffixed(jitter.value);
+        calls.push(quote!(.jitter(#jitter)));
+    }
+    quote!(::runledger::Backoff::exponential() #(#calls)*)
 }
 
 fn duration(millis: u64) -> TokenStream {
@@ -558,12 +565,7 @@ mod tests {
         ))));
         assert!(out.contains(&norm(quote!(.priority(-3)))));
         assert!(out.contains(&norm(quote!(
-            .backoff(::runledger::Backoff {
-                base: ::core::time::Duration::from_millis(1000),
-                factor: 3.0,
-                max: ::core::time::Duration::from_millis(3600000),
-                jitter: 0.0,
-            })
+            .backoff(::runledger::Backoff::exponential().factor(3.0).jitter(0.0))
             .unique_scope(::runledger::UniqueScope::Period(::core::time::Duration::from_millis(3600000)))
         ))));
         assert!(out.contains(&norm(

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::state::JobState;
 use crate::error::Error;
-use crate::job::{Job, UniqueScope};
+use crate::job::{Job, RowSettings, UniqueScope};
 use crate::store::jobs::NewJob;
 use crate::validate;
 
@@ -145,25 +145,13 @@ impl JobRequest {
         validate::json_value(&format!("the payload of kind `{kind}`"), &args)?;
         let o = self.opts;
         let d = self.defaults;
-        let queue = o.queue.unwrap_or_else(|| d.queue.to_owned());
-        validate::name("queue", &queue)?;
-        validate::name("kind", kind)?;
-        let max_attempts = o.max_attempts.unwrap_or(d.max_attempts);
-        if max_attempts < 1 {
-            return Err(Error::InvalidInput(format!(
-                "max_attempts of a `{kind}` job is {max_attempts}; it must be at least 1"
-            )));
-        }
-        let timeout = o.timeout.unwrap_or(d.timeout);
-        let timeout_ms = match timeout {
-            Some(t) if t.is_zero() => {
-                return Err(Error::InvalidInput(format!(
-                    "the timeout of a `{kind}` job is zero; use `None` for no timeout"
-                )));
-            }
-            Some(t) => Some(i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
-            None => None,
-        };
+        let settings = RowSettings::check(
+            kind,
+            o.queue.unwrap_or_else(|| d.queue.to_owned()),
+            o.priority.unwrap_or(d.priority),
+            o.max_attempts.unwrap_or(d.max_attempts),
+            o.timeout.unwrap_or(d.timeout),
+        )?;
         // A delay is added to the database clock at insert, never to this machine's clock.
         let (run_at, delay_s) = match (o.run_at, o.run_in) {
             (Some(at), _) => (Some(validate::run_at(kind, at)?), None),
@@ -200,13 +188,13 @@ impl JobRequest {
         };
         Ok(NewJob {
             kind: kind.to_owned(),
-            queue,
+            queue: settings.queue,
             args,
-            priority: o.priority.unwrap_or(d.priority),
-            max_attempts,
+            priority: settings.priority,
+            max_attempts: settings.max_attempts,
             run_at,
             delay_s,
-            timeout_ms,
+            timeout_ms: settings.timeout_ms,
             unique_key,
             unique_states,
             unique_period_s,

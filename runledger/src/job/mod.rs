@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 pub use self::context::{JobContext, StopReason};
 pub use self::error::JobError;
 pub(crate) use self::error::JobErrorKind;
+pub(crate) use self::options::RowSettings;
 pub use self::options::{Backoff, JobOptions, UniqueScope};
 pub(crate) use self::state::StateMap;
 pub use self::state::{State, StateRequirement};

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use crate::error::Error;
+use crate::validate;
+
 /// Defaults for every job of one kind; per-call overrides live on the enqueue builder.
 ///
 /// Built in const context by `#[job(...)]`:
@@ -104,6 +107,52 @@ pub enum UniqueScope {
     Period(Duration),
 }
 
+/// The settings of one job row, checked: what every path that writes jobs (an enqueue, a
+/// workflow step, a cron slot) stores for a kind's queue, priority, attempts and timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowSettings {
+    pub(crate) queue: String,
+    pub(crate) priority: i16,
+    pub(crate) max_attempts: i32,
+    pub(crate) timeout_ms: Option<i64>,
+}
+
+impl RowSettings {
+    /// Checks the settings of a `kind` job: valid kind and queue names, at least one attempt,
+    /// no zero timeout (`None` means no timeout).
+    pub(crate) fn check(
+        kind: &str,
+        queue: impl Into<String>,
+        priority: i16,
+        max_attempts: i32,
+        timeout: Option<Duration>,
+    ) -> Result<Self, Error> {
+        let queue = queue.into();
+        validate::name("kind", kind)?;
+        validate::name("queue", &queue)?;
+        if max_attempts < 1 {
+            return Err(Error::InvalidInput(format!(
+                "max_attempts of a `{kind}` job is {max_attempts}; it must be at least 1"
+            )));
+        }
+        let timeout_ms = match timeout {
+            Some(t) if t.is_zero() => {
+                return Err(Error::InvalidInput(format!(
+                    "the timeout of a `{kind}` job is zero; use `None` for no timeout"
+                )));
+            }
+            Some(t) => Some(i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1)),
+            None => None,
+        };
+        Ok(RowSettings {
+            queue,
+            priority,
+            max_attempts,
+            timeout_ms,
+        })
+    }
+}
+
 /// Exponential backoff with jitter: attempt `n` (1-based) waits
 /// `min(base * factor^(n-1), max)`, then a random fraction of up to `jitter` is taken off.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -138,6 +187,26 @@ impl Backoff {
             jitter: 0.0,
         }
     }
+    /// Sets the delay after the first failed attempt.
+    pub const fn base(mut self, base: Duration) -> Self {
+        self.base = base;
+        self
+    }
+    /// Sets the growth per attempt.
+    pub const fn factor(mut self, factor: f64) -> Self {
+        self.factor = factor;
+        self
+    }
+    /// Sets the upper bound of the delay.
+    pub const fn max(mut self, max: Duration) -> Self {
+        self.max = max;
+        self
+    }
+    /// Sets the fraction of the delay that is randomised away.
+    pub const fn jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter;
+        self
+    }
     /// The delay after failed attempt `attempt` (1-based), using `random` in `0.0..1.0`.
     pub fn delay(&self, attempt: i32, random: f64) -> Duration {
         let exp = (attempt.max(1) - 1).min(62);
@@ -157,6 +226,35 @@ impl Default for Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_settings_are_checked_alike_on_every_path() {
+        let ok = RowSettings::check("k", "q", 3, 2, Some(Duration::from_micros(10))).unwrap();
+        assert_eq!(
+            ok.timeout_ms,
+            Some(1),
+            "a sub-millisecond timeout rounds up to 1 ms"
+        );
+        let zero = RowSettings::check("k", "q", 0, 1, Some(Duration::ZERO)).unwrap_err();
+        assert!(
+            zero.to_string().contains("timeout of a `k` job is zero"),
+            "{zero}"
+        );
+        assert!(RowSettings::check("k", "q", 0, 0, None).is_err());
+        assert!(RowSettings::check("k", "bad queue", 0, 1, None).is_err());
+        assert!(RowSettings::check("", "q", 0, 1, None).is_err());
+    }
+
+    #[test]
+    fn backoff_builders_start_from_the_defaults() {
+        let b = Backoff::exponential()
+            .base(Duration::from_secs(2))
+            .jitter(0.0);
+        assert_eq!(
+            (b.base, b.factor, b.max, b.jitter),
+            (Duration::from_secs(2), 2.0, Duration::from_secs(3600), 0.0)
+        );
+    }
 
     #[test]
     fn backoff_grows_and_caps() {

@@ -83,7 +83,9 @@ async fn finish(shared: &Shared, input: &mut CompletionReceiver, batch: &mut Vec
     write(shared, batch).await;
     // This worker's stager has stopped: retries and snoozes it would have staged (and those
     // just written) would wait for another stager's longest sleep. Tell the others to look.
-    if let Err(error) = store::jobs::notify(&shared.pool, &["s".to_owned()]).await {
+    if let Err(error) =
+        store::jobs::notify(&shared.pool, &[store::notify::Wake::Stager.payload()]).await
+    {
         tracing::debug!(worker = %shared.config.id, %error, "could not wake the other stagers");
     }
 }

@@ -9,7 +9,7 @@ use sqlx::postgres::PgListener;
 
 use super::shared::Shared;
 use crate::job::StopReason;
-use crate::store::{CONTROL_CHANNEL, JOBS_CHANNEL};
+use crate::store::notify::{CONTROL_CHANNEL, JOBS_CHANNEL, Wake};
 
 pub(crate) async fn run(shared: Arc<Shared>) {
     const FIRST_DELAY: Duration = Duration::from_millis(100);
@@ -59,19 +59,16 @@ async fn listen(shared: &Shared, listening: &mut bool) -> Result<(), sqlx::Error
             shared.wake_all();
             continue;
         };
-        let payload = notification.payload();
-        if let Some(queue) = payload.strip_prefix("a:") {
-            if let Some(wake) = shared.queue_wakes.get(queue) {
-                wake.notify_one();
+        match Wake::parse(notification.channel(), notification.payload()) {
+            Some(Wake::Queue(queue)) => {
+                if let Some(wake) = shared.queue_wakes.get(&queue) {
+                    wake.notify_one();
+                }
             }
-        } else if payload == "s" {
-            shared.stager_wake.notify_one();
-        } else if payload == crate::store::schedules::CHANGED {
-            shared.scheduler_wake.notify_one();
-        } else if let Some(id) = payload.strip_prefix("cancel:")
-            && let Ok(id) = id.parse::<i64>()
-        {
-            shared.stop_job(id, StopReason::Cancelled);
+            Some(Wake::Stager) => shared.stager_wake.notify_one(),
+            Some(Wake::Schedules) => shared.scheduler_wake.notify_one(),
+            Some(Wake::Cancel(id)) => shared.stop_job(id, StopReason::Cancelled),
+            None => {}
         }
     }
 }

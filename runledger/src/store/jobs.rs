@@ -5,6 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
+use super::notify::Wake;
 use crate::error::Error;
 
 /// A row to insert.
@@ -48,7 +49,8 @@ impl NewJob {
     /// whether it is due is decided by the database clock.
     pub(crate) fn wake_payloads(&self) -> impl Iterator<Item = String> + '_ {
         let scheduled = self.run_at.is_some() || self.delay_s.is_some();
-        std::iter::once(format!("a:{}", self.queue)).chain(scheduled.then(|| "s".to_owned()))
+        std::iter::once(Wake::Queue(self.queue.clone()).payload())
+            .chain(scheduled.then(|| Wake::Stager.payload()))
     }
 }
 
@@ -386,7 +388,7 @@ pub(crate) async fn complete<'e>(
         delays.push(o.delay.map(|d| d.as_secs_f64()));
         errors.push(o.error.as_deref());
     }
-    let rows = sqlx::query_as::<_, Written>(
+    let rows = sqlx::query_as::<_, Written>(concat!(
         r#"
         WITH u AS (
             SELECT * FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::float8[],
@@ -422,15 +424,17 @@ pub(crate) async fn complete<'e>(
             RETURNING j.id, j.state, j.queue, j.run_at
         ),
         notified AS (
-            SELECT pg_notify('runledger_jobs', 'a:' || q.queue)
+            SELECT "#,
+        notify_queue!("q.queue"),
+        r#"
             FROM (SELECT DISTINCT queue FROM done WHERE state = 'available') q
         )
         SELECT done.id, done.state, done.queue,
                CASE WHEN done.state IN ('retryable', 'scheduled')
                     THEN EXTRACT(EPOCH FROM (done.run_at - now()))::float8 * 1000 END AS due_in_ms
         FROM done CROSS JOIN (SELECT count(*) FROM notified) n
-        "#,
-    )
+        "#
+    ))
     .bind(&ids)
     .bind(&attempts)
     .bind(&kinds)
@@ -520,7 +524,7 @@ pub(crate) async fn rescue(pool: &PgPool, limit: i64) -> Result<Vec<Written>, Er
     )
     .execute(&mut *tx)
     .await?;
-    let rows = sqlx::query_as::<_, Written>(
+    let rows = sqlx::query_as::<_, Written>(concat!(
         r#"
         WITH expired AS (
             SELECT id FROM runledger.jobs
@@ -547,13 +551,15 @@ pub(crate) async fn rescue(pool: &PgPool, limit: i64) -> Result<Vec<Written>, Er
             RETURNING j.id, j.state, j.queue
         ),
         notified AS (
-            SELECT pg_notify('runledger_jobs', 'a:' || q.queue)
+            SELECT "#,
+        notify_queue!("q.queue"),
+        r#"
             FROM (SELECT DISTINCT queue FROM done WHERE state = 'available') q
         )
         SELECT done.id, done.state, done.queue, NULL::float8 AS due_in_ms
         FROM done CROSS JOIN (SELECT count(*) FROM notified) n
-        "#,
-    )
+        "#
+    ))
     .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
@@ -572,7 +578,7 @@ pub(crate) struct Staged {
 /// Makes up to `limit` due scheduled and retryable jobs available, and reports when the next one
 /// is due.
 pub(crate) async fn stage(pool: &PgPool, limit: i64) -> Result<Staged, Error> {
-    let row = sqlx::query_as::<_, Staged>(
+    let row = sqlx::query_as::<_, Staged>(concat!(
         r#"
         WITH due AS (
             SELECT id FROM runledger.jobs
@@ -587,7 +593,9 @@ pub(crate) async fn stage(pool: &PgPool, limit: i64) -> Result<Staged, Error> {
             RETURNING j.queue
         ),
         notified AS (
-            SELECT pg_notify('runledger_jobs', 'a:' || q.queue)
+            SELECT "#,
+        notify_queue!("q.queue"),
+        r#"
             FROM (SELECT DISTINCT queue FROM moved) q
         )
         SELECT (SELECT count(*) FROM moved) AS moved,
@@ -595,8 +603,8 @@ pub(crate) async fn stage(pool: &PgPool, limit: i64) -> Result<Staged, Error> {
                 FROM runledger.jobs
                 WHERE state IN ('scheduled', 'retryable') AND run_at > now()) AS next_due_ms
         FROM (SELECT count(*) FROM notified) n
-        "#,
-    )
+        "#
+    ))
     .bind(limit)
     .fetch_one(pool)
     .await?;
@@ -605,7 +613,7 @@ pub(crate) async fn stage(pool: &PgPool, limit: i64) -> Result<Staged, Error> {
 
 /// The state a job was in when a cancel was requested; `None` if no such job exists.
 pub(crate) async fn cancel<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Option<String>, Error> {
-    let before: Option<String> = sqlx::query_scalar(
+    let before: Option<String> = sqlx::query_scalar(concat!(
         r#"
         WITH target AS (
             SELECT id, state FROM runledger.jobs WHERE id = $1 FOR UPDATE
@@ -620,14 +628,16 @@ pub(crate) async fn cancel<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Optio
             RETURNING j.id
         ),
         notified AS (
-            SELECT pg_notify('runledger_control', 'cancel:' || t.id) FROM target t
+            SELECT "#,
+        notify_cancel!("t.id"),
+        r#" FROM target t
             WHERE t.state = 'running'
         )
         SELECT t.state FROM target t
         CROSS JOIN (SELECT count(*) FROM upd) u
         CROSS JOIN (SELECT count(*) FROM notified) n
-        "#,
-    )
+        "#
+    ))
     .bind(id)
     .fetch_optional(db)
     .await?;

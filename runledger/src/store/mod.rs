@@ -17,10 +17,27 @@ macro_rules! leader_holds_lease {
     };
 }
 
+/// SQL text: the notification that queue `$queue` (an SQL expression) has available jobs, in the
+/// wake-up protocol of [`notify::Wake::Queue`].
+macro_rules! notify_queue {
+    ($queue:literal) => {
+        concat!("pg_notify('runledger_jobs', 'a:' || ", $queue, ")")
+    };
+}
+
+/// SQL text: the control message asking the workers to stop job `$id` (an SQL expression), in the
+/// wake-up protocol of [`notify::Wake::Cancel`].
+macro_rules! notify_cancel {
+    ($id:literal) => {
+        concat!("pg_notify('runledger_control', 'cancel:' || ", $id, ")")
+    };
+}
+
 #[cfg(feature = "testing")]
 pub(crate) mod admin;
 pub(crate) mod jobs;
 pub(crate) mod leader;
+pub(crate) mod notify;
 pub(crate) mod retention;
 pub(crate) mod schedules;
 pub(crate) mod vacuum;
@@ -33,13 +50,6 @@ use crate::error::Error;
 
 /// The schema every runledger table lives in.
 pub(crate) const SCHEMA: &str = "runledger";
-
-/// Channel on which enqueues and the stager announce available work (`a:<queue>`) and newly
-/// scheduled work (`s`).
-pub(crate) const JOBS_CHANNEL: &str = "runledger_jobs";
-
-/// Channel for control messages to workers (`cancel:<id>`, and [`schedules::CHANGED`]).
-pub(crate) const CONTROL_CHANNEL: &str = "runledger_control";
 
 /// Applies runledger's migrations to the database behind `pool`.
 ///

@@ -259,15 +259,13 @@ pub(crate) async fn due(pool: &PgPool, limit: i64) -> Result<Vec<Due>, Error> {
     .await?)
 }
 
-/// The control message that says a schedule was added, changed or resumed.
-pub(crate) const CHANGED: &str = "schedules";
-
 /// Tells every worker's listener that the schedules changed (delivered when the surrounding
 /// transaction commits), so that the leader's scheduler looks again at once.
 pub(crate) async fn announce_change(conn: impl PgExecutor<'_>) -> Result<(), Error> {
+    let wake = super::notify::Wake::Schedules;
     sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(super::CONTROL_CHANNEL)
-        .bind(CHANGED)
+        .bind(wake.channel())
+        .bind(wake.payload())
         .execute(conn)
         .await?;
     Ok(())
@@ -336,7 +334,9 @@ pub(crate) async fn fire(
             RETURNING id, queue
         ),
         notified AS (
-            SELECT pg_notify('runledger_jobs', 'a:' || q.queue)
+            SELECT "#,
+        notify_queue!("q.queue"),
+        r#"
             FROM (SELECT DISTINCT queue FROM enqueued) q
         )
         SELECT EXISTS (SELECT 1 FROM moved) AS advanced,

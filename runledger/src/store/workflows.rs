@@ -120,7 +120,7 @@ pub(crate) async fn insert_dag(
     let bind_param: Vec<&str> = run.bindings.iter().map(|b| b.2).collect();
     let bind_path: Vec<&str> = run.bindings.iter().map(|b| b.3.as_str()).collect();
     sqlx::query(
-        r#"
+        concat!(r#"
         WITH steps AS MATERIALIZED (
             SELECT s.*,
                    CASE WHEN s.gate IS NOT NULL THEN 'waiting'
@@ -158,10 +158,10 @@ pub(crate) async fn insert_dag(
             RETURNING queue
         )
         SELECT count(*) FROM (
-            SELECT pg_notify('runledger_jobs', 'a:' || d.queue)
+            SELECT "#, notify_queue!("d.queue"), r#"
             FROM (SELECT DISTINCT queue FROM ins_jobs) d
         ) n
-        "#,
+        "#),
     )
     .bind(run_id)
     .bind(&keys)

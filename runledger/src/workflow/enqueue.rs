@@ -12,6 +12,7 @@ use super::shape::StepKind;
 use crate::client::runledger::Runledger;
 use crate::error::Error;
 use crate::ids::RunId;
+use crate::job::RowSettings;
 use crate::store;
 use crate::store::workflows::{NewRun, NewStep};
 
@@ -197,22 +198,26 @@ fn new_run<'a, W: Workflow>(
         };
         match step.kind {
             StepKind::Job { kind, options } => {
+                let settings = RowSettings::check(
+                    kind,
+                    options.queue,
+                    options.priority,
+                    options.max_attempts,
+                    options.timeout,
+                )
+                .map_err(|e| {
+                    Error::InvalidInput(format!(
+                        "step `{}` of workflow `{}`: {}",
+                        step.key,
+                        shape.name,
+                        e.to_string().trim_start_matches("invalid input: ")
+                    ))
+                })?;
                 new.kind = Some(kind);
                 new.queue = Some(options.queue);
-                new.priority = Some(options.priority);
-                new.max_attempts = Some(options.max_attempts);
-                crate::validate::name("kind", kind)?;
-                crate::validate::name("queue", options.queue)?;
-                if options.max_attempts < 1 {
-                    return Err(Error::InvalidInput(format!(
-                        "step `{}` of workflow `{}`: job `{kind}` allows {} attempts; it needs \
-                         at least 1",
-                        step.key, shape.name, options.max_attempts
-                    )));
-                }
-                new.timeout_ms = options
-                    .timeout
-                    .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX).max(1));
+                new.priority = Some(settings.priority);
+                new.max_attempts = Some(settings.max_attempts);
+                new.timeout_ms = settings.timeout_ms;
             }
             StepKind::Gate { name } => new.gate = Some(name),
         }
