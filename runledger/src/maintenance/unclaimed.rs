@@ -21,6 +21,10 @@ const REPEAT: Duration = Duration::from_secs(3600);
 pub(crate) struct Watch {
     /// When each queue and kind was last reported.
     reported: HashMap<(String, String), Instant>,
+    /// Whether the first interval has passed: the first check waits one interval after the
+    /// worker takes the lead, so that a worker starting on a large backlog does not read it all
+    /// while it drains.
+    waited: bool,
 }
 
 impl Service for Watch {
@@ -29,6 +33,10 @@ impl Service for Watch {
 
     async fn pass(&mut self, shared: &Shared) -> Result<Duration, Error> {
         let after = shared.config.maintenance.unclaimed_after;
+        let interval = (after / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        if !std::mem::replace(&mut self.waited, true) {
+            return Ok(interval);
+        }
         store::workers::forget_stale(&shared.pool, LIVE.as_secs_f64() * 10.0).await?;
         let unclaimed = shared.client.unclaimed_kinds(after).await?;
         let now = Instant::now();
@@ -50,6 +58,6 @@ impl Service for Watch {
             );
             self.reported.insert(key, now);
         }
-        Ok((after / 2).clamp(Duration::from_secs(1), Duration::from_secs(60)))
+        Ok(interval)
     }
 }

@@ -21,15 +21,13 @@ use crate::store::jobs::{Claimed, Outcome, OutcomeKind};
 /// `claimed_at` is when the claim was sent: the lease runs from no earlier than that.
 pub(crate) fn spawn(shared: Arc<Shared>, job: Claimed, claimed_at: tokio::time::Instant) {
     let (stop_tx, stop_rx) = watch::channel(None);
-    let key = (job.id, job.attempt);
     {
         let mut running = shared.running.lock().expect("running map poisoned");
         running.insert(
-            key,
+            (job.id, job.attempt),
             RunningEntry {
                 stop: stop_tx,
                 lease_until: claimed_at + shared.config.lease,
-                finished: false,
             },
         );
     }
@@ -37,14 +35,6 @@ pub(crate) fn spawn(shared: Arc<Shared>, job: Claimed, claimed_at: tokio::time::
         let outcome = execute(&shared, job, stop_rx).await;
         if let Some(outcome) = outcome {
             shared.record(&outcome);
-            if let Some(entry) = shared
-                .running
-                .lock()
-                .expect("running map poisoned")
-                .get_mut(&key)
-            {
-                entry.finished = true;
-            }
             // The slot is given back once the outcome is in the completer's queue: while the
             // database records outcomes more slowly than handlers produce them, the worker
             // claims no more than it can record, instead of piling up unwritten outcomes (and

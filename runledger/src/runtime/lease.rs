@@ -87,7 +87,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                         // completer writes it; that is no loss. One whose entry is gone was
                         // written (or stopped) already.
                         if !held.contains(&key)
-                            && running.get(&key).is_some_and(|entry| !entry.finished)
+                            && running.get(&key).is_some_and(|entry| !entry.finished())
                         {
                             lost.push(key);
                         }
@@ -126,7 +126,7 @@ pub(crate) async fn guard(shared: Arc<Shared>) {
         {
             let running = shared.running.lock().expect("running map poisoned");
             for (key, entry) in running.iter() {
-                if entry.finished || entry.stop.borrow().is_some() {
+                if entry.finished() || entry.stop.borrow().is_some() {
                     continue;
                 }
                 let stop_at = entry.lease_until.checked_sub(margin).unwrap_or(now);

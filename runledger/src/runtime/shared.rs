@@ -23,9 +23,16 @@ pub(crate) struct RunningEntry {
     /// claim or the last renewal was sent (the database counts from a later instant, so its
     /// lease never ends before this). The lease guard stops the attempt before this passes.
     pub(crate) lease_until: tokio::time::Instant,
-    /// The handler is done and its outcome queued for the completer: a renewal that no longer
-    /// finds the row running means the outcome was written, not that the lease was lost.
-    pub(crate) finished: bool,
+}
+
+impl RunningEntry {
+    /// Whether the handler is done: the attempt's stop receivers (the executor's and the
+    /// `JobContext`'s) are dropped when it returns, just before its outcome is queued for the
+    /// completer. A renewal that no longer finds such an attempt running means its outcome was
+    /// written, not that its lease was lost; and there is nothing left to stop.
+    pub(crate) fn finished(&self) -> bool {
+        self.stop.is_closed()
+    }
 }
 
 /// Everything the worker's tasks share.
