@@ -152,7 +152,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => String::new(),
         };
         let attempts = step
-            .attempts
+            .attempt
             .map(|a| format!(", {a} attempt(s)"))
             .unwrap_or_default();
         let output = step

@@ -709,3 +709,32 @@ async fn a_schedule_added_while_the_leader_sleeps_fires_at_once() {
     .await;
     stop(worker).await;
 }
+
+#[tokio::test]
+async fn schedule_writes_join_the_callers_transaction() {
+    let db = db().await;
+    let rl = db.client();
+    let schedule = || Schedule::new("tx-digest", "0 0 8 * * *", Tick { key: token("tx") });
+    let mut tx = db.pool().begin().await.unwrap();
+    rl.add_schedule_tx(&mut tx, schedule()).await.unwrap();
+    rl.pause_schedule_tx(&mut tx, "tx-digest").await.unwrap();
+    tx.rollback().await.unwrap();
+    assert!(rl.schedule("tx-digest").await.unwrap().is_none());
+
+    let mut tx = db.pool().begin().await.unwrap();
+    rl.add_schedule_tx(&mut tx, schedule()).await.unwrap();
+    rl.pause_schedule_tx(&mut tx, "tx-digest").await.unwrap();
+    rl.update_schedule_tx(&mut tx, schedule().timezone("Europe/London"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let stored = rl.schedule("tx-digest").await.unwrap().unwrap();
+    assert!(stored.paused, "{stored:?}");
+    assert_eq!(stored.timezone, "Europe/London");
+
+    let mut tx = db.pool().begin().await.unwrap();
+    rl.resume_schedule_tx(&mut tx, "tx-digest").await.unwrap();
+    assert!(rl.remove_schedule_tx(&mut tx, "tx-digest").await.unwrap());
+    tx.rollback().await.unwrap();
+    assert!(rl.schedule("tx-digest").await.unwrap().unwrap().paused);
+}

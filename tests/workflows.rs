@@ -458,7 +458,7 @@ async fn a_step_is_retried_inside_its_run() {
     assert_eq!(run.wait_timeout(WAIT).await.unwrap(), 4);
     assert_eq!(hits(&key), 2);
     let record = run.status().await.unwrap();
-    assert_eq!(record.step("first").unwrap().attempts, Some(2));
+    assert_eq!(record.step("first").unwrap().attempt, Some(2));
     w.shutdown().await.unwrap();
 }
 
@@ -795,9 +795,9 @@ async fn a_run_whose_worker_is_killed_finishes_after_rescue() {
         6_000
     );
     let record = run.status().await.unwrap();
-    assert_eq!(record.step("a").unwrap().attempts, Some(2));
-    assert_eq!(record.step("b").unwrap().attempts, Some(2));
-    assert_eq!(record.step("sum").unwrap().attempts, Some(1));
+    assert_eq!(record.step("a").unwrap().attempt, Some(2));
+    assert_eq!(record.step("b").unwrap().attempt, Some(2));
+    assert_eq!(record.step("sum").unwrap().attempt, Some(1));
     w.shutdown().await.unwrap();
 }
 
@@ -932,4 +932,46 @@ async fn drain_runs_a_whole_workflow_inline() {
     let record = run.status().await.unwrap();
     assert_eq!(record.state, RunState::Completed);
     assert_eq!(run.wait().await.unwrap().total, 7 + 1 + 7 + 10);
+}
+
+#[tokio::test]
+async fn gates_and_cancels_join_the_callers_transaction() {
+    let db = db().await;
+    let rl = db.client();
+    let run = Gated {
+        key: token("gate-tx"),
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    // Rolled back: the gate still waits and the run still runs.
+    let mut tx = db.pool().begin().await.unwrap();
+    assert_eq!(
+        rl.complete_gate_tx(&mut tx, run.id(), "approval")
+            .await
+            .unwrap(),
+        GateOutcome::Completed
+    );
+    assert_eq!(
+        rl.cancel_workflow_tx(&mut tx, run.id()).await.unwrap(),
+        RunState::Running
+    );
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        step_state(&rl, run.id(), "approval").await,
+        StepState::Waiting
+    );
+    assert_eq!(run.status().await.unwrap().state, RunState::Running);
+    // Committed: both hold.
+    let mut tx = db.pool().begin().await.unwrap();
+    rl.complete_gate_tx(&mut tx, run.id(), "approval")
+        .await
+        .unwrap();
+    rl.cancel_workflow_tx(&mut tx, run.id()).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        step_state(&rl, run.id(), "approval").await,
+        StepState::Completed
+    );
+    assert_eq!(run.status().await.unwrap().state, RunState::Cancelled);
 }

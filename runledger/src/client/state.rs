@@ -74,6 +74,25 @@ impl JobState {
 
 impl std::fmt::Display for JobState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_honour_width_and_alignment() {
+        assert_eq!(format!("{:<10}|", JobState::Running), "running   |");
+        assert_eq!(format!("{:>10}|", JobState::Failed), "    failed|");
+        assert_eq!(
+            format!("{:^9}|", crate::workflow::RunState::Running),
+            " running |"
+        );
+        assert_eq!(
+            format!("{:<8}|", crate::workflow::StepState::Skipped),
+            "skipped |"
+        );
     }
 }

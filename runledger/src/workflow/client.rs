@@ -1,5 +1,7 @@
 //! The workflow operations of the [`Runledger`] client.
 
+use sqlx::{PgConnection, PgExecutor};
+
 use super::definition::Workflow;
 use super::enqueue::WorkflowEnqueue;
 use super::handle::WorkflowHandle;
@@ -30,7 +32,7 @@ impl Runledger {
                     kind: s.kind,
                     gate: s.gate,
                     job: s.job_id.map(JobId),
-                    attempts: s.attempt.filter(|_| s.job_state.is_some()),
+                    attempt: s.attempt.filter(|_| s.job_state.is_some()),
                     output: s.output,
                     error: s.error,
                     finished_at: s.finished_at,
@@ -61,27 +63,60 @@ impl Runledger {
     /// again is [`GateOutcome::AlreadyCompleted`]. A run without such a gate is
     /// [`Error::GateNotFound`]: a gate is only ever completed in its own run.
     pub async fn complete_gate(&self, id: RunId, name: &str) -> Result<GateOutcome, Error> {
-        crate::validate::text("the gate name", name)?;
-        let outcome = store::workflows::complete_gate(self.pool(), id.0, name).await?;
-        let not_found = || Error::GateNotFound {
-            run: id,
-            gate: name.to_owned(),
-        };
-        match outcome.as_deref() {
-            None | Some("no_run" | "no_step") => Err(not_found()),
-            Some("settled") => Ok(GateOutcome::Completed),
-            Some("completed") => Ok(GateOutcome::AlreadyCompleted),
-            Some(state) => Ok(GateOutcome::RunOver(StepState::parse(state)?)),
-        }
+        complete_gate(self.pool(), id, name).await
+    }
+
+    /// [`complete_gate`](Self::complete_gate) inside the caller's transaction: the steps it
+    /// releases start only if the transaction commits.
+    pub async fn complete_gate_tx(
+        &self,
+        tx: &mut PgConnection,
+        id: RunId,
+        name: &str,
+    ) -> Result<GateOutcome, Error> {
+        complete_gate(tx, id, name).await
     }
 
     /// Cancels run `id` as a whole: steps not started are cancelled, jobs not started are
     /// cancelled, running step jobs are asked to stop. Returns the run's state before; a run
     /// that had finished is left as it was.
     pub async fn cancel_workflow(&self, id: RunId) -> Result<RunState, Error> {
-        let before = store::workflows::cancel(self.pool(), id.0)
-            .await?
-            .ok_or(Error::RunNotFound { run: id })?;
-        RunState::parse(&before)
+        cancel_workflow(self.pool(), id).await
     }
+
+    /// [`cancel_workflow`](Self::cancel_workflow) inside the caller's transaction: a rollback
+    /// leaves the run as it was.
+    pub async fn cancel_workflow_tx(
+        &self,
+        tx: &mut PgConnection,
+        id: RunId,
+    ) -> Result<RunState, Error> {
+        cancel_workflow(tx, id).await
+    }
+}
+
+async fn complete_gate<'e>(
+    db: impl PgExecutor<'e>,
+    id: RunId,
+    name: &str,
+) -> Result<GateOutcome, Error> {
+    crate::validate::text("the gate name", name)?;
+    let outcome = store::workflows::complete_gate(db, id.0, name).await?;
+    let not_found = || Error::GateNotFound {
+        run: id,
+        gate: name.to_owned(),
+    };
+    match outcome.as_deref() {
+        None | Some("no_run" | "no_step") => Err(not_found()),
+        Some("settled") => Ok(GateOutcome::Completed),
+        Some("completed") => Ok(GateOutcome::AlreadyCompleted),
+        Some(state) => Ok(GateOutcome::RunOver(StepState::parse(state)?)),
+    }
+}
+
+async fn cancel_workflow<'e>(db: impl PgExecutor<'e>, id: RunId) -> Result<RunState, Error> {
+    let before = store::workflows::cancel(db, id.0)
+        .await?
+        .ok_or(Error::RunNotFound { run: id })?;
+    RunState::parse(&before)
 }

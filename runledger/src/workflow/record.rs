@@ -62,7 +62,7 @@ macro_rules! db_enum {
 
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                f.pad(self.as_str())
             }
         }
     };
@@ -134,8 +134,9 @@ pub struct StepRecord {
     pub state: StepState,
     /// Its job, once released (absent from the database once pruned).
     pub job: Option<JobId>,
-    /// Attempts its job made, while the job is stored.
-    pub attempts: Option<i32>,
+    /// The attempt its job is on or ended on (as [`JobRecord::attempt`](crate::JobRecord)),
+    /// while the job is stored.
+    pub attempt: Option<i32>,
     /// Its output, once completed.
     pub output: Option<serde_json::Value>,
     /// Why it failed or was skipped.
