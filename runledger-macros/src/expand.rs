@@ -339,6 +339,9 @@ fn job_options(options: &JobAttr) -> TokenStream {
     if options.sensitive.is_some() {
         calls.push(quote!(.sensitive(true)));
     }
+    if options.unique.is_some() {
+        calls.push(quote!(.unique(true)));
+    }
     if let Some(timeout) = &options.timeout {
         let timeout = duration(timeout.value);
         calls.push(quote!(.timeout(#timeout)));

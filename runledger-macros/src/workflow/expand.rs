@@ -37,6 +37,26 @@ pub(crate) fn expand(def: &WorkflowDef) -> TokenStream {
         }
     });
     let input_idents: Vec<_> = def.inputs.iter().map(|(ident, _)| ident).collect();
+    // A job declared `unique` cannot be a step: a step is never deduplicated by a payload key
+    // (the run's idempotency key does that), so the option would be silently ignored.
+    let unique_checks = def.steps.iter().filter_map(|step| {
+        let StepWhat::Job { path, .. } = &step.what else {
+            return None;
+        };
+        let message = format!(
+            "step `{}` runs a job declared `#[job(unique)]`, and a workflow step is never \
+             deduplicated by a unique key; remove `unique` from the job (the run's \
+             `idempotency_key` deduplicates runs), or enqueue the job on its own",
+            step.key
+        );
+        let span = syn::spanned::Spanned::span(path);
+        Some(quote_spanned! {span=>
+            const _: () = ::core::assert!(
+                !<#path as ::runledger::Job>::OPTIONS.unique,
+                #message
+            );
+        })
+    });
 
     let shapes = def.steps.iter().map(|step| step_shape(def, step));
     let args = def
@@ -94,6 +114,7 @@ pub(crate) fn expand(def: &WorkflowDef) -> TokenStream {
         #(#cfgs)*
         const _: () = {
             #(#serde_checks)*
+            #(#unique_checks)*
 
             impl ::runledger::Workflow for #input {
                 const NAME: &'static str = #name;

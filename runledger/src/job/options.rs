@@ -32,6 +32,10 @@ pub struct JobOptions {
     /// [`JobRecord`](crate::JobRecord)) and of the error texts runledger writes, such as a
     /// payload that no longer deserializes. They are stored as usual. Default false.
     pub sensitive: bool,
+    /// Declared `#[job(unique)]`: each enqueue derives a unique key from the payload. Such a
+    /// job cannot be a workflow step (`#[workflow]` refuses it at compile time: a step is
+    /// never deduplicated by a key; the run's idempotency key does that). Default false.
+    pub unique: bool,
 }
 
 impl JobOptions {
@@ -46,7 +50,13 @@ impl JobOptions {
             unique_scope: UniqueScope::Active,
             cron: None,
             sensitive: false,
+            unique: false,
         }
+    }
+    /// Marks the kind as declared unique (see [`JobOptions::unique`]).
+    pub const fn unique(mut self, unique: bool) -> Self {
+        self.unique = unique;
+        self
     }
     /// Marks the kind sensitive (see [`JobOptions::sensitive`]).
     pub const fn sensitive(mut self, sensitive: bool) -> Self {

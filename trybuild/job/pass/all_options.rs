@@ -48,7 +48,8 @@ fn main() {
             max: Duration::from_secs(600),
             jitter: 0.0,
         })
-        .unique_scope(UniqueScope::Period(Duration::from_secs(7_200)));
+        .unique_scope(UniqueScope::Period(Duration::from_secs(7_200)))
+        .unique(true);
     assert_eq!(Charge::OPTIONS, expected);
     let key = Charge {
         order_id: 9,
