@@ -762,3 +762,53 @@ async fn a_claim_reads_the_queue_in_index_order_whatever_the_statistics_say() {
         "the oldest jobs, in order: {claimed:?}"
     );
 }
+
+/// A job of another team, on its own queue, with state this test's workers do not have.
+#[job(queue = "mail")]
+async fn mail_out(greeting: State<Greeting>, to: String) -> Result<String, JobError> {
+    let Greeting(text) = &*greeting;
+    Ok(format!("{text}, {to}"))
+}
+
+#[tokio::test]
+async fn a_worker_needs_only_the_state_of_the_kinds_it_runs() {
+    let db = db().await;
+    let rl = db.client();
+    // Not on its queues: the worker builds without the state and leaves such jobs alone, even
+    // one sent to its queue.
+    let stray = MailOut { to: "ada".into() }
+        .enqueue(&rl)
+        .with_queue("elsewhere")
+        .await
+        .unwrap();
+    let w = Worker::builder(db.pool().clone())
+        .queues(["elsewhere"])
+        .poll_interval(Duration::from_millis(100))
+        .start_ok()
+        .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(job(&rl, stray.id()).await.state, JobState::Available);
+    w.shutdown().await.unwrap();
+    // On its queues, or named in `kinds`: the state is required.
+    for builder in [
+        Worker::builder(db.pool().clone()).queues(["mail"]),
+        Worker::builder(db.pool().clone())
+            .queues(["elsewhere"])
+            .kinds(["mail_out"]),
+    ] {
+        let message = builder.build().unwrap_err().to_string();
+        assert!(message.contains("job `mail_out` takes `State<"), "{message}");
+    }
+    // With the state, the worker that serves the queue runs it.
+    let w = Worker::builder(db.pool().clone())
+        .queues(["elsewhere"])
+        .kinds(["mail_out"])
+        .state(Greeting("Hello"))
+        .start_ok()
+        .await;
+    assert_eq!(
+        stray.wait_timeout(Duration::from_secs(10)).await.unwrap(),
+        "Hello, ada"
+    );
+    w.shutdown().await.unwrap();
+}

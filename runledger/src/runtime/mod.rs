@@ -164,7 +164,10 @@ impl WorkerBuilder {
         self
     }
 
-    /// Registers a value that handlers receive through a `State<T>` parameter.
+    /// Registers a value that handlers receive through a `State<T>` parameter. A worker needs
+    /// the state of the kinds it runs: those on its queues by default, and those named in
+    /// [`kinds`](Self::kinds). A kind on another queue whose state is missing is not run by this
+    /// worker (not even if one of its jobs is sent to this worker's queue).
     pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.state.insert(value);
         self
@@ -199,7 +202,9 @@ impl WorkerBuilder {
     }
 
     /// Checks the configuration and builds the worker. Fails when two job kinds (or two
-    /// workflows) share a name, when a job needs a `State<T>` that was not registered, or when a setting is out of range.
+    /// workflows) share a name, when a job this worker runs (on its queues by default, or named
+    /// in [`kinds`](Self::kinds)) needs a `State<T>` that was not registered, or when a setting
+    /// is out of range.
     pub fn build(self) -> Result<Worker, Error> {
         let c = &self.config;
         if c.queues.is_empty() {
@@ -255,7 +260,7 @@ impl WorkerBuilder {
                 }
             }
         }
-        let handlers: HashMap<&'static str, &'static JobRegistration> = full
+        let mut handlers: HashMap<&'static str, &'static JobRegistration> = full
             .into_iter()
             .filter(|(_, reg)| {
                 let keep = self
@@ -265,16 +270,38 @@ impl WorkerBuilder {
                 keep && !self.excluded_kinds.iter().any(|k| k == reg.kind)
             })
             .collect();
+        // A kind whose injected state is missing is an error only if this worker is meant to
+        // run it: listed in `kinds`, or on one of its queues by default. Other kinds (another
+        // team's jobs linked into the same binary) are left to the workers that have their
+        // state; this one does not claim them, even if one is sent to its queue.
+        let mut skipped = Vec::new();
         for reg in handlers.values() {
-            for need in (reg.required_state)() {
-                if !self.state.contains(need.type_id) {
-                    return Err(Error::Config(format!(
-                        "job `{}` takes `State<{}>`, but the worker has no such state; add \
-                         `.state(value)` to the worker builder",
-                        reg.kind, need.type_name
-                    )));
-                }
+            let Some(need) = (reg.required_state)()
+                .into_iter()
+                .find(|need| !self.state.contains(need.type_id))
+            else {
+                continue;
+            };
+            let listed = self
+                .only_kinds
+                .as_ref()
+                .is_some_and(|only| only.iter().any(|k| k == reg.kind));
+            if listed || self.config.queues.iter().any(|q| q == reg.options.queue) {
+                return Err(Error::Config(format!(
+                    "job `{}` takes `State<{}>`, but the worker has no such state; add \
+                     `.state(value)` to the worker builder",
+                    reg.kind, need.type_name
+                )));
             }
+            skipped.push(reg.kind);
+        }
+        if !skipped.is_empty() {
+            tracing::debug!(
+                kinds = ?skipped,
+                "kinds on other queues whose injected state this worker lacks are left to \
+                 other workers"
+            );
+            handlers.retain(|_, reg| !skipped.contains(&reg.kind));
         }
         crate::maintenance::check(&self.config, handlers.values().copied())?;
         let mut kinds: Vec<&'static str> = handlers.keys().copied().collect();
