@@ -1,4 +1,5 @@
-//! Registration: two job kinds with the same name make `build()` fail, naming both.
+//! Registration: two job kinds with the same name make `build()` fail, naming both, and the
+//! one-line `testing::check_registrations` test finds them without a database.
 
 mod common;
 
@@ -46,5 +47,16 @@ async fn duplicate_kinds_fail_the_build_with_both_names() {
     assert!(
         worker.is_err(),
         "the table is checked before the kinds are filtered"
+    );
+}
+
+#[test]
+fn one_line_test_finds_duplicate_kinds_without_a_database() {
+    let message = runledger::testing::check_registrations()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("job kind `invoice` is registered twice"),
+        "{message}"
     );
 }

@@ -797,7 +797,10 @@ async fn a_worker_needs_only_the_state_of_the_kinds_it_runs() {
             .kinds(["mail_out"]),
     ] {
         let message = builder.build().unwrap_err().to_string();
-        assert!(message.contains("job `mail_out` takes `State<"), "{message}");
+        assert!(
+            message.contains("job `mail_out` takes `State<"),
+            "{message}"
+        );
     }
     // With the state, the worker that serves the queue runs it.
     let w = Worker::builder(db.pool().clone())

@@ -354,6 +354,29 @@ pub async fn refute_enqueued<J: Job + std::fmt::Debug>(rl: &Runledger) -> Result
     Ok(())
 }
 
+/// Checks the jobs and workflows linked into this binary as every worker would at build, with
+/// no database and no worker settings: no two job kinds (aliases included) or two workflows
+/// share a name, and every declared cron schedule parses. Two `#[job] async fn sync` in
+/// different modules both claim the kind `sync`; this finds them in a one-line test, before
+/// any worker refuses to build:
+///
+/// ```
+/// #[test]
+/// fn jobs_and_workflows_are_registered_once() {
+///     runledger::testing::check_registrations().unwrap();
+/// }
+/// ```
+pub fn check_registrations() -> Result<(), Error> {
+    let table = crate::registry::table(crate::registry::all())?;
+    crate::workflow::check_registrations()?;
+    for reg in table.values() {
+        if let Some(schedule) = crate::schedule::Schedule::declared(reg) {
+            schedule.check()?;
+        }
+    }
+    Ok(())
+}
+
 /// Counts of jobs by state.
 pub async fn count_by_state(rl: &Runledger) -> Result<Vec<(JobState, i64)>, Error> {
     store::admin::count_by_state(rl.pool())
