@@ -361,10 +361,11 @@ pub async fn refute_enqueued<J: Job + std::fmt::Debug>(rl: &Runledger) -> Result
 /// any worker refuses to build:
 ///
 /// ```
-/// #[test]
+/// // In tests/registry.rs, under `#[test]`:
 /// fn jobs_and_workflows_are_registered_once() {
 ///     runledger::testing::check_registrations().unwrap();
 /// }
+/// # jobs_and_workflows_are_registered_once();
 /// ```
 pub fn check_registrations() -> Result<(), Error> {
     let table = crate::registry::table(crate::registry::all())?;
