@@ -11,9 +11,9 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use runledger::{
-    EmbeddedPostgres, JobContext, JobError, MissedSlots, Runledger, Schedule, Worker, job,
-};
+use runledger::embedded::EmbeddedPostgres;
+use runledger::schedule::MissedSlots;
+use runledger::{JobContext, JobError, Runledger, Schedule, Worker, job};
 
 static HEARTBEATS: AtomicU32 = AtomicU32::new(0);
 static REPORTS: AtomicU32 = AtomicU32::new(0);

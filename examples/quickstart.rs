@@ -10,7 +10,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use runledger::{EmbeddedPostgres, JobContext, JobError, Runledger, State, Worker, job};
+use runledger::embedded::EmbeddedPostgres;
+use runledger::{JobContext, JobError, Runledger, State, Worker, job};
 use serde::{Deserialize, Serialize};
 
 /// What `charge_card` returns; stored as JSON and handed back to whoever waits for the job.

@@ -9,7 +9,8 @@
 
 use std::time::Duration;
 
-use runledger::{EmbeddedPostgres, JobContext, JobError, Runledger, Worker, job, workflow};
+use runledger::embedded::EmbeddedPostgres;
+use runledger::{JobContext, JobError, Runledger, Worker, job, workflow};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,7 +136,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Everything up to the gate runs on its own; the booking waits for the approval.
     loop {
         let status = run.status().await?;
-        if status.step("parcel").map(|s| s.state) == Some(runledger::StepState::Completed) {
+        if status.step("parcel").map(|s| s.state) == Some(runledger::workflow::StepState::Completed)
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -8,7 +8,8 @@ A module names another when it writes a path into it (`use crate::a::b`, `crate:
 The cycles are the strongly connected components with more than one module.
 """
 import os, re, sys
-root = sys.argv[1] if len(sys.argv) > 1 else 'runledger/src'
+args = [a for a in sys.argv[1:] if not a.startswith('--')]
+root = args[0] if args else 'runledger/src'
 files = {}
 for d, _, fs in os.walk(root):
     for f in fs:

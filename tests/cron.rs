@@ -6,11 +6,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Timelike, Utc};
 use common::{StartOk, db, flush_stats, hit, hits, token, wait_until};
+use runledger::schedule::{CronSchedule, MissedSlots, ScheduleError};
 use runledger::testing::TestDatabase;
-use runledger::{
-    CronSchedule, Error, JobError, MissedSlots, Retention, RunningWorker, Schedule, ScheduleError,
-    Worker, WorkerBuilder, job,
-};
+use runledger::worker::{Retention, RunningWorker, WorkerBuilder};
+use runledger::{Error, JobError, Schedule, Worker, job};
 use sqlx::PgPool;
 
 /// Counts its runs under `key`.

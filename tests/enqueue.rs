@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{count, counts, db, job};
-use runledger::{CancelOutcome, Error, JobError, JobRequest, JobState, UniqueScope, job};
+use runledger::job::{CancelOutcome, JobRequest, JobState, UniqueScope};
+use runledger::{Error, JobError, job};
 
 #[job(queue = "mail", priority = 3, max_attempts = 7, timeout = "5s")]
 async fn send_email(to: String, subject: String) -> Result<(), JobError> {
@@ -242,7 +243,7 @@ async fn cancel_before_start_and_after_finish() {
         Err(Error::JobCancelled { .. })
     ));
     assert!(matches!(
-        rl.cancel(runledger::JobId(999_999)).await,
+        rl.cancel(runledger::job::JobId(999_999)).await,
         Err(Error::JobNotFound { .. })
     ));
 }

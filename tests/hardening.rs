@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{StartOk, counts, db, hit, job, token, wait_until};
-use runledger::{Error, JobError, JobState, Worker, job};
+use runledger::job::JobState;
+use runledger::{Error, JobError, Worker, job};
 
 /// An ordinary job.
 #[job(queue = "poison")]
@@ -60,7 +61,7 @@ async fn input_the_database_cannot_store_is_refused_with_a_typed_error() {
         "run_in",
     );
     // In a batch, one bad row refuses the batch and writes nothing.
-    let batch: Vec<runledger::JobRequest> = vec![
+    let batch: Vec<runledger::job::JobRequest> = vec![
         good().into(),
         Wholesome {
             key: "\0".into(),
@@ -70,7 +71,7 @@ async fn input_the_database_cannot_store_is_refused_with_a_typed_error() {
     ];
     refused(rl.enqueue_many(batch).await.map(|_| ()), "NUL");
     refused(
-        rl.complete_gate(runledger::RunId(1), "gate\0")
+        rl.complete_gate(runledger::workflow::RunId(1), "gate\0")
             .await
             .map(|_| ()),
         "gate name",
@@ -103,7 +104,7 @@ async fn sleeps_politely(millis: u64) -> Result<(), JobError> {
 async fn shutdown_reports_the_jobs_it_handed_back() {
     let db = db().await;
     let rl = db.client();
-    let mut jobs: Vec<runledger::JobRequest> = (0..6)
+    let mut jobs: Vec<runledger::job::JobRequest> = (0..6)
         .map(|_| SleepsPolitely { millis: 60_000 }.into())
         .collect();
     jobs.extend((0..2).map(|_| BlocksThread { millis: 2_000 }.into()));
@@ -127,7 +128,7 @@ async fn shutdown_reports_the_jobs_it_handed_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_server_at_start_says_too_many_clients() {
-    let pg = runledger::EmbeddedPostgres::builder()
+    let pg = runledger::embedded::EmbeddedPostgres::builder()
         .setting("max_connections", "4")
         .setting("superuser_reserved_connections", "0")
         .start()
@@ -237,7 +238,7 @@ async fn sensitive_jobs_keep_their_values_out_of_debug_output_and_errors() {
     };
     let shown = [
         format!("{payload:?}"),
-        format!("{:?}", runledger::JobRequest::new(payload.clone())),
+        format!("{:?}", runledger::job::JobRequest::new(payload.clone())),
         format!(
             "{:?}",
             runledger::Schedule::new("nightly", "0 0 3 * * *", payload.clone())

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{StartOk, count, db, flush_stats, hit, hits, job, token, wait_until};
+use runledger::job::{JobState, StopReason};
 use runledger::testing::TestDatabase;
-use runledger::{
-    Error, JobContext, JobError, JobState, Runledger, State, StopReason, Worker, WorkerBuilder, job,
-};
+use runledger::worker::WorkerBuilder;
+use runledger::{Error, JobContext, JobError, Runledger, State, Worker, job};
 
 /// Counts executions; fails until attempt `succeed_on` (0 = never).
 #[job(max_attempts = 5, backoff(constant = "50ms"))]
@@ -251,7 +251,7 @@ async fn cancel_stops_a_running_job() {
     .await;
     assert_eq!(
         rl.cancel(handle.id()).await.unwrap(),
-        runledger::CancelOutcome::Requested
+        runledger::job::CancelOutcome::Requested
     );
     let err = handle
         .wait_timeout(Duration::from_secs(10))
@@ -539,7 +539,7 @@ async fn aliases_route_jobs_stored_under_an_old_kind_name() {
     .unwrap();
     let new = NewName { value: 5 }.enqueue(&rl).await.unwrap();
     let w = worker(&db).start_ok().await;
-    let old = rl.handle::<NewName>(runledger::JobId(old));
+    let old = rl.handle::<NewName>(runledger::job::JobId(old));
     assert_eq!(old.wait_timeout(Duration::from_secs(10)).await.unwrap(), 42);
     assert_eq!(new.wait_timeout(Duration::from_secs(10)).await.unwrap(), 10);
     w.shutdown().await.unwrap();
@@ -567,7 +567,7 @@ async fn jobs_that_arrive_without_a_notification_are_found_by_the_poll() {
     .await
     .unwrap();
     for id in ids {
-        let handle = rl.handle::<TypedPayload>(runledger::JobId(id));
+        let handle = rl.handle::<TypedPayload>(runledger::job::JobId(id));
         handle.wait_timeout(Duration::from_secs(5)).await.unwrap();
     }
     let metrics = w.shutdown().await.unwrap().metrics;

@@ -9,11 +9,11 @@ mod common;
 use std::time::Duration;
 
 use common::{db, hit, hits, token, wait_until};
+use runledger::job::JobState;
 use runledger::testing::TestDatabase;
-use runledger::{
-    Error, GateOutcome, JobContext, JobError, JobState, RunState, Runledger, StepState, Worker,
-    WorkerBuilder, Workflow, job, workflow,
-};
+use runledger::worker::WorkerBuilder;
+use runledger::workflow::{GateOutcome, RunState, StepState};
+use runledger::{Error, JobContext, JobError, Runledger, Worker, Workflow, job, workflow};
 use serde::{Deserialize, Serialize};
 
 // ---- jobs -------------------------------------------------------------------------------
@@ -260,11 +260,11 @@ fn worker(db: &TestDatabase) -> WorkerBuilder {
         .poll_interval(Duration::from_millis(100))
 }
 
-async fn start(builder: WorkerBuilder) -> runledger::RunningWorker {
+async fn start(builder: WorkerBuilder) -> runledger::worker::RunningWorker {
     builder.build().unwrap().start().await.unwrap()
 }
 
-async fn step_state(rl: &Runledger, run: runledger::RunId, key: &str) -> StepState {
+async fn step_state(rl: &Runledger, run: runledger::workflow::RunId, key: &str) -> StepState {
     rl.workflow_run(run)
         .await
         .unwrap()
@@ -367,7 +367,7 @@ async fn wide_fan_out_and_fan_in() {
 async fn futures_join<W: Workflow>(
     rl: &Runledger,
     inputs: impl Iterator<Item = W>,
-) -> Vec<runledger::WorkflowHandle<W::Output>> {
+) -> Vec<runledger::workflow::WorkflowHandle<W::Output>> {
     let mut handles = Vec::new();
     for input in inputs {
         handles.push(rl.start(input).await.unwrap());
@@ -516,7 +516,7 @@ async fn gates_complete_once_and_only_in_their_own_run() {
         Err(Error::GateNotFound { .. })
     ));
     assert!(matches!(
-        rl.complete_gate(runledger::RunId(i64::MAX), "approval")
+        rl.complete_gate(runledger::workflow::RunId(i64::MAX), "approval")
             .await,
         Err(Error::GateNotFound { .. })
     ));
@@ -679,7 +679,7 @@ async fn a_run_of_another_shape_is_reported() {
 
 #[tokio::test]
 async fn shapes_are_registered() {
-    let names: Vec<_> = runledger::workflows().map(|s| s.name).collect();
+    let names: Vec<_> = runledger::workflow::workflows().map(|s| s.name).collect();
     assert!(names.contains(&"orders.fulfil"), "{names:?}");
     let shape = FulfilOrder::SHAPE;
     assert_eq!(shape.output, Some("send_receipt"));
@@ -700,7 +700,7 @@ async fn shapes_are_registered() {
     );
     assert!(matches!(
         shape.step("charge").unwrap().kind,
-        runledger::StepKind::Job { kind: "charge_card", options } if options.queue == "payments"
+        runledger::workflow::StepKind::Job { kind: "charge_card", options } if options.queue == "payments"
     ));
 }
 
@@ -846,7 +846,9 @@ async fn finished_runs_are_pruned_after_their_retention_and_running_ones_never()
 
     let w = start(
         worker(&db)
-            .retention(runledger::Retention::forever().workflow_runs(Duration::from_secs(3600)))
+            .retention(
+                runledger::worker::Retention::forever().workflow_runs(Duration::from_secs(3600)),
+            )
             .prune_interval(Duration::from_millis(100)),
     )
     .await;

@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use runledger::embedded::EmbeddedPostgres;
 use runledger::testing::TestDatabase;
-use runledger::{EmbeddedPostgres, JobError, Runledger, Worker, job, workflow};
+use runledger::{JobError, Runledger, Worker, job, workflow};
 use serde_json::json;
 
 /// A no-op job: the cost measured is the framework's and the database's.
@@ -353,7 +354,7 @@ async fn w5(bench: &mut Bench, rate: usize, concurrency: usize) -> Result<(), ru
         .kinds(["bench_e2e"])
         .concurrency(concurrency)
         .batch_size(batch_for(concurrency))
-        .retention(runledger::Retention::all(Duration::from_secs(10)))
+        .retention(runledger::worker::Retention::all(Duration::from_secs(10)))
         .prune_interval(Duration::from_secs(1))
         .migrate(false)
         .build()?;
@@ -670,7 +671,7 @@ async fn w1(
         let counts = runledger::testing::count_by_state(&rl).await?;
         let completed = counts
             .iter()
-            .find(|(s, _)| *s == runledger::JobState::Completed)
+            .find(|(s, _)| *s == runledger::job::JobState::Completed)
             .map_or(0, |(_, n)| *n);
         if completed as usize >= n {
             break;

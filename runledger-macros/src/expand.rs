@@ -84,7 +84,7 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
                     };
                 });
                 requirements.push(quote_spanned! {inner.span()=>
-                    ::runledger::StateRequirement::of::<#inner>()
+                    ::runledger::__private::StateRequirement::of::<#inner>()
                 });
                 args.push(quote!(#local));
             }
@@ -133,7 +133,7 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
             quote_spanned! {error.span()=>
                 ::core::result::Result::map_err(
                     #call,
-                    <#error as ::core::convert::Into<::runledger::JobError>>::into,
+                    <#error as ::core::convert::Into<::runledger::__private::JobError>>::into,
                 )
             },
         ),
@@ -146,7 +146,7 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
             quote_spanned! {ty.span()=>
                 ::core::result::Result::map_err(
                     #call,
-                    ::core::convert::Into::<::runledger::JobError>::into,
+                    ::core::convert::Into::<::runledger::__private::JobError>::into,
                 )
             },
         ),
@@ -171,7 +171,7 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
         quote! {
             fn unique_key(&self) -> ::core::option::Option<::std::string::String> {
                 ::core::option::Option::Some(::runledger::__private::unique_key(
-                    <Self as ::runledger::Job>::KIND,
+                    <Self as ::runledger::__private::Job>::KIND,
                     #fields,
                 ))
             }
@@ -180,7 +180,7 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
     let cron_args = cron_args(options, payload);
     let required_state = (!requirements.is_empty()).then(|| {
         quote! {
-            fn required_state() -> ::std::vec::Vec<::runledger::StateRequirement> {
+            fn required_state() -> ::std::vec::Vec<::runledger::__private::StateRequirement> {
                 ::std::vec![#(#requirements),*]
             }
         }
@@ -189,15 +189,15 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
     let run_output = quote_spanned! {fn_name.span()=>
         impl ::core::future::Future<
             Output = ::core::result::Result<
-                <Self as ::runledger::Job>::Output,
-                ::runledger::JobError,
+                <Self as ::runledger::__private::Job>::Output,
+                ::runledger::__private::JobError,
             >,
         > + ::core::marker::Send
     };
 
     let enqueue_methods = enqueue_methods(
         vis,
-        &quote!(::runledger::Enqueue),
+        &quote!(::runledger::__private::Enqueue),
         "Enqueues this job on `client`'s pool; await the returned builder (after any per-call \
          overrides) to insert it.",
         "Enqueues this job inside the caller's open transaction; a rollback leaves nothing behind.",
@@ -249,13 +249,13 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
         const _: () = {
             #(#checks)*
 
-            impl ::runledger::Job for #payload {
+            impl ::runledger::__private::Job for #payload {
                 const KIND: &'static str = #kind;
                 const ALIASES: &'static [&'static str] = &[#(#aliases),*];
-                const OPTIONS: ::runledger::JobOptions = #job_options;
+                const OPTIONS: ::runledger::__private::JobOptions = #job_options;
                 type Output = #output;
 
-                fn run(self, __runledger_ctx: &::runledger::JobContext) -> #run_output {
+                fn run(self, __runledger_ctx: &::runledger::__private::JobContext) -> #run_output {
                     let #payload { #(#bindings,)* } = self;
                     async move {
                         #(#state_lets)*
@@ -305,14 +305,14 @@ pub(crate) fn enqueue_methods(
 ) -> TokenStream {
     quote! {
         #[doc = #pool_doc]
-        #vis fn enqueue(self, client: &::runledger::Runledger) -> #builder<'_, Self> {
+        #vis fn enqueue(self, client: &::runledger::__private::Runledger) -> #builder<'_, Self> {
             #builder::new(client, self)
         }
 
         #[doc = #tx_doc]
         #vis fn enqueue_tx<'a>(
             self,
-            client: &'a ::runledger::Runledger,
+            client: &'a ::runledger::__private::Runledger,
             tx: &'a mut ::runledger::__private::PgConnection,
         ) -> #builder<'a, Self> {
             #builder::new_tx(client, tx, self)
@@ -356,12 +356,12 @@ fn job_options(options: &JobAttr) -> TokenStream {
         .and_then(|unique| unique.period.as_ref())
     {
         let period = duration(period.value);
-        calls.push(quote!(.unique_scope(::runledger::UniqueScope::Period(#period))));
+        calls.push(quote!(.unique_scope(::runledger::__private::UniqueScope::Period(#period))));
     }
     if let Some(cron) = cron_options(options) {
         calls.push(quote!(.cron(#cron)));
     }
-    quote!(::runledger::JobOptions::new() #(#calls)*)
+    quote!(::runledger::__private::JobOptions::new() #(#calls)*)
 }
 
 /// `CronOptions::new(..)` with the declared time zone and missed-slot policy.
@@ -375,8 +375,8 @@ fn cron_options(options: &JobAttr) -> Option<TokenStream> {
         .missed
         .as_ref()
         .filter(|missed| missed.value == "run_once")
-        .map(|_| quote!(.missed(::runledger::MissedSlots::RunOnce)));
-    Some(quote!(::runledger::CronOptions::new(#expression) #tz #missed))
+        .map(|_| quote!(.missed(::runledger::__private::MissedSlots::RunOnce)));
+    Some(quote!(::runledger::__private::CronOptions::new(#expression) #tz #missed))
 }
 
 /// `Job::cron_args` for a scheduled job: the `cron_args` expression (type errors point at it),
@@ -405,7 +405,7 @@ fn cron_args(options: &JobAttr, payload: &syn::Ident) -> Option<TokenStream> {
 fn backoff(backoff: &BackoffAttr) -> TokenStream {
     if let Some(constant) = &backoff.constant {
         let delay = duration(constant.value);
-        return quote!(::runledger::Backoff::constant(#delay));
+        return quote!(::runledger::__private::Backoff::constant(#delay));
     }
     // The defaults are `Backoff::exponential()`'s; only the options given are set.
     let mut calls = Vec::new();
@@ -425,7 +425,7 @@ fn backoff(backoff: &BackoffAttr) -> TokenStream {
         let jitter = Literal::f64_unsuffixed(jitter.value);
         calls.push(quote!(.jitter(#jitter)));
     }
-    quote!(::runledger::Backoff::exponential() #(#calls)*)
+    quote!(::runledger::__private::Backoff::exponential() #(#calls)*)
 }
 
 fn duration(millis: u64) -> TokenStream {
@@ -502,11 +502,12 @@ mod tests {
             const KIND: &'static str = "charge_card";
         ))));
         assert!(out.contains(&norm(quote!(
-            const OPTIONS: ::runledger::JobOptions = ::runledger::JobOptions::new()
-                .queue("payments")
-                .priority(10)
-                .max_attempts(5)
-                .timeout(::core::time::Duration::from_millis(30000));
+            const OPTIONS: ::runledger::__private::JobOptions =
+                ::runledger::__private::JobOptions::new()
+                    .queue("payments")
+                    .priority(10)
+                    .max_attempts(5)
+                    .timeout(::core::time::Duration::from_millis(30000));
         ))));
         assert!(out.contains(&norm(quote!(
             type Output = Charge;
@@ -518,7 +519,7 @@ mod tests {
             charge_card(__runledger_ctx, __runledger_arg_1, __runledger_arg_2).await
         ))));
         assert!(out.contains(&norm(quote!(
-            <JobError as ::core::convert::Into<::runledger::JobError>>::into
+            <JobError as ::core::convert::Into<::runledger::__private::JobError>>::into
         ))));
         assert!(out.contains(&norm(
             quote!(::runledger::__private::assert_serde::<i64>();)
@@ -528,7 +529,7 @@ mod tests {
             quote!(::runledger::__private::assert_serde::<Charge>();)
         )));
         assert!(out.contains(&norm(
-            quote!(pub fn enqueue(self, client: &::runledger::Runledger))
+            quote!(pub fn enqueue(self, client: &::runledger::__private::Runledger))
         )));
         assert!(out.contains(&norm(quote!(
             ::runledger::__private::JobRegistration::of::<ChargeCard>()
@@ -568,8 +569,8 @@ mod tests {
         ))));
         assert!(out.contains(&norm(quote!(.priority(-3)))));
         assert!(out.contains(&norm(quote!(
-            .backoff(::runledger::Backoff::exponential().factor(3.0).jitter(0.0))
-            .unique_scope(::runledger::UniqueScope::Period(::core::time::Duration::from_millis(3600000)))
+            .backoff(::runledger::__private::Backoff::exponential().factor(3.0).jitter(0.0))
+            .unique_scope(::runledger::__private::UniqueScope::Period(::core::time::Duration::from_millis(3600000)))
         ))));
         assert!(out.contains(&norm(
             quote!(let __runledger_state_0 = match __runledger_ctx.__state::<Mailer>())
@@ -579,12 +580,12 @@ mod tests {
         ))));
         assert!(
             out.contains(&norm(quote!(::runledger::__private::unique_key(
-                <Self as ::runledger::Job>::KIND,
+                <Self as ::runledger::__private::Job>::KIND,
                 &(&self.email,),
             ))))
         );
         assert!(out.contains(&norm(quote!(::std::vec![
-            ::runledger::StateRequirement::of::<Mailer>()
+            ::runledger::__private::StateRequirement::of::<Mailer>()
         ]))));
     }
 
@@ -604,15 +605,15 @@ mod tests {
         assert!(out.contains(&norm(quote!(let Ping {} = self;))));
         assert!(out.contains(&norm(quote!(ping().await))));
         assert!(out.contains(&norm(quote!(
-            ::core::convert::Into::<::runledger::JobError>::into
+            ::core::convert::Into::<::runledger::__private::JobError>::into
         ))));
         assert!(out.contains(&norm(quote!(
-            .backoff(::runledger::Backoff::constant(::core::time::Duration::from_millis(5000)))
+            .backoff(::runledger::__private::Backoff::constant(::core::time::Duration::from_millis(5000)))
         ))));
         assert!(!out.contains("unique_scope"));
         assert!(
             out.contains(&norm(quote!(::runledger::__private::unique_key(
-                <Self as ::runledger::Job>::KIND,
+                <Self as ::runledger::__private::Job>::KIND,
                 self,
             ))))
         );
@@ -633,9 +634,9 @@ mod tests {
             ),
         );
         assert!(out.contains(&norm(quote!(
-            .cron(::runledger::CronOptions::new("0 30 1 * * *")
+            .cron(::runledger::__private::CronOptions::new("0 30 1 * * *")
                 .timezone("Europe/London")
-                .missed(::runledger::MissedSlots::RunOnce))
+                .missed(::runledger::__private::MissedSlots::RunOnce))
         ))));
         assert!(out.contains(&norm(quote!(
             fn cron_args() -> ::core::option::Option<Self> {

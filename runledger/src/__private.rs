@@ -5,7 +5,17 @@ pub use inventory;
 pub use serde;
 pub use serde_json;
 
+pub use crate::client::Runledger;
+pub use crate::error::Error;
+pub use crate::job::{
+    Backoff, Enqueue, Job, JobContext, JobError, JobOptions, StateRequirement, UniqueScope,
+};
 pub use crate::registry::JobRegistration;
+pub use crate::schedule::{CronOptions, MissedSlots};
+pub use crate::workflow::{
+    Binding, Dependency, StepKind, StepShape, Workflow, WorkflowEnqueue, WorkflowRegistration,
+    WorkflowShape,
+};
 
 /// The unique key of a job declared `unique`: its kind and the JSON of the chosen fields.
 pub fn unique_key<T: serde::Serialize + ?Sized>(kind: &str, fields: &T) -> String {
@@ -67,5 +77,3 @@ pub const fn field_name(fields: &'static [&'static str], index: usize) -> &'stat
         "?"
     }
 }
-
-pub use crate::workflow::WorkflowRegistration;

@@ -13,7 +13,7 @@
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), runledger::Error> {
-//! let pg = runledger::EmbeddedPostgres::start()?;
+//! let pg = runledger::embedded::EmbeddedPostgres::start()?;
 //! let url = pg.url(); // carries the password: keep it out of logs
 //! # drop(url);
 //! # Ok(()) }

@@ -2,7 +2,7 @@
 //!
 //! Typed background jobs and DAG workflows, durable in PostgreSQL.
 //!
-//! Annotate an `async fn` with [`#[job]`](job): you get a payload struct named after the
+//! Annotate an `async fn` with [`#[job]`](macro@job): you get a payload struct named after the
 //! function, a typed enqueue (also inside your own transaction), and a handler that registers
 //! itself. A [`Worker`] runs every job linked into the binary against Postgres, with leases
 //! and fencing, retries with backoff, timeouts, batching and graceful shutdown.
@@ -48,7 +48,7 @@
 //!
 //! ## Workflows
 //!
-//! [`#[workflow]`](workflow) declares a DAG of jobs; the compiler checks that every step exists,
+//! [`#[workflow]`](macro@workflow) declares a DAG of jobs; the compiler checks that every step exists,
 //! that each field passed along an edge exists and has the parameter's type, and that the body
 //! has no branches or loops. Steps are released in the transaction that completes their
 //! prerequisites.
@@ -87,7 +87,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Without a database at hand, [`EmbeddedPostgres`] starts a throwaway server from the
+//! Without a database at hand, [`EmbeddedPostgres`](embedded::EmbeddedPostgres) starts a throwaway server from the
 //! PostgreSQL binaries installed on the machine; the examples and tests use it when
 //! `DATABASE_URL` is unset.
 //!
@@ -99,60 +99,58 @@
 //!   [`JobError::fatal`], [`JobError::snooze`] and [`JobError::cancel`] say otherwise. Panics and
 //!   timeouts are failed attempts.
 //! - All times are the database's clock.
-//! - Cron schedules ([`#[job(cron = "...")]`](job) or [`Runledger::add_schedule`]) fire each
+//! - Cron schedules ([`#[job(cron = "...")]`](macro@job) or [`Runledger::add_schedule`]) fire each
 //!   slot once across any number of workers; an elected leader also prunes finished jobs
-//!   ([`Retention`]). See `docs/cron.md`.
+//!   ([`Retention`](worker::Retention)). See `docs/cron.md`.
 //!
 //! See `docs/` in the repository for the job state machine and the architecture.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
-mod embedded;
 mod error;
 mod ids;
-mod job;
+pub mod job;
 mod maintenance;
 mod random;
 mod registry;
 mod runtime;
-mod schedule;
+pub mod schedule;
 mod store;
 mod validate;
-mod workflow;
+pub mod workflow;
+
+/// The worker: [`Worker`] and its builder, the running handle and what it
+/// reports, the retention of finished jobs, and what the maintenance services tell operators.
+pub mod worker {
+    pub use crate::maintenance::{LeaderInfo, UnclaimedKind};
+    pub use crate::runtime::{
+        Retention, RunningWorker, ShutdownReport, Worker, WorkerBuilder, WorkerMetrics,
+    };
+}
+
+#[cfg(unix)]
+#[cfg_attr(docsrs, doc(cfg(unix)))]
+pub mod embedded;
 
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 #[doc(hidden)]
 pub mod __private;
 
+#[cfg(feature = "bench")]
 #[doc(hidden)]
 pub mod __bench;
 
-pub use client::{
-    CancelOutcome, DEFAULT_MAX_PAYLOAD_BYTES, Enqueue, EnqueuedJob, JobHandle, JobRecord,
-    JobRequest, JobState, Runledger, RunledgerBuilder,
-};
-pub use embedded::{EmbeddedBuilder, EmbeddedPostgres};
+pub use client::{Runledger, RunledgerBuilder};
 pub use error::Error;
-pub use job::{
-    Backoff, Job, JobContext, JobError, JobId, JobOptions, State, StateRequirement, StopReason,
-    UniqueScope,
-};
-pub use registry::JobRegistration;
-pub use runtime::{RunningWorker, ShutdownReport, Worker, WorkerBuilder, WorkerMetrics};
+pub use job::{Job, JobContext, JobError, State};
+pub use runtime::Worker;
+pub use schedule::Schedule;
 pub use store::migrate;
-pub use workflow::{
-    Binding, Dependency, GateOutcome, RunId, RunRecord, RunState, StepKind, StepRecord, StepShape,
-    StepState, Workflow, WorkflowEnqueue, WorkflowHandle, WorkflowRegistration, WorkflowShape,
-    workflows,
-};
-
-// Cron schedules, leader election and retention.
-pub use maintenance::{LeaderInfo, UnclaimedKind};
-pub use runtime::Retention;
-pub use schedule::{CronOptions, CronSchedule, MissedSlots, Schedule, ScheduleError, ScheduleInfo};
+pub use workflow::Workflow;
 
 /// Turns an `async fn` into a background job; see the crate docs and the options below.
 pub use runledger_macros::job;

@@ -6,9 +6,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::client::request::JobRequest;
 use crate::error::Error;
-use crate::job::{Job, JobContext, JobError, JobOptions, StateRequirement};
+use crate::job::context::JobContext;
+use crate::job::definition::Job;
+use crate::job::error::JobError;
+use crate::job::inject::StateRequirement;
+use crate::job::options::JobOptions;
+use crate::job::request::JobRequest;
 
 /// A boxed, sendable future.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;

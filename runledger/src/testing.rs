@@ -25,9 +25,11 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::client::{JobState, Runledger};
+use crate::client::Runledger;
+#[cfg(unix)]
 use crate::embedded::EmbeddedPostgres;
 use crate::error::Error;
+use crate::job::JobState;
 use crate::job::{Job, JobContext, JobError, JobId, StateMap, StopReason};
 use crate::runtime::Worker;
 use crate::store;
@@ -37,11 +39,20 @@ fn server_url() -> Result<String, Error> {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         return Ok(url);
     }
-    static CLUSTER: OnceLock<Result<EmbeddedPostgres, String>> = OnceLock::new();
-    match CLUSTER.get_or_init(|| EmbeddedPostgres::start().map_err(|e| e.to_string())) {
-        Ok(pg) => Ok(pg.url()),
-        Err(e) => Err(Error::Embedded(e.clone())),
+    #[cfg(unix)]
+    {
+        static CLUSTER: OnceLock<Result<EmbeddedPostgres, String>> = OnceLock::new();
+        match CLUSTER.get_or_init(|| EmbeddedPostgres::start().map_err(|e| e.to_string())) {
+            Ok(pg) => Ok(pg.url()),
+            Err(e) => Err(Error::Embedded(e.clone())),
+        }
     }
+    #[cfg(not(unix))]
+    Err(Error::Embedded(
+        "the embedded server runs on Unix only; set DATABASE_URL to a server where test \
+         databases may be created"
+            .into(),
+    ))
 }
 
 /// `url` with its database replaced by `name`.

@@ -7,8 +7,9 @@ use std::future::Future;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use runledger::Runledger;
+use runledger::job::{JobId, JobRecord, JobState};
 use runledger::testing::TestDatabase;
-use runledger::{JobId, JobRecord, JobState, Runledger};
 
 /// A fresh migrated database; logs go to the test output when `RUST_LOG` is set.
 pub async fn db() -> TestDatabase {
@@ -123,11 +124,11 @@ pub fn spawn_child_worker(entry: &str, url: &str) -> std::process::Child {
 
 /// Builds and starts a worker, panicking on either error.
 pub trait StartOk {
-    async fn start_ok(self) -> runledger::RunningWorker;
+    async fn start_ok(self) -> runledger::worker::RunningWorker;
 }
 
-impl StartOk for runledger::WorkerBuilder {
-    async fn start_ok(self) -> runledger::RunningWorker {
+impl StartOk for runledger::worker::WorkerBuilder {
+    async fn start_ok(self) -> runledger::worker::RunningWorker {
         self.build().unwrap().start().await.unwrap()
     }
 }

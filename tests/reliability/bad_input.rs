@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use runledger::{
-    Error, JobContext, JobError, JobId, JobState, Runledger, Schedule, ScheduleError, Worker, job,
-};
+use runledger::job::{JobId, JobState};
+use runledger::schedule::ScheduleError;
+use runledger::{Error, JobContext, JobError, Runledger, Schedule, Worker, job};
 use sqlx::PgPool;
 
 use crate::harness::{

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use runledger::{JobContext, JobError, JobId, Runledger, job};
+use runledger::job::JobId;
+use runledger::{JobContext, JobError, Runledger, job};
 use sqlx::{Connection, PgPool};
 
 use crate::harness::{

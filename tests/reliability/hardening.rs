@@ -5,7 +5,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use runledger::{Error, JobContext, JobError, JobRequest, Runledger, job};
+use runledger::job::JobRequest;
+use runledger::{Error, JobContext, JobError, Runledger, job};
 use serde_json::value::RawValue;
 
 use crate::harness::{
@@ -128,9 +129,13 @@ async fn poison() -> crate::harness::Row {
     let report = w.shutdown().await.expect("shutdown");
     assert_eq!(report.metrics.fenced, 0, "{:?}", report.metrics);
     for (id, kind) in &bad {
-        let record = rl.job(runledger::JobId(*id)).await.unwrap().unwrap();
+        let record = rl.job(runledger::job::JobId(*id)).await.unwrap().unwrap();
         let last = record.last_error().unwrap_or_default().to_owned();
-        assert_eq!(record.state, runledger::JobState::Failed, "{kind}: {last}");
+        assert_eq!(
+            record.state,
+            runledger::job::JobState::Failed,
+            "{kind}: {last}"
+        );
         let expected = match kind.as_str() {
             "rel_nul_output" => "NUL character",
             "rel_nul_error" => "bad\\0message",
@@ -361,7 +366,7 @@ async fn unserved() -> crate::harness::Row {
     let record = rl.job(ghost.id()).await.unwrap().unwrap();
     assert_eq!(
         (record.state, record.attempt),
-        (runledger::JobState::Available, 0)
+        (runledger::job::JobState::Available, 0)
     );
     w.shutdown().await.expect("shutdown");
     // A worker that knows the kind runs it, and nothing is reported any more.

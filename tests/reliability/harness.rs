@@ -7,8 +7,9 @@ use std::pin::Pin;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use runledger::embedded::EmbeddedPostgres;
 use runledger::testing::TestDatabase;
-use runledger::{EmbeddedPostgres, JobContext, Worker};
+use runledger::{JobContext, Worker};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -399,7 +400,7 @@ pub async fn count_state(pool: &PgPool, state: &str) -> i64 {
 }
 
 /// A worker on `pool` working `queue` only, with short intervals.
-pub fn worker(pool: &PgPool, queue: &str) -> runledger::WorkerBuilder {
+pub fn worker(pool: &PgPool, queue: &str) -> runledger::worker::WorkerBuilder {
     Worker::builder(pool.clone())
         .queues([queue])
         .poll_interval(Duration::from_millis(200))
@@ -407,7 +408,7 @@ pub fn worker(pool: &PgPool, queue: &str) -> runledger::WorkerBuilder {
 }
 
 /// Builds and starts a worker, panicking on either error.
-pub async fn start(builder: runledger::WorkerBuilder) -> runledger::RunningWorker {
+pub async fn start(builder: runledger::worker::WorkerBuilder) -> runledger::worker::RunningWorker {
     builder
         .build()
         .expect("worker builds")

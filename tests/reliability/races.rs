@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use runledger::job::{CancelOutcome, JobId, JobState};
 use runledger::testing::TestDatabase;
-use runledger::{
-    CancelOutcome, JobContext, JobError, JobId, JobState, Schedule, Workflow, job, workflow,
-};
+use runledger::{JobContext, JobError, Schedule, Workflow, job, workflow};
 use sqlx::PgPool;
 
 use crate::harness::{

@@ -52,7 +52,7 @@ pub(crate) fn expand(def: &WorkflowDef) -> TokenStream {
         let span = syn::spanned::Spanned::span(path);
         Some(quote_spanned! {span=>
             const _: () = ::core::assert!(
-                !<#path as ::runledger::Job>::OPTIONS.unique,
+                !<#path as ::runledger::__private::Job>::OPTIONS.unique,
                 #message
             );
         })
@@ -67,7 +67,9 @@ pub(crate) fn expand(def: &WorkflowDef) -> TokenStream {
         Some(step) => {
             let key = &step.key;
             let ty = match &step.what {
-                StepWhat::Job { path, .. } => quote!(<#path as ::runledger::Job>::Output),
+                StepWhat::Job { path, .. } => {
+                    quote!(<#path as ::runledger::__private::Job>::Output)
+                }
                 StepWhat::Gate { .. } => quote!(()),
             };
             (quote!(::core::option::Option::Some(#key)), ty)
@@ -89,7 +91,7 @@ pub(crate) fn expand(def: &WorkflowDef) -> TokenStream {
 
     let enqueue_methods = enqueue_methods(
         vis,
-        &quote!(::runledger::WorkflowEnqueue),
+        &quote!(::runledger::__private::WorkflowEnqueue),
         "Starts a run of this workflow on `client`'s pool; await the returned builder (after an \
          optional idempotency key) to insert it.",
         "Starts a run inside the caller's open transaction; a rollback leaves nothing behind.",
@@ -116,9 +118,9 @@ pub(crate) fn expand(def: &WorkflowDef) -> TokenStream {
             #(#serde_checks)*
             #(#unique_checks)*
 
-            impl ::runledger::Workflow for #input {
+            impl ::runledger::__private::Workflow for #input {
                 const NAME: &'static str = #name;
-                const SHAPE: ::runledger::WorkflowShape = ::runledger::WorkflowShape {
+                const SHAPE: ::runledger::__private::WorkflowShape = ::runledger::__private::WorkflowShape {
                     name: #name,
                     steps: &[#(#shapes),*],
                     output: #output_key,
@@ -135,7 +137,7 @@ pub(crate) fn expand(def: &WorkflowDef) -> TokenStream {
                             ::runledger::__private::serde_json::Value,
                         >,
                     >,
-                    ::runledger::Error,
+                    ::runledger::__private::Error,
                 > {
                     ::core::result::Result::Ok(::std::vec![#(#args),*])
                 }
@@ -158,7 +160,7 @@ fn step_shape(def: &WorkflowDef, step: &StepDef) -> TokenStream {
     let deps = step.deps.iter().map(|dep| {
         let from = &def.steps[dep.step].key;
         let on_any = dep.on_any;
-        quote!(::runledger::Dependency { step: #from, on_any: #on_any })
+        quote!(::runledger::__private::Dependency { step: #from, on_any: #on_any })
     });
     match &step.what {
         StepWhat::Job { path, args, .. } => {
@@ -174,7 +176,7 @@ fn step_shape(def: &WorkflowDef, step: &StepDef) -> TokenStream {
                 let from = &def.steps[*from].key;
                 let fields = fields.iter().map(member_name);
                 Some(quote! {
-                    ::runledger::Binding {
+                    ::runledger::__private::Binding {
                         param: ::runledger::__private::field_name(
                             <#path>::__RUNLEDGER_FIELDS,
                             #index,
@@ -185,11 +187,11 @@ fn step_shape(def: &WorkflowDef, step: &StepDef) -> TokenStream {
                 })
             });
             quote! {
-                ::runledger::StepShape {
+                ::runledger::__private::StepShape {
                     key: #key,
-                    kind: ::runledger::StepKind::Job {
-                        kind: <#path as ::runledger::Job>::KIND,
-                        options: <#path as ::runledger::Job>::OPTIONS,
+                    kind: ::runledger::__private::StepKind::Job {
+                        kind: <#path as ::runledger::__private::Job>::KIND,
+                        options: <#path as ::runledger::__private::Job>::OPTIONS,
                     },
                     after: &[#(#deps),*],
                     bindings: &[#(#bindings),*],
@@ -197,9 +199,9 @@ fn step_shape(def: &WorkflowDef, step: &StepDef) -> TokenStream {
             }
         }
         StepWhat::Gate { name } => quote! {
-            ::runledger::StepShape {
+            ::runledger::__private::StepShape {
                 key: #key,
-                kind: ::runledger::StepKind::Gate { name: #name },
+                kind: ::runledger::__private::StepKind::Gate { name: #name },
                 after: &[#(#deps),*],
                 bindings: &[],
             }
@@ -226,7 +228,9 @@ fn step_args(def: &WorkflowDef, step: &StepDef, input_idents: &[&syn::Ident]) ->
             ..
         } => {
             let parent = match &def.steps[*from].what {
-                StepWhat::Job { path, .. } => quote!(<#path as ::runledger::Job>::Output),
+                StepWhat::Job { path, .. } => {
+                    quote!(<#path as ::runledger::__private::Job>::Output)
+                }
                 StepWhat::Gate { .. } => quote!(()),
             };
             // Never taken: `Some(..)` gets the parameter's type as its expectation, so a
@@ -337,13 +341,13 @@ mod tests {
         has(quote!(
             const NAME: &'static str = "orders.fulfil";
         ));
-        has(quote!(kind: <charge_card as ::runledger::Job>::KIND));
-        has(quote!(kind: ::runledger::StepKind::Gate { name: "approval" }));
-        has(quote!(::runledger::Dependency {
+        has(quote!(kind: <charge_card as ::runledger::__private::Job>::KIND));
+        has(quote!(kind: ::runledger::__private::StepKind::Gate { name: "approval" }));
+        has(quote!(::runledger::__private::Dependency {
             step: "charge",
             on_any: false
         }));
-        has(quote!(::runledger::Dependency {
+        has(quote!(::runledger::__private::Dependency {
             step: "ok",
             on_any: false
         }));
@@ -353,10 +357,10 @@ mod tests {
         has(quote!(path: &["receipt_url"]));
         has(quote!(output: ::core::option::Option::Some("send_receipt")));
         has(quote!(
-            type Output = <send_receipt as ::runledger::Job>::Output;
+            type Output = <send_receipt as ::runledger::__private::Job>::Output;
         ));
         has(
-            quote!(let charge: <charge_card as ::runledger::Job>::Output = ::runledger::__private::placeholder();),
+            quote!(let charge: <charge_card as ::runledger::__private::Job>::Output = ::runledger::__private::placeholder();),
         );
         assert!(
             out.contains(

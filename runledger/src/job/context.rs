@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::error::JobError;
-use super::state::State;
-use super::state::StateMap;
+use super::inject::State;
+use super::inject::StateMap;
 use crate::client::runledger::Runledger;
 use crate::error::Error;
 use crate::ids::JobId;

@@ -1,66 +1,37 @@
-//! The [`Job`] trait and the [`JobError`] outcomes a handler returns; per-kind options in
-//! [`options`], injected state in [`state`], the [`JobContext`] a handler receives in
-//! [`context`].
+//! Jobs: the [`Job`] trait that `#[job]` implements, the [`JobError`] outcomes a handler
+//! returns, the [`JobContext`] it receives, per-kind [`JobOptions`], injected [`State`], and the
+//! client side: [`Enqueue`] (typed enqueue), [`JobRequest`] (untyped, for batches),
+//! [`JobHandle`] (wait for the output) and [`JobRecord`] (a job as stored).
 
-mod context;
-mod error;
-mod options;
-mod state;
+#[macro_use]
+pub(crate) mod request;
 
-use std::future::Future;
-
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+mod client;
+pub(crate) mod context;
+pub(crate) mod definition;
+mod enqueue;
+pub(crate) mod error;
+mod handle;
+pub(crate) mod inject;
+pub(crate) mod options;
+pub(crate) mod record;
+pub(crate) mod state;
 
 pub use self::context::{JobContext, StopReason};
+pub use self::definition::Job;
+pub use self::enqueue::{Enqueue, EnqueuedJob};
 pub use self::error::JobError;
 pub(crate) use self::error::JobErrorKind;
+pub use self::handle::JobHandle;
+pub(crate) use self::inject::StateMap;
+pub use self::inject::{State, StateRequirement};
 pub(crate) use self::options::RowSettings;
 pub use self::options::{Backoff, JobOptions, UniqueScope};
-pub(crate) use self::state::StateMap;
-pub use self::state::{State, StateRequirement};
+pub use self::record::{CancelOutcome, JobRecord};
+pub use self::request::JobRequest;
+pub use self::state::JobState;
+pub use crate::client::DEFAULT_MAX_PAYLOAD_BYTES;
 pub use crate::ids::JobId;
-
-/// A kind of background job: a payload type with a stable name and a handler.
-///
-/// You normally do not implement this by hand: `#[job]` on an `async fn` generates the payload
-/// struct, this impl and the registration that lets a [`Worker`](crate::Worker) find the handler.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a runledger job",
-    label = "not a job payload",
-    note = "annotate an async fn with `#[runledger::job]`; its generated payload struct implements `Job`"
-)]
-pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
-    /// The stable name stored with every job of this kind. Changing it orphans stored jobs;
-    /// keep the old name in [`ALIASES`](Job::ALIASES) when renaming.
-    const KIND: &'static str;
-    /// Former names of this kind still accepted from the database.
-    const ALIASES: &'static [&'static str] = &[];
-    /// Defaults used when a job of this kind is enqueued.
-    const OPTIONS: JobOptions = JobOptions::new();
-    /// What the handler returns on success; stored as JSON and read back by
-    /// [`JobHandle::wait`](crate::JobHandle::wait).
-    type Output: Serialize + DeserializeOwned + Send + 'static;
-
-    /// Runs the job.
-    fn run(self, ctx: &JobContext) -> impl Future<Output = Result<Self::Output, JobError>> + Send;
-
-    /// The unique key derived from the payload, if the kind is declared unique.
-    fn unique_key(&self) -> Option<String> {
-        None
-    }
-
-    /// The payload each slot of the kind's declared cron schedule enqueues (`cron_args = ...`,
-    /// or the empty payload of a job without payload parameters); `None` without `cron`.
-    fn cron_args() -> Option<Self> {
-        None
-    }
-
-    /// The injected state (`State<T>`) the handler needs; checked when a worker is built.
-    fn required_state() -> Vec<StateRequirement> {
-        Vec::new()
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -28,8 +28,8 @@ pub struct JobOptions {
     /// The cron schedule declared with `#[job(cron = "...")]`. Default: none.
     pub cron: Option<crate::schedule::cron::CronOptions>,
     /// Declared `#[job(sensitive)]`: the payload, output and unique key are left out of
-    /// `Debug` output (of the payload struct, [`JobRequest`](crate::JobRequest) and
-    /// [`JobRecord`](crate::JobRecord)) and of the error texts runledger writes, such as a
+    /// `Debug` output (of the payload struct, [`JobRequest`](crate::job::JobRequest) and
+    /// [`JobRecord`](crate::job::JobRecord)) and of the error texts runledger writes, such as a
     /// payload that no longer deserializes. They are stored as usual. Default false.
     pub sensitive: bool,
     /// Declared `#[job(unique)]`: each enqueue derives a unique key from the payload. Such a

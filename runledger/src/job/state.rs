@@ -1,66 +1,98 @@
-//! State injected into handlers: [`State<T>`], the requirement a job declares, and the map a
-//! worker holds.
+//! [`JobState`]: the states of a job, as stored.
 
-use std::any::{Any, TypeId};
-use std::collections::HashMap;
-use std::sync::Arc;
+use crate::error::Error;
 
-/// Shared state injected into handlers that take a `State<T>` parameter; registered on the
-/// worker with [`WorkerBuilder::state`](crate::WorkerBuilder::state).
-#[derive(Debug)]
-pub struct State<T: ?Sized>(pub Arc<T>);
-
-impl<T: ?Sized> Clone for State<T> {
-    fn clone(&self) -> Self {
-        Self(Arc::clone(&self.0))
-    }
+/// The states of a job. See `docs/job-states.md` for the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JobState {
+    /// Waiting for its `run_at` time.
+    Scheduled,
+    /// Ready to be claimed.
+    Available,
+    /// Claimed by a worker that holds its lease.
+    Running,
+    /// Failed an attempt; waits for its backoff before running again.
+    Retryable,
+    /// Suspended (durable sleep, event or child job).
+    Waiting,
+    /// Finished successfully.
+    Completed,
+    /// Failed for good (attempts exhausted, fatal error).
+    Failed,
+    /// Cancelled.
+    Cancelled,
 }
 
-impl<T: ?Sized> std::ops::Deref for State<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
+impl JobState {
+    /// All states.
+    pub const ALL: [JobState; 8] = [
+        JobState::Scheduled,
+        JobState::Available,
+        JobState::Running,
+        JobState::Retryable,
+        JobState::Waiting,
+        JobState::Completed,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
 
-/// One `State<T>` a job kind needs, checked when a worker is built.
-#[derive(Debug, Clone, Copy)]
-pub struct StateRequirement {
-    pub(crate) type_id: TypeId,
-    pub(crate) type_name: &'static str,
-}
-
-impl StateRequirement {
-    /// The requirement for `State<T>`.
-    pub fn of<T: Send + Sync + 'static>() -> Self {
-        Self {
-            type_id: TypeId::of::<T>(),
-            type_name: std::any::type_name::<T>(),
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Scheduled => "scheduled",
+            JobState::Available => "available",
+            JobState::Running => "running",
+            JobState::Retryable => "retryable",
+            JobState::Waiting => "waiting",
+            JobState::Completed => "completed",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
         }
     }
+
+    /// Completed, failed or cancelled: no transition leaves these states.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobState::Completed | JobState::Failed | JobState::Cancelled
+        )
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Self, Error> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| Error::InvalidInput(format!("unknown job state `{s}` in the database")))
+    }
+
+    /// The bit of this state in the unique-states mask (see the migration).
+    pub(crate) fn bit(self) -> i16 {
+        1 << JobState::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
 }
 
-/// Values registered with [`WorkerBuilder::state`](crate::WorkerBuilder::state), by type.
-#[derive(Default, Clone)]
-pub(crate) struct StateMap {
-    values: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
-}
-
-impl StateMap {
-    pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
-        self.values.insert(TypeId::of::<T>(), Arc::new(value));
-    }
-    pub(crate) fn contains(&self, id: TypeId) -> bool {
-        self.values.contains_key(&id)
-    }
-    pub(crate) fn get<T: Send + Sync + 'static>(&self) -> Option<State<T>> {
-        let value = self.values.get(&TypeId::of::<T>())?.clone();
-        value.downcast::<T>().ok().map(State)
-    }
-}
-
-impl std::fmt::Debug for StateMap {
+impl std::fmt::Display for JobState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StateMap")
+        f.pad(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_honour_width_and_alignment() {
+        assert_eq!(format!("{:<10}|", JobState::Running), "running   |");
+        assert_eq!(format!("{:>10}|", JobState::Failed), "    failed|");
+        assert_eq!(
+            format!("{:^9}|", crate::workflow::RunState::Running),
+            " running |"
+        );
+        assert_eq!(
+            format!("{:<8}|", crate::workflow::StepState::Skipped),
+            "skipped |"
+        );
     }
 }

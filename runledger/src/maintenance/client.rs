@@ -16,7 +16,7 @@ use crate::store;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LeaderInfo {
-    /// The leader's worker id (see [`WorkerBuilder::id`](crate::WorkerBuilder::id)).
+    /// The leader's worker id (see [`WorkerBuilder::id`](crate::worker::WorkerBuilder::id)).
     pub worker: String,
     /// When it took the role (database clock).
     pub elected_at: DateTime<Utc>,
@@ -62,7 +62,7 @@ impl Runledger {
     /// while no running worker serves them: no worker has the kind's `#[job]` linked in, or
     /// none works the queue. Such jobs are never claimed until a worker that serves them
     /// starts; the maintenance leader also logs them (see
-    /// [`WorkerBuilder::unclaimed_after`](crate::WorkerBuilder::unclaimed_after)).
+    /// [`WorkerBuilder::unclaimed_after`](crate::worker::WorkerBuilder::unclaimed_after)).
     ///
     /// Workers record what they serve in `runledger.workers` every 30 s; a worker not seen for
     /// 90 s is taken for gone.

@@ -1,5 +1,5 @@
 //! The pruner (leader only): deletes finished jobs (`completed`, `failed`, `cancelled`) whose
-//! `finished_at` is older than their state's [`Retention`](crate::Retention), in batches of at
+//! `finished_at` is older than their state's [`Retention`](crate::worker::Retention), in batches of at
 //! most [`PASS_LIMIT`] rows, the record of cron slots fired before the completed jobs'
 //! retention, and finished workflow runs (with their steps, edges and bindings). Unfinished jobs are never touched: the state filter is in the statement.
 

@@ -1,5 +1,5 @@
 //! The unclaimed-kinds watch (leader only): finds available jobs that have waited longer than
-//! [`WorkerBuilder::unclaimed_after`](crate::WorkerBuilder::unclaimed_after) while no running
+//! [`WorkerBuilder::unclaimed_after`](crate::worker::WorkerBuilder::unclaimed_after) while no running
 //! worker serves their queue and kind (no worker linked with their `#[job]`, or none working
 //! their queue), and says so in the log, once an hour per queue and kind. The jobs are left as
 //! they are: a worker that knows the kind may still come. Operators read the same report with

@@ -1,6 +1,6 @@
 //! A worker's settings, as its builder collects them: the worker's own ([`WorkerConfig`]) and
 //! its maintenance services' ([`MaintenanceConfig`], with the [`Retention`] of finished jobs).
-//! Data and range checks only; the setters are on the [`WorkerBuilder`](crate::WorkerBuilder).
+//! Data and range checks only; the setters are on the [`WorkerBuilder`](crate::worker::WorkerBuilder).
 
 use std::time::Duration;
 
@@ -35,7 +35,7 @@ const DAY: Duration = Duration::from_secs(86_400);
 ///
 /// ```
 /// use std::time::Duration;
-/// use runledger::Retention;
+/// use runledger::worker::Retention;
 ///
 /// let keep = Retention::default()
 ///     .completed(Duration::from_secs(3600))

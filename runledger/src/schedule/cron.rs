@@ -45,7 +45,7 @@ impl MissedSlots {
 }
 
 /// The cron schedule of a job kind, declared with `#[job(cron = "...", tz = "...",
-/// missed = "...")]`. Part of [`JobOptions`](crate::JobOptions); built in const context.
+/// missed = "...")]`. Part of [`JobOptions`](crate::job::JobOptions); built in const context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CronOptions {
@@ -95,7 +95,7 @@ impl CronOptions {
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
-/// use runledger::CronSchedule;
+/// use runledger::schedule::CronSchedule;
 ///
 /// let daily = CronSchedule::parse("30 1 * * *", "Europe/London").unwrap();
 /// let from = Utc.with_ymd_and_hms(2026, 3, 28, 12, 0, 0).unwrap();

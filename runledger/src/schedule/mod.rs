@@ -11,8 +11,8 @@ pub use crate::error::ScheduleError;
 pub(crate) use cron::ON_TIME;
 pub use cron::{CronOptions, CronSchedule, MissedSlots};
 
-use crate::client::JobRequest;
 use crate::error::Error;
+use crate::job::JobRequest;
 use crate::registry::JobRegistration;
 use crate::store::schedules::{NewSchedule, ScheduleRow};
 use crate::validate;
@@ -23,7 +23,8 @@ use crate::validate;
 /// the job runs at its slot, and the slot itself is the uniqueness guard).
 ///
 /// ```no_run
-/// # use runledger::{job, JobError, MissedSlots, Runledger, Schedule};
+/// # use runledger::{job, JobError, Runledger, Schedule};
+/// # use runledger::schedule::MissedSlots;
 /// # #[job] async fn send_digest(team: String) -> Result<(), JobError> { Ok(()) }
 /// # async fn demo(rl: Runledger) -> Result<(), runledger::Error> {
 /// let digest = SendDigest { team: "ops".into() };

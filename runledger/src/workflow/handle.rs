@@ -64,7 +64,7 @@ impl<O: serde::de::DeserializeOwned> WorkflowHandle<O> {
 
     async fn wait_inner(&self, timeout: Option<Duration>) -> Result<O, Error> {
         let id = self.id;
-        crate::client::poll(timeout, || async move {
+        crate::client::wait::poll(timeout, || async move {
             let run = store::workflows::get(self.client.pool(), id.0)
                 .await?
                 .ok_or(Error::RunNotFound { run: id })?;

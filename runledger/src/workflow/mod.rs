@@ -1,4 +1,4 @@
-//! Workflows: DAGs of job steps declared with [`#[workflow]`](crate::workflow), checked by the
+//! Workflows: DAGs of job steps declared with [`#[workflow]`](macro@crate::workflow), checked by the
 //! compiler, stored with each run and advanced by the database as steps finish.
 //!
 //! The macro generates, for a workflow function `fulfil_order`, an input struct `FulfilOrder`

@@ -134,7 +134,7 @@ pub struct StepRecord {
     pub state: StepState,
     /// Its job, once released (absent from the database once pruned).
     pub job: Option<JobId>,
-    /// The attempt its job is on or ended on (as [`JobRecord::attempt`](crate::JobRecord)),
+    /// The attempt its job is on or ended on (as [`JobRecord::attempt`](crate::job::JobRecord)),
     /// while the job is stored.
     pub attempt: Option<i32>,
     /// Its output, once completed.
@@ -145,7 +145,7 @@ pub struct StepRecord {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-/// The result of [`WorkflowHandle::complete_gate`](crate::WorkflowHandle::complete_gate).
+/// The result of [`WorkflowHandle::complete_gate`](crate::workflow::WorkflowHandle::complete_gate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum GateOutcome {

@@ -39,7 +39,7 @@ pub enum StepKind {
         options: JobOptions,
     },
     /// A gate completed from outside with
-    /// [`WorkflowHandle::complete_gate`](crate::WorkflowHandle::complete_gate).
+    /// [`WorkflowHandle::complete_gate`](crate::workflow::WorkflowHandle::complete_gate).
     Gate {
         /// The gate's name.
         name: &'static str,

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use runledger::{Backoff, Job, JobError, JobOptions, UniqueScope, job};
+use runledger::{Job, JobError, job};
+use runledger::job::{Backoff, JobOptions, UniqueScope};
 
 #[job(
     kind = "orders.charge:v2",

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use runledger::{Job, JobContext, JobError, JobOptions, job};
+use runledger::{Job, JobContext, JobError, job};
+use runledger::job::JobOptions;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,7 +102,7 @@ fn main() {
     let _ = build_report(2025, Vec::new());
 
     // Every job registered itself.
-    let kinds: Vec<&str> = runledger::__private::inventory::iter::<runledger::JobRegistration>
+    let kinds: Vec<&str> = runledger::__private::inventory::iter::<runledger::__private::JobRegistration>
         .into_iter()
         .map(|registration| registration.kind())
         .collect();

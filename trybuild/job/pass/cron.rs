@@ -1,4 +1,5 @@
-use runledger::{CronOptions, Job, JobError, MissedSlots, job};
+use runledger::{Job, JobError, job};
+use runledger::schedule::{CronOptions, MissedSlots};
 
 #[job(cron = "0 */5 * * * *")]
 async fn refresh_rates() -> Result<(), JobError> {

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use runledger::{Job, JobError, UniqueScope, job};
+use runledger::{Job, JobError, job};
+use runledger::job::UniqueScope;
 
 #[job(unique)]
 async fn sync_account(account_id: i64, full: bool) -> Result<(), JobError> {

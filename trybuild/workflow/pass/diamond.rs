@@ -1,6 +1,7 @@
 //! a -> {b, c} -> d with data along every edge, and the constants the macro generates.
 
-use runledger::{JobError, StepKind, Workflow, job, workflow};
+use runledger::{JobError, Workflow, job, workflow};
+use runledger::workflow::StepKind;
 
 #[job]
 async fn seed(value: i64) -> Result<i64, JobError> {

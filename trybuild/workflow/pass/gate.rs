@@ -1,6 +1,7 @@
 //! A gate completed from outside, and steps that wait for it.
 
-use runledger::{JobError, StepKind, Workflow, job, workflow};
+use runledger::{JobError, Workflow, job, workflow};
+use runledger::workflow::StepKind;
 
 #[job]
 async fn ship(order_id: u64, address: String) -> Result<String, JobError> {

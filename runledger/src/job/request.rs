@@ -1,19 +1,20 @@
 //! [`JobRequest`]: an untyped job with its options, ready to insert; the per-call overrides it
-//! shares with [`Enqueue`](crate::Enqueue).
+//! shares with [`Enqueue`](crate::job::Enqueue).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::definition::Job;
+use super::options::{RowSettings, UniqueScope};
 use super::state::JobState;
 use crate::error::Error;
-use crate::job::{Job, RowSettings, UniqueScope};
 use crate::store::jobs::NewJob;
 use crate::validate;
 
 /// An untyped job ready to insert: kind, JSON payload and options. Built from any [`Job`] with
 /// `JobRequest::new(job)` or `job.into()`, then adjusted with the same overrides as
-/// [`Enqueue`](crate::Enqueue).
+/// [`Enqueue`](crate::job::Enqueue).
 ///
 /// Its `Debug` output leaves out the payload and unique key of a `#[job(sensitive)]` kind.
 #[derive(Clone)]
@@ -23,7 +24,7 @@ pub struct JobRequest {
     args: Result<String, String>,
     unique_key: Option<String>,
     pub(super) opts: Overrides,
-    defaults: crate::job::JobOptions,
+    defaults: super::options::JobOptions,
 }
 
 impl std::fmt::Debug for JobRequest {
@@ -79,7 +80,7 @@ macro_rules! override_methods {
             self
         }
         /// Sets or clears the per-attempt timeout.
-        pub fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
+        pub fn with_timeout(mut self, timeout: Option<::std::time::Duration>) -> Self {
             self$(.$field)?.opts.timeout = Some(timeout);
             self
         }
@@ -89,18 +90,18 @@ macro_rules! override_methods {
             self
         }
         /// Runs the job no earlier than `delay` after it is inserted (database clock).
-        pub fn run_in(mut self, delay: Duration) -> Self {
+        pub fn run_in(mut self, delay: ::std::time::Duration) -> Self {
             self$(.$field)?.opts.run_in = Some(delay);
             self
         }
         /// Makes the job unique by `key`: while another job holds the same key (see
-        /// [`UniqueScope`](crate::UniqueScope)), enqueueing returns that job instead of inserting a new one.
+        /// [`UniqueScope`](crate::job::UniqueScope)), enqueueing returns that job instead of inserting a new one.
         pub fn unique_key(mut self, key: impl Into<String>) -> Self {
             self$(.$field)?.opts.unique_key = Some(key.into());
             self
         }
         /// Sets how long the unique key holds.
-        pub fn unique_scope(mut self, scope: $crate::UniqueScope) -> Self {
+        pub fn unique_scope(mut self, scope: $crate::job::options::UniqueScope) -> Self {
             self$(.$field)?.opts.unique_scope = Some(scope);
             self
         }
