@@ -350,24 +350,7 @@ pub async fn measure(scenario: &'static str, pool: &PgPool, expect: &Expect) -> 
 
 // ---- waiting ---------------------------------------------------------------------------------
 
-/// Polls `check` every 20 ms until it is true; panics after `timeout` with `what`.
-pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check().await {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+pub use crate::common::wait_until;
 
 /// Jobs among `ids` in a terminal state; 0 while the database is unreachable.
 pub async fn finished_count(pool: &PgPool, ids: &[i64]) -> usize {

@@ -12,6 +12,8 @@
 #![allow(unreachable_pub)]
 
 mod bad_input;
+#[path = "../common/mod.rs"]
+mod common;
 mod crashes;
 mod hardening;
 mod harness;
