@@ -126,7 +126,10 @@ impl JobAttr {
             errors.spanned(
                 &meta.path,
                 format!(
-                    "unknown `#[job]` option `{name}`; expected one of: {}",
+                    "unknown `#[job]` option `{name}`{}; expected one of: {}",
+                    crate::ctxt::closest(&name, JOB_OPTIONS.iter().copied())
+                        .map(|c| format!(" (did you mean `{c}`?)"))
+                        .unwrap_or_default(),
                     list(JOB_OPTIONS)
                 ),
             );

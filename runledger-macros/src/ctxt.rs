@@ -32,3 +32,60 @@ impl Errors {
         }
     }
 }
+
+/// The candidate closest to `name` if it is close enough to be a slip of the keyboard (an edit
+/// distance of at most a third of the name's length, and at least 1): for "did you mean".
+pub(crate) fn closest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|c| *c != name)
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// `"; did you mean `x`?"` when a candidate is close to `name`, else nothing.
+pub(crate) fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
+    closest(name, candidates)
+        .map(|c| format!("; did you mean `{c}`?"))
+        .unwrap_or_default()
+}
+
+/// The Levenshtein distance between two strings, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_only_close_names() {
+        assert_eq!(closest("chrage", ["charge", "stock"]), Some("charge"));
+        assert_eq!(closest("queu", ["queue", "kind"]), Some("queue"));
+        assert_eq!(closest("colour", ["queue", "kind", "cron"]), None);
+        assert_eq!(did_you_mean("x", ["y"]), "; did you mean `y`?");
+        assert_eq!(did_you_mean("abc", ["xyz"]), "");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}

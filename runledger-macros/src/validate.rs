@@ -462,6 +462,13 @@ fn check_cron(attr: &JobAttr, errors: &mut Errors) {
         .build()
         .parse(&cron.value);
     if let Err(error) = parsed {
+        if let Some(field) = cron_field_out_of_range(&cron.value) {
+            errors.spanned(
+                &cron.tokens,
+                format!("invalid cron expression \"{}\": {field}", cron.value),
+            );
+            return;
+        }
         let error = error.to_string();
         let error = error.trim_end_matches('.');
         errors.spanned(
@@ -474,6 +481,45 @@ fn check_cron(attr: &JobAttr, errors: &mut Errors) {
             ),
         );
     }
+}
+
+/// For an expression of 5 or 6 fields, the first number outside its field's range, said with
+/// the field's name and range ("the minute field has 61; minutes run from 0 to 59").
+fn cron_field_out_of_range(expression: &str) -> Option<String> {
+    const FIELDS: [(&str, &str, u32, u32); 6] = [
+        ("second", "seconds run", 0, 59),
+        ("minute", "minutes run", 0, 59),
+        ("hour", "hours run", 0, 23),
+        ("day-of-month", "days of the month run", 1, 31),
+        ("month", "months run", 1, 12),
+        ("day-of-week", "days of the week run", 0, 7),
+    ];
+    let parts: Vec<&str> = expression.split_whitespace().collect();
+    let fields = match parts.len() {
+        5 => &FIELDS[1..],
+        6 => &FIELDS[..],
+        _ => return None,
+    };
+    for (part, (name, plural, low, high)) in parts.iter().zip(fields) {
+        for item in part.split(',') {
+            let (range, step) = item.split_once('/').unwrap_or((item, ""));
+            if !step.is_empty() && step.parse::<u32>().is_ok_and(|s| s == 0) {
+                return Some(format!(
+                    "the {name} field has the step 0; a step is at least 1"
+                ));
+            }
+            for bound in range.split('-') {
+                if let Ok(n) = bound.parse::<u32>()
+                    && (n < *low || n > *high)
+                {
+                    return Some(format!(
+                        "the {name} field has {n}; {plural} from {low} to {high}"
+                    ));
+                }
+            }
+        }
+    }
+    None
 }
 
 fn check_missed(attr: &JobAttr, errors: &mut Errors) {
@@ -962,5 +1008,31 @@ mod tests {
             type_string(&parse_quote!(std::collections::HashMap<String, i64>)),
             "std::collections::HashMap<String, i64>"
         );
+    }
+
+    #[test]
+    fn cron_numbers_out_of_range_name_their_field() {
+        assert_eq!(
+            cron_field_out_of_range("0 61 * * *").as_deref(),
+            Some("the hour field has 61; hours run from 0 to 23")
+        );
+        assert_eq!(
+            cron_field_out_of_range("61 * * * *").as_deref(),
+            Some("the minute field has 61; minutes run from 0 to 59")
+        );
+        assert_eq!(
+            cron_field_out_of_range("0 0 25 * * *").as_deref(),
+            Some("the hour field has 25; hours run from 0 to 23")
+        );
+        assert_eq!(
+            cron_field_out_of_range("0 0 0 1-32 * *").as_deref(),
+            Some("the day-of-month field has 32; days of the month run from 1 to 31")
+        );
+        assert_eq!(
+            cron_field_out_of_range("*/0 * * * *").as_deref(),
+            Some("the minute field has the step 0; a step is at least 1")
+        );
+        assert_eq!(cron_field_out_of_range("0 */5 * * MON-FRI"), None);
+        assert_eq!(cron_field_out_of_range("0 0 13 * *"), None);
     }
 }

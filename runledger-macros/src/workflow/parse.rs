@@ -545,7 +545,11 @@ impl Body<'_> {
                 format!(
                     "`{ident}` is not a step declared before this one; `.{method}` takes the name \
                      of an earlier step (a step can only wait for steps above it, so cycles \
-                     cannot be written)"
+                     cannot be written){}",
+                    crate::ctxt::did_you_mean(
+                        &ident.to_string(),
+                        self.names.iter().map(String::as_str)
+                    )
                 )
             };
             self.errors.spanned(ident, message);
