@@ -420,7 +420,9 @@ impl Body<'_> {
                             "`external!` takes the gate's name as a string literal, such as \
                              `external!(\"approval\")`",
                         );
-                        return None;
+                        // Carry on under the step's name, so that the steps waiting for the
+                        // gate do not report it as unknown too.
+                        ident.as_ref().map(ToString::to_string).unwrap_or_default()
                     }
                 };
                 if let Some(first) = modifiers.first() {
