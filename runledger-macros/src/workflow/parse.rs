@@ -163,13 +163,16 @@ fn parse_attr(attr: TokenStream, errors: &mut Errors) -> Option<LitStr> {
                 Ok(())
             }
             _ => {
+                let given = quote::ToTokens::to_token_stream(&meta.path)
+                    .to_string()
+                    .replace(' ', "");
+                let hint = crate::ctxt::closest(&given, WORKFLOW_OPTIONS.iter().copied())
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
                 errors.spanned(
                     &meta.path,
                     format!(
-                        "unknown `#[workflow]` option `{}`; expected one of: {}",
-                        quote::ToTokens::to_token_stream(&meta.path)
-                            .to_string()
-                            .replace(' ', ""),
+                        "unknown `#[workflow]` option `{given}`{hint}; expected one of: {}",
                         list(WORKFLOW_OPTIONS)
                     ),
                 );
@@ -472,9 +475,15 @@ impl Body<'_> {
                         self.errors.spanned(
                             &call.method,
                             format!(
-                                "unknown step modifier `.{}`; expected `.after(step)` or \
+                                "unknown step modifier `.{}`{}; expected `.after(step)` or \
                                  `.after_any(step)`",
-                                call.method
+                                call.method,
+                                crate::ctxt::closest(
+                                    &call.method.to_string(),
+                                    ["after", "after_any"]
+                                )
+                                .map(|c| format!(" (did you mean `.{c}`?)"))
+                                .unwrap_or_default()
                             ),
                         );
                         continue;

@@ -1,0 +1,16 @@
+//! Rejected: `.after()` naming no step.
+
+#[path = "../jobs.rs"]
+#[allow(dead_code)]
+mod jobs;
+
+#[allow(unused_imports)]
+use jobs::*;
+use runledger::workflow;
+
+#[workflow]
+fn w(order_id: u64) {
+    let charge = charge_card(order_id, 100).after();
+}
+
+fn main() {}
