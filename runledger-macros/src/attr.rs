@@ -94,6 +94,8 @@ pub(crate) struct BackoffAttr {
     pub(crate) jitter: Option<Spanned<f64>>,
     /// `constant = "5s"`, in milliseconds.
     pub(crate) constant: Option<Spanned<u64>>,
+    /// An unknown key was given (and reported): the rest of the checks stay quiet.
+    pub(crate) rejected: bool,
 }
 
 /// `unique`, `unique(by = [a, b])`, `unique(period = "1h")` or both keys.
@@ -228,6 +230,7 @@ fn parse_backoff(
         max: None,
         jitter: None,
         constant: None,
+        rejected: false,
     };
     parse_nested(meta, |inner| {
         let name = path_name(&inner.path);
@@ -239,10 +242,14 @@ fn parse_backoff(
             errors.spanned(
                 &inner.path,
                 format!(
-                    "unknown `backoff` option `{name}`; expected one of: {}",
+                    "unknown `backoff` option `{name}`{}; expected one of: {}",
+                    crate::ctxt::closest(&name, BACKOFF_OPTIONS.iter().copied())
+                        .map(|c| format!(" (did you mean `{c}`?)"))
+                        .unwrap_or_default(),
                     list(BACKOFF_OPTIONS)
                 ),
             );
+            backoff.rejected = true;
             return skip_value(&inner);
         };
         let sub = sub.clone();
@@ -305,7 +312,10 @@ fn parse_unique(
             errors.spanned(
                 &inner.path,
                 format!(
-                    "unknown `unique` option `{name}`; expected one of: {}",
+                    "unknown `unique` option `{name}`{}; expected one of: {}",
+                    crate::ctxt::closest(&name, UNIQUE_OPTIONS.iter().copied())
+                        .map(|c| format!(" (did you mean `{c}`?)"))
+                        .unwrap_or_default(),
                     list(UNIQUE_OPTIONS)
                 ),
             );

@@ -335,7 +335,7 @@ fn check_backoff(attr: &JobAttr, errors: &mut Errors) {
         }
         return;
     }
-    if exponential_keys.iter().all(Option::is_none) {
+    if exponential_keys.iter().all(Option::is_none) && !backoff.rejected {
         errors.spanned(
             &backoff.key,
             format!(

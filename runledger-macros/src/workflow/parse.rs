@@ -526,6 +526,7 @@ impl Body<'_> {
                 &key_ident,
                 format!("step `{key}` has the name of a workflow input; rename the step"),
             );
+            self.rejected = true;
             return None;
         }
         self.names.push(key.clone());
