@@ -3,11 +3,12 @@
 
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use syn::Attribute;
 use syn::spanned::Spanned as _;
-use syn::{Attribute, Type};
 
 use crate::ast::{JobFn, Param, Return};
 use crate::attr::{BackoffAttr, JobAttr};
+use crate::codec;
 use crate::ctxt::Errors;
 use crate::validate;
 
@@ -67,8 +68,8 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
     let mut args = Vec::new();
     let mut checks = Vec::new();
     let mut field_names = Vec::new();
-    let mut partial_params = Vec::new();
-    let mut partial_pushes = Vec::new();
+    let mut stored = Vec::new();
+    let mut step_params = Vec::new();
     for (index, param) in job.params.iter().enumerate() {
         match param {
             Param::Context(_) => args.push(quote!(__runledger_ctx)),
@@ -102,16 +103,13 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
                 });
                 bindings.push(quote!(#ident: #local));
                 args.push(quote!(#local));
-                checks.push(assert_serde(ty));
+                checks.push(codec::storable_check(ty));
                 let name = syn::ext::IdentExt::unraw(ident).to_string();
-                partial_params.push(quote!(#ident: ::core::option::Option<#ty>));
-                partial_pushes.push(quote! {
-                    if let ::core::option::Option::Some(__runledger_value) = #ident {
-                        __runledger_args.push(::runledger::__private::ArgValue::new(
-                            #name,
-                            &__runledger_value,
-                        ));
-                    }
+                step_params.push(quote!(#ident: #ty));
+                stored.push(codec::Field {
+                    ident,
+                    name: name.clone(),
+                    ty,
                 });
                 field_names.push(name);
             }
@@ -164,12 +162,18 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
         let fields = match &unique.by {
             None => quote!(self),
             Some(by) => {
-                let by = &by.value;
-                quote!(&(#(&self.#by,)*))
+                // Validation checked that each name is a payload field.
+                let by = by.value.iter().filter_map(|ident| {
+                    let field = stored.iter().find(|field| field.ident == ident)?;
+                    let ty = field.ty;
+                    Some(quote!(<::runledger::__private::Serde<#ty>>::ser(&self.#ident)))
+                });
+                quote!(&(#(#by,)*))
             }
         };
         quote! {
             fn unique_key(&self) -> ::core::option::Option<::std::string::String> {
+                use ::runledger::__private::Unimplemented as _;
                 ::core::option::Option::Some(::runledger::__private::unique_key(
                     <Self as ::runledger::__private::Job>::KIND,
                     #fields,
@@ -195,6 +199,18 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
         > + ::core::marker::Send
     };
 
+    let serde_impls = codec::serde_impls(payload, &stored, &format!("the payload of job `{kind}`"));
+    // What a workflow step's call is checked against: the job's payload parameters, under the
+    // function's name and with the user's spans, so that a wrong number or type of arguments
+    // is reported against the job's own signature. Never called.
+    let step_check = {
+        let name = format_ident!("__runledger_step", span = fn_name.span());
+        quote! {
+            #[doc(hidden)]
+            #[allow(clippy::too_many_arguments, unused_variables, dead_code)]
+            #vis fn #name(#(#step_params),*) {}
+        }
+    };
     let enqueue_methods = enqueue_methods(
         vis,
         &quote!(::runledger::__private::Enqueue),
@@ -225,13 +241,7 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
         #(#cfgs)*
         #[doc = #summary]
         #fn_docs
-        #[derive(
-            ::runledger::__private::serde::Serialize,
-            ::runledger::__private::serde::Deserialize,
-            #debug_derive
-            ::core::clone::Clone,
-        )]
-        #[serde(crate = "::runledger::__private::serde")]
+        #[derive(#debug_derive ::core::clone::Clone)]
         #vis struct #payload {
             #(#fields,)*
         }
@@ -247,7 +257,11 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
 
         #(#cfgs)*
         const _: () = {
-            #(#checks)*
+            const _: () = {
+                #(#checks)*
+            };
+
+            #serde_impls
 
             impl ::runledger::__private::Job for #payload {
                 const KIND: &'static str = #kind;
@@ -272,18 +286,7 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
                 #[doc(hidden)]
                 pub const __RUNLEDGER_FIELDS: &'static [&'static str] = &[#(#field_names),*];
 
-                /// The arguments given (`Some`) as JSON, by parameter name: how a workflow
-                /// step's payload is assembled, part at enqueue and part from other steps.
-                #[doc(hidden)]
-                #[allow(clippy::too_many_arguments)]
-                #vis fn __runledger_partial(
-                    #(#partial_params),*
-                ) -> ::std::vec::Vec<::runledger::__private::ArgValue> {
-                    #[allow(unused_mut)]
-                    let mut __runledger_args = ::std::vec::Vec::new();
-                    #(#partial_pushes)*
-                    __runledger_args
-                }
+                #step_check
 
                 #enqueue_methods
             }
@@ -433,14 +436,6 @@ fn duration(millis: u64) -> TokenStream {
     quote!(::core::time::Duration::from_millis(#millis))
 }
 
-/// A compile-time check, spanned at `ty`, that `ty` round-trips through serde: a type that
-/// does not is reported at the user's token rather than deep inside the expansion.
-fn assert_serde(ty: &Type) -> TokenStream {
-    quote_spanned! {ty.span()=>
-        ::runledger::__private::assert_serde::<#ty>();
-    }
-}
-
 pub(crate) fn attrs_named<'a>(attrs: &'a [Attribute], name: &str) -> Vec<&'a Attribute> {
     attrs
         .iter()
@@ -522,12 +517,10 @@ mod tests {
             <JobError as ::core::convert::Into<::runledger::__private::JobError>>::into
         ))));
         assert!(out.contains(&norm(
-            quote!(::runledger::__private::assert_serde::<i64>();)
+            quote!(let _ = <i64 as ::runledger::__private::Storable>::to_json;)
         )));
-        // The output's bounds are checked by `type Output = Charge;` itself.
-        assert!(!out.contains(&norm(
-            quote!(::runledger::__private::assert_serde::<Charge>();)
-        )));
+        // The output's bound is checked by `type Output = Charge;` itself.
+        assert!(!out.contains(&norm(quote!(<Charge as ::runledger::__private::Storable>))));
         assert!(out.contains(&norm(
             quote!(pub fn enqueue(self, client: &::runledger::__private::Runledger))
         )));
@@ -581,7 +574,7 @@ mod tests {
         assert!(
             out.contains(&norm(quote!(::runledger::__private::unique_key(
                 <Self as ::runledger::__private::Job>::KIND,
-                &(&self.email,),
+                &(<::runledger::__private::Serde<String>>::ser(&self.email),),
             ))))
         );
         assert!(out.contains(&norm(quote!(::std::vec![

@@ -13,6 +13,7 @@
 
 mod ast;
 mod attr;
+mod codec;
 mod ctxt;
 mod expand;
 mod validate;

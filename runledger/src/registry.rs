@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::job::context::JobContext;
-use crate::job::definition::Job;
+use crate::job::definition::{Job, Storable};
 use crate::job::error::JobError;
 use crate::job::inject::StateRequirement;
 use crate::job::options::JobOptions;
@@ -69,7 +69,7 @@ fn run_erased<J: Job>(ctx: Arc<JobContext>, args: String) -> BoxFuture<Result<St
             ))
         })?;
         let output = job.run(&ctx).await?;
-        serde_json::to_string(&output).map_err(|e| {
+        Storable::to_json(&output).map_err(|e| {
             JobError::fatal(format_args!(
                 "output does not serialize to JSON: {}",
                 serde_message::<J>(&e)

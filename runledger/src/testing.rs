@@ -30,7 +30,7 @@ use crate::client::Runledger;
 use crate::embedded::EmbeddedPostgres;
 use crate::error::Error;
 use crate::job::JobState;
-use crate::job::{Job, JobContext, JobError, JobId, StateMap, StopReason};
+use crate::job::{Job, JobContext, JobError, JobId, StateMap, StopReason, Storable};
 use crate::runtime::Worker;
 use crate::store;
 
@@ -252,8 +252,8 @@ impl JobRunner {
             lease: Duration::from_secs(30),
         };
         let output = job.run(&ctx).await?;
-        let json = serde_json::to_value(&output).map_err(JobError::fatal)?;
-        serde_json::from_value(json).map_err(JobError::fatal)
+        let json = Storable::to_value(&output).map_err(JobError::fatal)?;
+        Storable::from_value(json).map_err(JobError::fatal)
     }
 }
 

@@ -3,8 +3,8 @@
 //! What rustc checks for us, at the user's tokens:
 //! - each step's job exists (the job's path names its payload type, which `#[job]` declares
 //!   under the function's name) and takes that many arguments;
-//! - each argument known at enqueue has the parameter's type (it is passed, in `Some`, to the
-//!   payload's `__runledger_partial`);
+//! - each argument known at enqueue has the parameter's type (it is passed to the payload's
+//!   `__runledger_step`, which has the job's parameters and spans);
 //! - each data edge names a field that exists, of the parameter's type: the same call receives
 //!   a never-taken branch that reads the field from a value of the parent's output type.
 
@@ -13,6 +13,7 @@ use quote::{quote, quote_spanned};
 use syn::Member;
 
 use super::parse::{Arg, StepDef, StepWhat, WorkflowDef};
+use crate::codec;
 use crate::expand::{attrs_named, enqueue_methods};
 
 pub(crate) fn expand(def: &WorkflowDef) -> TokenStream {
@@ -31,11 +32,18 @@ pub(crate) fn expand(def: &WorkflowDef) -> TokenStream {
         );
         quote!(#[doc = #doc] #vis #ident: #ty)
     });
-    let serde_checks = def.inputs.iter().map(|(_, ty)| {
-        quote_spanned! {syn::spanned::Spanned::span(ty)=>
-            ::runledger::__private::assert_serde::<#ty>();
-        }
-    });
+    let serde_checks = def.inputs.iter().map(|(_, ty)| codec::storable_check(ty));
+    let stored: Vec<codec::Field<'_>> = def
+        .inputs
+        .iter()
+        .map(|(ident, ty)| codec::Field {
+            ident,
+            name: syn::ext::IdentExt::unraw(ident).to_string(),
+            ty,
+        })
+        .collect();
+    let serde_impls =
+        codec::serde_impls(input, &stored, &format!("the input of workflow `{name}`"));
     let input_idents: Vec<_> = def.inputs.iter().map(|(ident, _)| ident).collect();
     // A job declared `unique` cannot be a step: a step is never deduplicated by a payload key
     // (the run's idempotency key does that), so the option would be silently ignored.
@@ -102,21 +110,19 @@ pub(crate) fn expand(def: &WorkflowDef) -> TokenStream {
         #fn_docs
         #[doc = ""]
         #[doc = #dag]
-        #[derive(
-            ::runledger::__private::serde::Serialize,
-            ::runledger::__private::serde::Deserialize,
-            ::core::fmt::Debug,
-            ::core::clone::Clone,
-        )]
-        #[serde(crate = "::runledger::__private::serde")]
+        #[derive(::core::fmt::Debug, ::core::clone::Clone)]
         #vis struct #input {
             #(#fields,)*
         }
 
         #(#cfgs)*
         const _: () = {
-            #(#serde_checks)*
+            const _: () = {
+                #(#serde_checks)*
+            };
             #(#unique_checks)*
+
+            #serde_impls
 
             impl ::runledger::__private::Workflow for #input {
                 const NAME: &'static str = #name;
@@ -209,18 +215,41 @@ fn step_shape(def: &WorkflowDef, step: &StepDef) -> TokenStream {
     }
 }
 
-/// The expression that yields one step's arguments known at enqueue (a JSON object), typed
-/// against the job's parameters; data edges are type-checked and left out.
+/// The expression that yields one step's arguments known at enqueue (a JSON object by
+/// parameter name). Each argument known at enqueue is evaluated once into a local; a call that
+/// is never made then passes every argument, these locals and the data edges alike, to the job's
+/// own parameters (`__runledger_step`, which carries the job's signature and spans), so a wrong
+/// count or type is reported in the job's terms and the locals take the parameters' types.
 fn step_args(def: &WorkflowDef, step: &StepDef, input_idents: &[&syn::Ident]) -> TokenStream {
-    let StepWhat::Job { path, call, args } = &step.what else {
+    let StepWhat::Job {
+        path,
+        call,
+        parens,
+        args,
+    } = &step.what
+    else {
         return quote!(::runledger::__private::serde_json::Map::new());
     };
+    let p = quote!(::runledger::__private);
     let key = &step.key;
     let input = &def.input;
-    let partial_args = args.iter().map(|arg| match arg {
-        Arg::Static(expr) => quote_spanned! {syn::spanned::Spanned::span(expr)=>
-            ::core::option::Option::Some(#expr)
-        },
+    let mut lets = Vec::new();
+    let mut values = Vec::new();
+    let checked = args.iter().enumerate().map(|(index, arg)| match arg {
+        Arg::Static(expr) => {
+            // Spanned at the expression: a type mismatch is reported there.
+            let local = quote::format_ident!(
+                "__runledger_arg_{index}",
+                span = syn::spanned::Spanned::span(expr)
+            );
+            lets.push(quote! {
+                let #local = #expr;
+            });
+            values.push(quote! {
+                #p::ArgValue::new(#p::field_name(<#path>::__RUNLEDGER_FIELDS, #index), &#local)
+            });
+            quote!(#local)
+        }
         Arg::Edge {
             step: from,
             root,
@@ -228,38 +257,41 @@ fn step_args(def: &WorkflowDef, step: &StepDef, input_idents: &[&syn::Ident]) ->
             ..
         } => {
             let parent = match &def.steps[*from].what {
-                StepWhat::Job { path, .. } => {
-                    quote!(<#path as ::runledger::__private::Job>::Output)
-                }
+                StepWhat::Job { path, .. } => quote!(<#path as #p::Job>::Output),
                 StepWhat::Gate { .. } => quote!(()),
             };
-            // Never taken: `Some(..)` gets the parameter's type as its expectation, so a
-            // mismatch is reported at the user's expression.
             quote_spanned! {syn::spanned::Spanned::span(expr)=>
-                if false {
-                    ::core::option::Option::Some({
-                        let #root: #parent = ::runledger::__private::placeholder();
-                        #expr
-                    })
-                } else {
-                    ::core::option::Option::None
+                {
+                    let #root: #parent = #p::placeholder();
+                    #expr
                 }
             }
         }
     });
-    let has_static = args.iter().any(|arg| matches!(arg, Arg::Static(_)));
-    let inputs = has_static.then(|| {
+    // The arguments go in a group with the user's parentheses' span, so that rustc's
+    // suggestions (such as where to add a missing argument) land inside the user's call.
+    let mut arguments =
+        proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, quote!(#(#checked),*));
+    arguments.set_span(parens.join());
+    let check = quote_spanned! {*call=>
+        <#path>::__runledger_step #arguments
+    };
+    let inputs = (!lets.is_empty()).then(|| {
         quote! {
             let #input { #(#input_idents),* } = ::core::clone::Clone::clone(self);
         }
     });
-    let partial = quote_spanned! {*call=>
-        <#path>::__runledger_partial(#(#partial_args),*)
-    };
+    // The values are serialized before the check takes the locals: the check's call is the
+    // locals' last use, and it never runs.
     quote! {
         {
             #inputs
-            ::runledger::__private::step_args(#key, #partial)?
+            #(#lets)*
+            let __runledger_args = [#(#values),*];
+            if false {
+                #check;
+            }
+            #p::step_args(#key, __runledger_args)?
         }
     }
 }
@@ -362,16 +394,19 @@ mod tests {
         has(
             quote!(let charge: <charge_card as ::runledger::__private::Job>::Output = ::runledger::__private::placeholder();),
         );
-        assert!(
-            out.contains(
-                &quote!(<send_receipt>::__runledger_partial(
-                    ::core::option::Option::Some(email)
-                ))
-                .to_string()
-                .trim_end_matches(')')
-                .to_owned()
-            )
-        );
+        has(quote!(let __runledger_arg_0 = email;));
+        has(quote!(<send_receipt>::__runledger_step(
+            __runledger_arg_0,
+            {
+                let charge: <charge_card as ::runledger::__private::Job>::Output =
+                    ::runledger::__private::placeholder();
+                charge.receipt_url
+            }
+        )));
+        has(quote!(::runledger::__private::ArgValue::new(
+            ::runledger::__private::field_name(<send_receipt>::__RUNLEDGER_FIELDS, 0usize),
+            &__runledger_arg_0
+        )));
         assert!(out.contains("Fulfils an order."));
     }
 }

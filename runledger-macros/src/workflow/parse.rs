@@ -42,6 +42,8 @@ pub(crate) enum StepWhat {
         path: syn::Path,
         /// The call expression, for spans.
         call: Span,
+        /// The call's parentheses, for spans.
+        parens: proc_macro2::extra::DelimSpan,
         args: Vec<Arg>,
     },
     Gate {
@@ -394,6 +396,7 @@ impl Body<'_> {
                 StepWhat::Job {
                     path: func.path.clone(),
                     call: call.span(),
+                    parens: call.paren_token.span,
                     args,
                 }
             }

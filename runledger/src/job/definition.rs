@@ -29,7 +29,7 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     const OPTIONS: JobOptions = JobOptions::new();
     /// What the handler returns on success; stored as JSON and read back by
     /// [`JobHandle::wait`](crate::job::JobHandle::wait).
-    type Output: Serialize + DeserializeOwned + Send + 'static;
+    type Output: Storable + Send + 'static;
 
     /// Runs the job.
     fn run(self, ctx: &JobContext) -> impl Future<Output = Result<Self::Output, JobError>> + Send;
@@ -48,5 +48,46 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The injected state (`State<T>`) the handler needs; checked when a worker is built.
     fn required_state() -> Vec<StateRequirement> {
         Vec::new()
+    }
+}
+
+/// A value stored as JSON: a job's arguments and output, a workflow's inputs.
+///
+/// Implemented for every type that implements serde's `Serialize` and `DeserializeOwned`;
+/// derive those two (`#[derive(serde::Serialize, serde::Deserialize)]`) to make a type storable.
+/// `#[job]` and `#[workflow]` check it at each parameter and output type, so a type without serde
+/// is reported once, at that type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored as JSON: it does not implement `serde::Serialize` and `serde::Deserialize`",
+    label = "job arguments, job outputs and workflow inputs are stored as JSON",
+    note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]` on `{Self}` (and on the types it contains), or use a type that has them"
+)]
+pub trait Storable {
+    /// This value as JSON text.
+    fn to_json(&self) -> Result<String, serde_json::Error>;
+
+    /// This value as a JSON value.
+    fn to_value(&self) -> Result<serde_json::Value, serde_json::Error>;
+
+    /// A value read back from JSON.
+    fn from_value(value: serde_json::Value) -> Result<Self, serde_json::Error>
+    where
+        Self: Sized;
+}
+
+// Not recommended: a type that lacks serde is reported as "cannot be stored as JSON", not as
+// the first serde trait it misses.
+#[diagnostic::do_not_recommend]
+impl<T: Serialize + DeserializeOwned> Storable for T {
+    fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(self)
+    }
+
+    fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(self)
+    }
+
+    fn from_value(value: serde_json::Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(value)
     }
 }

@@ -3,8 +3,7 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-
+use super::definition::Storable;
 use super::state::JobState;
 use crate::client::runledger::Runledger;
 use crate::client::wait::poll;
@@ -21,7 +20,7 @@ pub struct JobHandle<O> {
     _output: PhantomData<fn() -> O>,
 }
 
-impl<O: DeserializeOwned> JobHandle<O> {
+impl<O: Storable> JobHandle<O> {
     pub(super) fn new(client: Runledger, id: JobId, inserted: bool) -> Self {
         Self {
             client,
@@ -61,7 +60,7 @@ impl<O: DeserializeOwned> JobHandle<O> {
             match JobState::parse(&status.state)? {
                 JobState::Completed => {
                     let output = status.output.unwrap_or(serde_json::Value::Null);
-                    serde_json::from_value(output).map(Ok).map_err(|e| {
+                    O::from_value(output).map(Ok).map_err(|e| {
                         Error::json(format!("output of job {id} does not deserialize"), e)
                     })
                 }

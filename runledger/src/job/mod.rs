@@ -18,7 +18,7 @@ pub(crate) mod record;
 pub(crate) mod state;
 
 pub use self::context::{JobContext, StopReason};
-pub use self::definition::Job;
+pub use self::definition::{Job, Storable};
 pub use self::enqueue::{Enqueue, EnqueuedJob};
 pub use self::error::JobError;
 pub(crate) use self::error::JobErrorKind;

@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 
 use super::shape::WorkflowShape;
 use crate::error::Error;
+use crate::job::definition::Storable;
 
 /// A workflow: an input type with a static DAG of steps.
 ///
@@ -22,7 +23,7 @@ pub trait Workflow: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The DAG: steps, their kinds, edges and bindings.
     const SHAPE: WorkflowShape;
     /// The run's output: the output of the step named by the body's tail expression.
-    type Output: DeserializeOwned + Send + 'static;
+    type Output: Storable + Send + 'static;
 
     /// The arguments each job step takes from the inputs, evaluated at enqueue, as JSON objects
     /// keyed by parameter name, in the order of [`WorkflowShape::steps`] (gates included, empty).

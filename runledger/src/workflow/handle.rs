@@ -9,6 +9,7 @@ use super::record::{GateOutcome, RunRecord, RunState};
 use crate::client::runledger::Runledger;
 use crate::error::Error;
 use crate::ids::RunId;
+use crate::job::definition::Storable;
 use crate::store;
 
 /// A typed reference to a workflow run; [`wait`](WorkflowHandle::wait) for its output.
@@ -21,7 +22,7 @@ pub struct WorkflowHandle<O> {
     _output: PhantomData<fn() -> O>,
 }
 
-impl<O: serde::de::DeserializeOwned> WorkflowHandle<O> {
+impl<O: Storable> WorkflowHandle<O> {
     pub(super) fn new(client: Runledger, id: RunId, inserted: bool) -> Self {
         Self {
             client,
@@ -81,7 +82,7 @@ impl<O: serde::de::DeserializeOwned> WorkflowHandle<O> {
             match RunState::parse(&run.state)? {
                 RunState::Completed => {
                     let output = run.output.unwrap_or(serde_json::Value::Null);
-                    serde_json::from_value(output).map(Ok).map_err(|e| {
+                    O::from_value(output).map(Ok).map_err(|e| {
                         Error::json(format!("output of run {id} does not deserialize"), e)
                     })
                 }

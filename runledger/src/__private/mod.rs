@@ -1,6 +1,10 @@
 //! Support for the code that `#[job]` and `#[workflow]` generate. Not a public API: anything here
 //! may change in any release.
 
+mod codec;
+
+pub use crate::job::Storable;
+pub use codec::{FieldIndex, Refused, RefusedSeed, Serde, Unimplemented};
 pub use inventory;
 pub use serde;
 pub use serde_json;
@@ -26,8 +30,6 @@ pub fn unique_key<T: serde::Serialize + ?Sized>(kind: &str, fields: &T) -> Strin
     }
 }
 
-/// Compile-time check that a payload field or output type round-trips through serde.
-pub const fn assert_serde<T: serde::Serialize + serde::de::DeserializeOwned>() {}
 pub use sqlx::PgConnection;
 
 /// One argument of a workflow step known at enqueue: the parameter's name and its JSON.
