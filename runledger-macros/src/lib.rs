@@ -11,12 +11,8 @@
 //!
 #![doc = include_str!("job.md")]
 
-mod ast;
-mod attr;
-mod codec;
-mod ctxt;
-mod expand;
-mod validate;
+mod job;
+mod shared;
 mod workflow;
 
 use proc_macro::TokenStream;
@@ -29,8 +25,8 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn job(attr: TokenStream, item: TokenStream) -> TokenStream {
     let item = proc_macro2::TokenStream::from(item);
-    expand::job(attr.into(), item.clone())
-        .unwrap_or_else(|errors| expand::fallback(item, &errors))
+    job::expand::job(attr.into(), item.clone())
+        .unwrap_or_else(|errors| job::expand::fallback(item, &errors))
         .into()
 }
 

@@ -13,8 +13,8 @@ use quote::{quote, quote_spanned};
 use syn::Member;
 
 use super::parse::{Arg, StepDef, StepWhat, WorkflowDef};
-use crate::codec;
-use crate::expand::{attrs_named, enqueue_methods};
+use crate::shared::codec;
+use crate::shared::{attrs_named, enqueue_methods};
 
 pub(crate) fn expand(def: &WorkflowDef) -> TokenStream {
     let item = &def.item;
@@ -345,7 +345,7 @@ fn describe(def: &WorkflowDef) -> String {
 mod tests {
     use quote::quote;
 
-    use crate::ctxt::Errors;
+    use crate::shared::ctxt::Errors;
     use crate::workflow::parse::parse;
 
     fn expand(item: proc_macro2::TokenStream) -> String {

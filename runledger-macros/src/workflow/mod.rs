@@ -6,7 +6,7 @@ mod parse;
 
 use proc_macro2::TokenStream;
 
-use crate::ctxt::Errors;
+use crate::shared::ctxt::Errors;
 
 /// Expands `#[workflow(attr)] item`, or returns every error found in it.
 pub(crate) fn workflow(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {

@@ -8,9 +8,9 @@ use syn::spanned::Spanned as _;
 use syn::visit::Visit;
 use syn::{Expr, FnArg, Ident, ItemFn, LitStr, Member, Pat, Stmt, Type};
 
-use crate::attr::list;
-use crate::ctxt::Errors;
-use crate::validate::{check_owned, name_rule, valid_name};
+use crate::shared::ctxt::Errors;
+use crate::shared::list;
+use crate::shared::{check_owned, name_rule, valid_name};
 
 /// The options `#[workflow(...)]` accepts.
 pub(crate) const WORKFLOW_OPTIONS: &[&str] = &["name"];
@@ -108,7 +108,7 @@ pub(crate) fn parse(
         }
         None => fn_name.clone(),
     };
-    let input = Ident::new(&crate::ast::pascal_case(&fn_name), item.sig.ident.span());
+    let input = Ident::new(&crate::shared::pascal_case(&fn_name), item.sig.ident.span());
     let mut body = Body {
         inputs: inputs.iter().map(|(i, _)| i.to_string()).collect(),
         steps: Vec::new(),
@@ -168,7 +168,7 @@ fn parse_attr(attr: TokenStream, errors: &mut Errors) -> Option<LitStr> {
                 let given = quote::ToTokens::to_token_stream(&meta.path)
                     .to_string()
                     .replace(' ', "");
-                let hint = crate::ctxt::closest(&given, WORKFLOW_OPTIONS.iter().copied())
+                let hint = crate::shared::ctxt::closest(&given, WORKFLOW_OPTIONS.iter().copied())
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
                 errors.spanned(
@@ -481,7 +481,7 @@ impl Body<'_> {
                                 "unknown step modifier `.{}`{}; expected `.after(step)` or \
                                  `.after_any(step)`",
                                 call.method,
-                                crate::ctxt::closest(
+                                crate::shared::ctxt::closest(
                                     &call.method.to_string(),
                                     ["after", "after_any"]
                                 )
@@ -561,7 +561,7 @@ impl Body<'_> {
                     "`{ident}` is not a step declared before this one; `.{method}` takes the name \
                      of an earlier step (a step can only wait for steps above it, so cycles \
                      cannot be written){}",
-                    crate::ctxt::did_you_mean(
+                    crate::shared::ctxt::did_you_mean(
                         &ident.to_string(),
                         self.names.iter().map(String::as_str)
                     )

@@ -4,6 +4,7 @@
 //! Nothing is rejected here: every shape is kept, with its original tokens, so that
 //! `validate.rs` can report each mistake at the token that causes it.
 
+use crate::shared::pascal_case;
 use proc_macro2::{Ident, Span, TokenStream};
 use syn::ext::IdentExt as _;
 use syn::{FnArg, GenericArgument, ItemFn, Pat, PathArguments, ReturnType, Token, Type};
@@ -241,23 +242,6 @@ fn single_type_argument(ty: &Type) -> Option<Type> {
     }
 }
 
-/// `charge_card` → `ChargeCard`: each `_`-separated word capitalised, underscores dropped. A
-/// result that would start with a digit keeps one leading underscore (`_2fa` → `_2fa`).
-pub(crate) fn pascal_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for word in name.split('_').filter(|word| !word.is_empty()) {
-        let mut chars = word.chars();
-        if let Some(first) = chars.next() {
-            out.extend(first.to_uppercase());
-            out.push_str(chars.as_str());
-        }
-    }
-    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use syn::parse_quote;
@@ -266,21 +250,6 @@ mod tests {
 
     fn tokens(t: &impl quote::ToTokens) -> String {
         t.to_token_stream().to_string()
-    }
-
-    #[test]
-    fn pascal_case_conversion() {
-        assert_eq!(pascal_case("charge_card"), "ChargeCard");
-        assert_eq!(pascal_case("send2fa_code"), "Send2faCode");
-        assert_eq!(pascal_case("a"), "A");
-        assert_eq!(pascal_case("ping"), "Ping");
-        assert_eq!(pascal_case("charge_card_v2"), "ChargeCardV2");
-        assert_eq!(pascal_case("_private_job"), "PrivateJob");
-        assert_eq!(pascal_case("double__underscore_"), "DoubleUnderscore");
-        assert_eq!(pascal_case("already_Pascal"), "AlreadyPascal");
-        assert_eq!(pascal_case("HTTPCall"), "HTTPCall");
-        assert_eq!(pascal_case("_2fa"), "_2fa");
-        assert_eq!(pascal_case("été_été"), "ÉtéÉté");
     }
 
     #[test]

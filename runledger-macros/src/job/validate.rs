@@ -3,15 +3,12 @@
 
 use proc_macro2::TokenStream;
 use quote::ToTokens as _;
-use syn::visit::Visit;
-use syn::{FnArg, Pat, Type};
+use syn::{FnArg, Pat};
 
-use crate::ast::{JobFn, Param, Return};
-use crate::attr::{self, JobAttr, Spanned};
-use crate::ctxt::Errors;
-
-/// Longest accepted job kind or queue name.
-pub(crate) const MAX_NAME_LEN: usize = 128;
+use crate::job::ast::{JobFn, Param, Return};
+use crate::job::attr::{self, JobAttr, Spanned};
+use crate::shared::ctxt::Errors;
+use crate::shared::{check_owned, name_rule, type_string, valid_name};
 
 /// Runs every rule on the options and the function.
 pub(crate) fn job(attr: &JobAttr, job: &JobFn, errors: &mut Errors) {
@@ -341,7 +338,7 @@ fn check_backoff(attr: &JobAttr, errors: &mut Errors) {
             format!(
                 "`backoff(...)` needs at least one of: {}; leave it out for the default \
                  (base 1s, factor 2.0, max 1h, jitter 0.25)",
-                attr::list(attr::BACKOFF_OPTIONS)
+                crate::shared::list(attr::BACKOFF_OPTIONS)
             ),
         );
         return;
@@ -430,7 +427,7 @@ fn check_unique_by(attr: &JobAttr, job: &JobFn, errors: &mut Errors) {
                 field,
                 format!(
                     "`{field}` is not a payload parameter of `{fn_name}`; expected one of: {}",
-                    attr::list(&payload)
+                    crate::shared::list(&payload)
                 ),
             );
         }
@@ -570,57 +567,6 @@ fn check_cron_args(attr: &JobAttr, job: &JobFn, errors: &mut Errors) {
     }
 }
 
-/// Rejects borrowed or opaque types where an owned, `'static` type is stored.
-pub(crate) fn check_owned(ty: &Type, what: &str, errors: &mut Errors) {
-    struct Borrows<'e> {
-        what: &'e str,
-        errors: &'e mut Errors,
-    }
-    impl<'ast> Visit<'ast> for Borrows<'_> {
-        fn visit_type_reference(&mut self, reference: &'ast syn::TypeReference) {
-            let owned = match &*reference.elem {
-                Type::Path(path) if path.path.is_ident("str") => "String".to_owned(),
-                Type::Slice(slice) => format!("Vec<{}>", type_string(&slice.elem)),
-                elem => type_string(elem),
-            };
-            let borrowed = type_string(&Type::Reference(reference.clone()));
-            self.errors.spanned(
-                reference,
-                format!(
-                    "{} must be owned: use `{owned}` instead of `{borrowed}`",
-                    self.what
-                ),
-            );
-        }
-        fn visit_type_impl_trait(&mut self, impl_trait: &'ast syn::TypeImplTrait) {
-            self.errors.spanned(
-                impl_trait,
-                format!(
-                    "{} must be concrete types, not `impl Trait`: they are stored as JSON and \
-                     read back into that type",
-                    self.what
-                ),
-            );
-        }
-        fn visit_lifetime(&mut self, lifetime: &'ast syn::Lifetime) {
-            if lifetime.ident != "static" {
-                self.errors.spanned(
-                    lifetime,
-                    format!(
-                        "{} must be owned: they are stored as JSON and read back, so they \
-                         cannot borrow `{lifetime}`",
-                        self.what
-                    ),
-                );
-            }
-        }
-        fn visit_type_bare_fn(&mut self, _: &'ast syn::TypeBareFn) {
-            // Function pointers do not serialize; the serde check reports them.
-        }
-    }
-    Borrows { what, errors }.visit_type(ty);
-}
-
 /// `"the injected state"` or `"the job context"` when `name` is a non-payload parameter.
 fn non_payload_role(job: &JobFn, name: &syn::Ident) -> Option<&'static str> {
     job.item
@@ -655,19 +601,6 @@ fn check_name(what: &str, name: &Spanned<String>, errors: &mut Errors) {
     }
 }
 
-/// Job kinds and queue names: 1 to 128 characters from `[A-Za-z0-9_.:-]`.
-pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_NAME_LEN
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
-}
-
-pub(crate) fn name_rule() -> String {
-    format!("use 1 to {MAX_NAME_LEN} characters from `A-Z`, `a-z`, `0-9`, `_`, `.`, `:` and `-`")
-}
-
 /// `90000` → `"90s"`: the largest unit that divides the value exactly.
 fn format_millis(millis: u64) -> String {
     const UNITS: [(u64, &str); 4] = [
@@ -683,30 +616,6 @@ fn format_millis(millis: u64) -> String {
             || format!("{millis}ms"),
             |(size, unit)| format!("{}{unit}", millis / size),
         )
-}
-
-/// A type as a user would write it: `Vec<u8>` rather than `Vec < u8 >`.
-fn type_string(ty: &Type) -> String {
-    compact(ty.to_token_stream())
-}
-
-fn compact(tokens: TokenStream) -> String {
-    let text = tokens.to_string();
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == ' ' {
-            let prev = out.chars().last();
-            let next = chars.peek().copied();
-            let glue_prev = matches!(prev, Some('<' | '&' | ':' | '(' | '[' | '\''));
-            let glue_next = matches!(next, Some('<' | '>' | ',' | ':' | ')' | ']' | ';'));
-            if glue_prev || glue_next {
-                continue;
-            }
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]

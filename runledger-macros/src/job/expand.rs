@@ -3,14 +3,14 @@
 
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
-use syn::Attribute;
 use syn::spanned::Spanned as _;
 
-use crate::ast::{JobFn, Param, Return};
-use crate::attr::{BackoffAttr, JobAttr};
-use crate::codec;
-use crate::ctxt::Errors;
-use crate::validate;
+use crate::job::ast::{JobFn, Param, Return};
+use crate::job::attr::{BackoffAttr, JobAttr};
+use crate::job::validate;
+use crate::shared::codec;
+use crate::shared::ctxt::Errors;
+use crate::shared::{attrs_named, enqueue_methods};
 
 /// Expands `#[job(attr)] item`, or returns every error found in it.
 pub(crate) fn job(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
@@ -298,31 +298,6 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
     }
 }
 
-/// The typed `enqueue` and `enqueue_tx` of a job payload or a workflow input: each hands `self`
-/// to `builder` (`Enqueue` or `WorkflowEnqueue`), on the pool or in the caller's transaction.
-pub(crate) fn enqueue_methods(
-    vis: &syn::Visibility,
-    builder: &TokenStream,
-    pool_doc: &str,
-    tx_doc: &str,
-) -> TokenStream {
-    quote! {
-        #[doc = #pool_doc]
-        #vis fn enqueue(self, client: &::runledger::__private::Runledger) -> #builder<'_, Self> {
-            #builder::new(client, self)
-        }
-
-        #[doc = #tx_doc]
-        #vis fn enqueue_tx<'a>(
-            self,
-            client: &'a ::runledger::__private::Runledger,
-            tx: &'a mut ::runledger::__private::PgConnection,
-        ) -> #builder<'a, Self> {
-            #builder::new_tx(client, tx, self)
-        }
-    }
-}
-
 /// `JobOptions::new()` followed by one builder call per option given.
 fn job_options(options: &JobAttr) -> TokenStream {
     let mut calls = Vec::new();
@@ -434,13 +409,6 @@ fn backoff(backoff: &BackoffAttr) -> TokenStream {
 fn duration(millis: u64) -> TokenStream {
     let millis = Literal::u64_unsuffixed(millis);
     quote!(::core::time::Duration::from_millis(#millis))
-}
-
-pub(crate) fn attrs_named<'a>(attrs: &'a [Attribute], name: &str) -> Vec<&'a Attribute> {
-    attrs
-        .iter()
-        .filter(|attr| attr.path().is_ident(name))
-        .collect()
 }
 
 #[cfg(test)]

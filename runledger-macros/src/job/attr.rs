@@ -12,7 +12,8 @@ use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
 use syn::{Expr, Ident, Lit, Token, UnOp};
 
-use crate::ctxt::Errors;
+use crate::shared::ctxt::Errors;
+use crate::shared::list;
 
 /// The options of `#[job(...)]`, in the order the docs list them.
 pub(crate) const JOB_OPTIONS: &[&str] = &[
@@ -129,7 +130,7 @@ impl JobAttr {
                 &meta.path,
                 format!(
                     "unknown `#[job]` option `{name}`{}; expected one of: {}",
-                    crate::ctxt::closest(&name, JOB_OPTIONS.iter().copied())
+                    crate::shared::ctxt::closest(&name, JOB_OPTIONS.iter().copied())
                         .map(|c| format!(" (did you mean `{c}`?)"))
                         .unwrap_or_default(),
                     list(JOB_OPTIONS)
@@ -243,7 +244,7 @@ fn parse_backoff(
                 &inner.path,
                 format!(
                     "unknown `backoff` option `{name}`{}; expected one of: {}",
-                    crate::ctxt::closest(&name, BACKOFF_OPTIONS.iter().copied())
+                    crate::shared::ctxt::closest(&name, BACKOFF_OPTIONS.iter().copied())
                         .map(|c| format!(" (did you mean `{c}`?)"))
                         .unwrap_or_default(),
                     list(BACKOFF_OPTIONS)
@@ -313,7 +314,7 @@ fn parse_unique(
                 &inner.path,
                 format!(
                     "unknown `unique` option `{name}`{}; expected one of: {}",
-                    crate::ctxt::closest(&name, UNIQUE_OPTIONS.iter().copied())
+                    crate::shared::ctxt::closest(&name, UNIQUE_OPTIONS.iter().copied())
                         .map(|c| format!(" (did you mean `{c}`?)"))
                         .unwrap_or_default(),
                     list(UNIQUE_OPTIONS)
@@ -558,15 +559,6 @@ fn path_name(path: &syn::Path) -> String {
         .map(|segment| segment.ident.to_string())
         .collect::<Vec<_>>()
         .join("::")
-}
-
-/// "`a`, `b`, `c`" for messages.
-pub(crate) fn list<S: AsRef<str>>(names: &[S]) -> String {
-    names
-        .iter()
-        .map(|name| format!("`{}`", name.as_ref()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]
