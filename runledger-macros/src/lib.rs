@@ -24,10 +24,7 @@ use proc_macro::TokenStream;
 #[doc = include_str!("job.md")]
 #[proc_macro_attribute]
 pub fn job(attr: TokenStream, item: TokenStream) -> TokenStream {
-    let item = proc_macro2::TokenStream::from(item);
-    job::expand::job(attr.into(), item.clone())
-        .unwrap_or_else(|errors| job::expand::fallback(item, &errors))
-        .into()
+    job::expand::job(attr.into(), item.into()).into()
 }
 
 /// Declares a workflow: a static DAG of `#[job]` steps, checked when it compiles. The function
@@ -37,8 +34,5 @@ pub fn job(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[doc = include_str!("workflow.md")]
 #[proc_macro_attribute]
 pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
-    match workflow::workflow(attr.into(), item.into()) {
-        Ok(tokens) => tokens.into(),
-        Err(errors) => errors.to_compile_error().into(),
-    }
+    workflow::workflow(attr.into(), item.into()).into()
 }

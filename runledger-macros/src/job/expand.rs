@@ -12,32 +12,70 @@ use crate::shared::codec;
 use crate::shared::ctxt::Errors;
 use crate::shared::{attrs_named, enqueue_methods};
 
-/// Expands `#[job(attr)] item`, or returns every error found in it.
-pub(crate) fn job(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+/// Expands `#[job(attr)] item`. On mistakes, the errors come with the function as written and
+/// a stub of what `#[job]` declares (the payload struct, its `Job` impl, `enqueue`), so that the
+/// code using the job does not add errors of its own: one mistake, one error.
+pub(crate) fn job(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let options = JobAttr::parse(attr, &mut errors);
-    let parsed = JobFn::parse(item);
-    match &parsed {
-        Ok(job) => validate::job(&options, job, &mut errors),
-        Err(error) => errors.push(error.clone()),
+    let job = match JobFn::parse(item.clone()) {
+        Ok(job) => job,
+        Err(error) => {
+            errors.push(error);
+            return fallback(item, &errors, TokenStream::new());
+        }
+    };
+    validate::job(&options, &job, &mut errors);
+    if !errors.any() {
+        return expand_job(&options, &job, Mode::Full);
     }
-    errors.finish()?;
-    Ok(expand_job(&options, &parsed?))
+    // A generic function leaves types the stub cannot name, and a method (`self`) is inside an
+    // impl, where the stub's items cannot go: the errors alone say it.
+    let free = !job
+        .params
+        .iter()
+        .any(|param| matches!(param, Param::Receiver(_)));
+    let stub = if job.item.sig.generics.params.is_empty() && free {
+        expand_job(&options, &job, Mode::Stub)
+    } else {
+        TokenStream::new()
+    };
+    fallback(item, &errors, stub)
 }
 
-/// What is emitted when `#[job]` fails: the item exactly as written, so that the rest of the
-/// crate and the IDE still see the function, followed by one `compile_error!` per mistake. The
-/// `allow` keeps "function is never used" out of the way of the real errors.
-pub(crate) fn fallback(item: TokenStream, errors: &syn::Error) -> TokenStream {
-    let errors = errors.to_compile_error();
-    quote! {
-        #[allow(dead_code)]
-        #item
-        #errors
+/// What is emitted when `#[job]` finds mistakes: the item exactly as written, so that the rest
+/// of the crate and the IDE still see the function, then `stub` (which carries the function
+/// itself when it is given), then one `compile_error!` per mistake. The `allow` keeps "function
+/// is never used" out of the way of the real errors.
+fn fallback(item: TokenStream, errors: &Errors, stub: TokenStream) -> TokenStream {
+    let errors = errors.to_compile_errors();
+    if stub.is_empty() {
+        quote! {
+            #[allow(dead_code)]
+            #item
+            #errors
+        }
+    } else {
+        quote! {
+            #stub
+            #errors
+        }
     }
 }
 
-fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
+/// How much `expand_job` emits.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Everything: a valid job.
+    Full,
+    /// The declarations other code names (payload struct, `Job` impl, `enqueue`, the step
+    /// check), with a handler that is never registered or run, and only the fields whose types
+    /// are well formed: what stands in for a job with mistakes.
+    Stub,
+}
+
+fn expand_job(options: &JobAttr, job: &JobFn, mode: Mode) -> TokenStream {
+    let stub = mode == Mode::Stub;
     let item = &job.item;
     let fn_name = &item.sig.ident;
     let vis = &item.vis;
@@ -74,7 +112,9 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
         match param {
             Param::Context(_) => args.push(quote!(__runledger_ctx)),
             Param::State(state) => {
-                let Some(inner) = &state.inner else { continue };
+                let Some(inner) = &state.inner.as_ref().filter(|_| !stub) else {
+                    continue;
+                };
                 let local = format_ident!("__runledger_state_{index}");
                 state_lets.push(quote_spanned! {inner.span()=>
                     let #local = match __runledger_ctx.__state::<#inner>() {
@@ -92,6 +132,9 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
             Param::Payload(param) => {
                 let Some(ident) = &param.ident else { continue };
                 let ty = &param.ty;
+                if stub && !is_owned(ty) {
+                    continue;
+                }
                 let local = format_ident!("__runledger_arg_{index}");
                 let doc = format!(
                     " The `{}` argument of [`{fn_name}`].",
@@ -120,6 +163,7 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
     // The output type needs no check of its own: the bounds on `Job::Output` are reported at
     // the type in `type Output = ..`, which carries the user's span.
     let call = quote!(#fn_name(#(#args),*).await);
+    let unit: syn::Type = syn::parse_quote!(());
     let (output, call_and_convert) = match &job.ret {
         // An error type that does not convert into `JobError` is reported at that type.
         Return::Result {
@@ -127,7 +171,7 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
             error: Some(error),
             ..
         } => (
-            output,
+            &**output,
             quote_spanned! {error.span()=>
                 ::core::result::Result::map_err(
                     #call,
@@ -140,7 +184,7 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
             output,
             error: None,
         } => (
-            output,
+            &**output,
             quote_spanned! {ty.span()=>
                 ::core::result::Result::map_err(
                     #call,
@@ -148,8 +192,16 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
                 )
             },
         ),
-        // Rejected by validation.
-        Return::Missing | Return::Other(_) => return TokenStream::new(),
+        // Rejected by validation: the stub's output is the type written, or `()`.
+        Return::Other(ty) => (ty, TokenStream::new()),
+        Return::Missing => (&unit, TokenStream::new()),
+    };
+    let call_and_convert = if stub {
+        quote!(::core::unreachable!(
+            "a job with compile errors is never run"
+        ))
+    } else {
+        call_and_convert
     };
 
     let aliases = options
@@ -157,8 +209,12 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
         .iter()
         .flat_map(|aliases| &aliases.value)
         .map(|alias| &alias.value);
-    let job_options = job_options(options);
-    let unique_key = options.unique.as_ref().map(|unique| {
+    let job_options = if stub {
+        quote!(::runledger::__private::JobOptions::new())
+    } else {
+        job_options(options)
+    };
+    let unique_key = options.unique.as_ref().filter(|_| !stub).map(|unique| {
         let fields = match &unique.by {
             None => quote!(self),
             Some(by) => {
@@ -181,7 +237,7 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
             }
         }
     });
-    let cron_args = cron_args(options, payload);
+    let cron_args = cron_args(options, payload).filter(|_| !stub);
     let required_state = (!requirements.is_empty()).then(|| {
         quote! {
             fn required_state() -> ::std::vec::Vec<::runledger::__private::StateRequirement> {
@@ -199,6 +255,14 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
         > + ::core::marker::Send
     };
 
+    let registration = (!stub).then(|| {
+        quote! {
+            ::runledger::__private::inventory::submit! {
+                ::runledger::__private::JobRegistration::of::<#payload>()
+            }
+        }
+    });
+    let item_allow = stub.then(|| quote!(#[allow(dead_code)]));
     let serde_impls = codec::serde_impls(payload, &stored, &format!("the payload of job `{kind}`"));
     // What a workflow step's call is checked against: the job's payload parameters, under the
     // function's name and with the user's spans, so that a wrong number or type of arguments
@@ -236,6 +300,7 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
         (quote!(::core::fmt::Debug,), quote!())
     };
     quote! {
+        #item_allow
         #item
 
         #(#cfgs)*
@@ -291,11 +356,16 @@ fn expand_job(options: &JobAttr, job: &JobFn) -> TokenStream {
                 #enqueue_methods
             }
 
-            ::runledger::__private::inventory::submit! {
-                ::runledger::__private::JobRegistration::of::<#payload>()
-            }
+            #registration
         };
     }
+}
+
+/// Whether `ty` can be a field as written: no borrows, no `impl Trait`.
+fn is_owned(ty: &syn::Type) -> bool {
+    let mut errors = Errors::default();
+    crate::shared::check_owned(ty, "", &mut errors);
+    !errors.any()
 }
 
 /// `JobOptions::new()` followed by one builder call per option given.
@@ -416,15 +486,20 @@ mod tests {
     use super::*;
 
     fn expand(attr: TokenStream, item: TokenStream) -> String {
-        match job(attr, item) {
-            Ok(tokens) => tokens.to_string(),
-            Err(error) => panic!("unexpected error: {error}"),
-        }
+        let out = job(attr, item).to_string();
+        assert!(!out.contains("compile_error"), "unexpected errors in {out}");
+        out
     }
 
     fn errors(attr: TokenStream, item: TokenStream) -> Vec<String> {
-        match job(attr, item) {
-            Ok(tokens) => panic!("expected errors, got {tokens}"),
+        let mut errors = Errors::default();
+        let options = JobAttr::parse(attr, &mut errors);
+        match JobFn::parse(item) {
+            Ok(job) => validate::job(&options, &job, &mut errors),
+            Err(error) => errors.push(error),
+        }
+        match errors.finish() {
+            Ok(()) => panic!("expected errors"),
             Err(error) => error.into_iter().map(|e| e.to_string()).collect(),
         }
     }
@@ -660,12 +735,44 @@ mod tests {
 
     #[test]
     fn fallback_keeps_the_item() {
-        let item = quote!(
-            fn f() {}
-        );
-        let error = syn::Error::new(proc_macro2::Span::call_site(), "boom");
-        let out = fallback(item, &error).to_string();
-        assert!(out.contains("fn f () { }"));
+        let out = job(
+            TokenStream::new(),
+            quote!(
+                const C: u8 = 1;
+            ),
+        )
+        .to_string();
+        assert!(out.contains("const C : u8 = 1 ;"));
         assert!(out.contains("compile_error !"));
+        assert!(!out.contains("struct"));
+    }
+
+    #[test]
+    fn a_job_with_mistakes_still_declares_its_payload_but_never_registers() {
+        let out = job(
+            quote!(queue = "bad queue"),
+            quote!(
+                async fn ship(order_id: i64, label: &str) -> Result<Receipt, JobError> {
+                    todo!()
+                }
+            ),
+        )
+        .to_string();
+        assert!(out.contains("compile_error !"));
+        assert!(out.contains(&quote!(pub struct Ship).to_string().replace("pub ", "")));
+        assert!(out.contains(&quote!(order_id: i64).to_string()));
+        // The borrowed field is left out of the stub rather than reported twice.
+        assert!(!out.contains(&quote!(label: &str,).to_string()));
+        assert!(
+            out.contains(
+                &quote!(
+                    type Output = Receipt;
+                )
+                .to_string()
+            )
+        );
+        assert!(out.contains("never run"));
+        assert!(!out.contains("JobRegistration"));
+        assert!(!out.contains("\"bad queue\""));
     }
 }

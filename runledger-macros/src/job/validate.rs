@@ -1,7 +1,6 @@
 //! The rules a `#[job]` must follow: one `check_*` function per rule. Every check runs, each
 //! mistake is recorded at the token that causes it, and all of them are shown together.
 
-use proc_macro2::TokenStream;
 use quote::ToTokens as _;
 use syn::{FnArg, Pat};
 
@@ -620,6 +619,7 @@ fn format_millis(millis: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proc_macro2::TokenStream;
     use quote::quote;
     use syn::parse_quote;
 

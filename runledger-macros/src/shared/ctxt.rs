@@ -24,7 +24,21 @@ impl Errors {
         self.push(syn::Error::new_spanned(tokens, message));
     }
 
+    /// Whether an error was recorded.
+    pub(crate) fn any(&self) -> bool {
+        self.combined.is_some()
+    }
+
+    /// One `compile_error!` per recorded error (nothing when there were none).
+    pub(crate) fn to_compile_errors(&self) -> proc_macro2::TokenStream {
+        self.combined
+            .as_ref()
+            .map(syn::Error::to_compile_error)
+            .unwrap_or_default()
+    }
+
     /// `Err` with every recorded error, or `Ok` when there were none.
+    #[cfg(test)]
     pub(crate) fn finish(self) -> syn::Result<()> {
         match self.combined {
             Some(error) => Err(error),

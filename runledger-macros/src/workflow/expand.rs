@@ -1,4 +1,4 @@
-//! Code generation for `#[workflow]`. Only quotes: mistakes were reported by `parse.rs`.
+//! Code generation for `#[workflow]`. Only quotes: mistakes were reported by `validate.rs`.
 //!
 //! What rustc checks for us, at the user's tokens:
 //! - each step's job exists (the job's path names its payload type, which `#[job]` declares
@@ -12,7 +12,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::Member;
 
-use super::parse::{Arg, StepDef, StepWhat, WorkflowDef};
+use super::dag::{Arg, StepDef, StepWhat, WorkflowDef};
 use crate::shared::codec;
 use crate::shared::{attrs_named, enqueue_methods};
 
@@ -236,6 +236,7 @@ fn step_args(def: &WorkflowDef, step: &StepDef, input_idents: &[&syn::Ident]) ->
     let mut lets = Vec::new();
     let mut values = Vec::new();
     let checked = args.iter().enumerate().map(|(index, arg)| match arg {
+        Arg::Rejected => quote!(#p::placeholder()),
         Arg::Static(expr) => {
             // Spanned at the expression: a type mismatch is reported there.
             let local = quote::format_ident!(
@@ -346,11 +347,18 @@ mod tests {
     use quote::quote;
 
     use crate::shared::ctxt::Errors;
-    use crate::workflow::parse::parse;
+    use crate::workflow::ast::WorkflowFn;
+    use crate::workflow::attr::WorkflowAttr;
+    use crate::workflow::validate::workflow;
 
     fn expand(item: proc_macro2::TokenStream) -> String {
         let mut errors = Errors::default();
-        let def = parse(quote!(name = "orders.fulfil"), item, &mut errors).expect("parsed");
+        let attr = WorkflowAttr::parse(quote!(name = "orders.fulfil"), &mut errors);
+        let def = workflow(
+            &attr,
+            &WorkflowFn::parse(item).expect("a function"),
+            &mut errors,
+        );
         errors.finish().expect("no errors");
         super::expand(&def).to_string()
     }

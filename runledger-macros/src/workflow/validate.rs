@@ -1,114 +1,35 @@
-//! Reads a `#[workflow]` function into a static DAG: inputs, steps, edges, bindings and output.
-//! Every mistake is recorded in [`Errors`] at the offending token; parsing goes on so that all
-//! of them are reported at once.
+//! The rules a `#[workflow]` must follow, and the resolution of its steps into a DAG.
+//!
+//! Every mistake is recorded in [`Errors`] at the offending token, and resolution goes on past
+//! it, so that all mistakes are reported at once and the steps that are right are still
+//! resolved (the expansion keeps them, so that one mistake gives one error). A step can only
+//! name steps declared above it, so cycles cannot be written.
 
-use proc_macro2::{Span, TokenStream};
-use syn::parse::Parser as _;
 use syn::spanned::Spanned as _;
 use syn::visit::Visit;
-use syn::{Expr, FnArg, Ident, ItemFn, LitStr, Member, Pat, Stmt, Type};
+use syn::{Expr, ExprMethodCall, Ident, Member};
 
-use crate::shared::ctxt::Errors;
-use crate::shared::list;
+use super::ast::{
+    Binding, GateDecl, Input, JobCall, Statement, StepExpr, StepForm, WorkflowFn, ungroup,
+};
+use super::attr::WorkflowAttr;
+use super::dag::{Arg, Dep, StepDef, StepWhat, WorkflowDef};
+use crate::shared::ctxt::{Errors, closest, did_you_mean};
 use crate::shared::{check_owned, name_rule, valid_name};
 
-/// The options `#[workflow(...)]` accepts.
-pub(crate) const WORKFLOW_OPTIONS: &[&str] = &["name"];
-
-/// A parsed workflow.
-pub(crate) struct WorkflowDef {
-    pub(crate) item: ItemFn,
-    /// The stored name (`name = "..."`, default: the function's name).
-    pub(crate) name: String,
-    /// The input struct's name: the function's name in PascalCase.
-    pub(crate) input: Ident,
-    pub(crate) inputs: Vec<(Ident, Type)>,
-    pub(crate) steps: Vec<StepDef>,
-    /// Index of the step whose output is the run's output.
-    pub(crate) output: Option<usize>,
-}
-
-/// One step.
-pub(crate) struct StepDef {
-    pub(crate) key: String,
-    pub(crate) what: StepWhat,
-    /// Steps waited for, deduplicated, in order of first mention.
-    pub(crate) deps: Vec<Dep>,
-}
-
-pub(crate) enum StepWhat {
-    Job {
-        /// The job function's path as written; `#[job]` makes the same path name its payload.
-        path: syn::Path,
-        /// The call expression, for spans.
-        call: Span,
-        /// The call's parentheses, for spans.
-        parens: proc_macro2::extra::DelimSpan,
-        args: Vec<Arg>,
-    },
-    Gate {
-        name: String,
-    },
-}
-
-pub(crate) struct Dep {
-    pub(crate) step: usize,
-    pub(crate) on_any: bool,
-    /// Whether an argument takes this step's output.
-    pub(crate) data: bool,
-}
-
-pub(crate) enum Arg {
-    /// Evaluated at enqueue from the inputs.
-    Static(Expr),
-    /// Taken from step `step`'s output at `path` when that step completes.
-    Edge {
-        step: usize,
-        /// The step's name as written, carrying its span.
-        root: Ident,
-        path: Vec<Member>,
-        expr: Expr,
-    },
-}
-
-/// Parses the attribute and the function, recording every mistake.
-pub(crate) fn parse(
-    attr: TokenStream,
-    item: TokenStream,
+/// Checks every rule and resolves the steps; what is wrong is reported and left out.
+pub(crate) fn workflow(
+    attr: &WorkflowAttr,
+    workflow: &WorkflowFn,
     errors: &mut Errors,
-) -> Option<WorkflowDef> {
-    let name_attr = parse_attr(attr, errors);
-    let item: ItemFn = match syn::parse2(item) {
-        Ok(item) => item,
-        Err(error) => {
-            errors.push(syn::Error::new(
-                error.span(),
-                "`#[workflow]` goes on a function whose body declares the steps, such as \
-                 `fn fulfil(order_id: u64) { let charge = charge_card(order_id); .. }`",
-            ));
-            return None;
-        }
-    };
-    check_signature(&item, errors);
-    let inputs = inputs(&item, errors);
-    let fn_name = syn::ext::IdentExt::unraw(&item.sig.ident).to_string();
-    let name = match name_attr {
-        Some(name) => {
-            if !valid_name(&name.value()) {
-                errors.spanned(
-                    &name,
-                    format!(
-                        "invalid workflow name \"{}\": {}",
-                        name.value(),
-                        name_rule()
-                    ),
-                );
-            }
-            name.value()
-        }
-        None => fn_name.clone(),
-    };
-    let input = Ident::new(&crate::shared::pascal_case(&fn_name), item.sig.ident.span());
+) -> WorkflowDef {
+    check_signature(workflow, errors);
+    check_inputs(workflow, errors);
+    let name = name(attr, workflow, errors);
+    let inputs: Vec<(Ident, syn::Type)> = workflow
+        .fields()
+        .map(|(ident, ty)| (ident.clone(), ty.clone()))
+        .collect();
     let mut body = Body {
         inputs: inputs.iter().map(|(i, _)| i.to_string()).collect(),
         steps: Vec::new(),
@@ -117,84 +38,46 @@ pub(crate) fn parse(
         rejected: false,
         errors,
     };
-    let stmts = item.block.stmts.clone();
     let mut output = None;
-    let count = stmts.len();
-    for (index, stmt) in stmts.iter().enumerate() {
-        let is_tail = index + 1 == count;
-        output = body.stmt(stmt, is_tail).or(output);
+    for stmt in &workflow.stmts {
+        output = body.statement(stmt).or(output);
     }
     if body.steps.is_empty() && !body.rejected {
         body.errors.spanned(
-            &item.sig.ident,
+            &workflow.item.sig.ident,
             "a workflow needs at least one step, such as `let charge = charge_card(order_id);`",
         );
     }
-    let steps = body.steps;
-    Some(WorkflowDef {
-        item,
+    WorkflowDef {
+        item: workflow.item.clone(),
         name,
-        input,
+        input: workflow.input.clone(),
         inputs,
-        steps,
+        steps: body.steps,
         output,
-    })
-}
-
-fn parse_attr(attr: TokenStream, errors: &mut Errors) -> Option<LitStr> {
-    let mut name = None;
-    let parser = syn::meta::parser(|meta| {
-        let key = meta.path.get_ident().cloned();
-        match key {
-            Some(key) if key == "name" => {
-                let value: LitStr = match meta.value().and_then(|v| v.parse()) {
-                    Ok(value) => value,
-                    Err(_) => {
-                        errors.spanned(
-                            &key,
-                            "`name` takes a string literal, such as `name = \"orders.fulfil\"`",
-                        );
-                        return Ok(());
-                    }
-                };
-                if name.is_some() {
-                    errors.spanned(&key, "duplicate `#[workflow]` option `name`: give it once");
-                } else {
-                    name = Some(value);
-                }
-                Ok(())
-            }
-            _ => {
-                let given = quote::ToTokens::to_token_stream(&meta.path)
-                    .to_string()
-                    .replace(' ', "");
-                let hint = crate::shared::ctxt::closest(&given, WORKFLOW_OPTIONS.iter().copied())
-                    .map(|c| format!(" (did you mean `{c}`?)"))
-                    .unwrap_or_default();
-                errors.spanned(
-                    &meta.path,
-                    format!(
-                        "unknown `#[workflow]` option `{given}`{hint}; expected one of: {}",
-                        list(WORKFLOW_OPTIONS)
-                    ),
-                );
-                if meta.input.peek(syn::Token![=]) {
-                    meta.value()?.parse::<Expr>()?;
-                } else if meta.input.peek(syn::token::Paren) {
-                    meta.input.parse::<proc_macro2::TokenTree>()?;
-                }
-                Ok(())
-            }
-        }
-    });
-    if let Err(error) = parser.parse2(attr) {
-        errors.push(error);
     }
-    name
 }
 
-fn check_signature(item: &ItemFn, errors: &mut Errors) {
-    let sig = &item.sig;
+/// The stored name: `name = ".."` when valid, the function's name otherwise.
+fn name(attr: &WorkflowAttr, workflow: &WorkflowFn, errors: &mut Errors) -> String {
+    let Some(name) = &attr.name else {
+        return workflow.fn_name.clone();
+    };
+    if !valid_name(&name.value()) {
+        errors.spanned(
+            name,
+            format!(
+                "invalid workflow name \"{}\": {}",
+                name.value(),
+                name_rule()
+            ),
+        );
+    }
+    name.value()
+}
+
+fn check_signature(workflow: &WorkflowFn, errors: &mut Errors) {
+    let sig = &workflow.item.sig;
     if let Some(asyncness) = &sig.asyncness {
         errors.spanned(
             asyncness,
@@ -223,30 +106,24 @@ fn check_signature(item: &ItemFn, errors: &mut Errors) {
     }
 }
 
-fn inputs(item: &ItemFn, errors: &mut Errors) -> Vec<(Ident, Type)> {
-    let mut inputs = Vec::new();
-    for arg in &item.sig.inputs {
-        match arg {
-            FnArg::Receiver(receiver) => errors.spanned(
+fn check_inputs(workflow: &WorkflowFn, errors: &mut Errors) {
+    for input in &workflow.inputs {
+        match input {
+            Input::Field(_, ty) => check_owned(ty, "workflow inputs", errors),
+            Input::Receiver(receiver) => errors.spanned(
                 receiver,
                 "a workflow function takes no `self`: its parameters are the workflow's inputs",
             ),
-            FnArg::Typed(typed) => match &*typed.pat {
-                Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
-                    check_owned(&typed.ty, "workflow inputs", errors);
-                    inputs.push((pat.ident.clone(), (*typed.ty).clone()));
-                }
-                pat => errors.spanned(
-                    pat,
-                    "a workflow input must be a plain name, such as `order_id: u64`: it becomes \
-                     a field of the input struct",
-                ),
-            },
+            Input::Pattern(pat) => errors.spanned(
+                pat,
+                "a workflow input must be a plain name, such as `order_id: u64`: it becomes a \
+                 field of the input struct",
+            ),
         }
     }
-    inputs
 }
 
+/// The steps resolved so far, and the names they can be waited for by.
 struct Body<'e> {
     inputs: Vec<String>,
     steps: Vec<StepDef>,
@@ -259,39 +136,55 @@ struct Body<'e> {
 }
 
 impl Body<'_> {
-    /// Reads one statement; returns the index of the step it names when it is the tail.
-    fn stmt(&mut self, stmt: &Stmt, is_tail: bool) -> Option<usize> {
+    /// Resolves one statement; returns the index of the step it names when it is the tail.
+    fn statement(&mut self, stmt: &Statement) -> Option<usize> {
         match stmt {
-            Stmt::Local(local) => {
-                let Some(init) = &local.init else {
-                    self.errors.spanned(
-                        local,
-                        "a step needs a value: `let name = some_job(args);` or \
-                         `let name = external!(\"gate\");`",
-                    );
-                    return None;
-                };
-                if let Some((_, diverge)) = &init.diverge {
-                    self.errors
-                        .spanned(diverge, "`let .. else` is not allowed in a workflow body");
+            Statement::NoValue(local) => {
+                self.errors.spanned(
+                    local,
+                    "a step needs a value: `let name = some_job(args);` or \
+                     `let name = external!(\"gate\");`",
+                );
+                None
+            }
+            Statement::Macro(mac) => {
+                self.errors.spanned(
+                    mac,
+                    "name each gate: `let approval = external!(\"approval\");`; other macros are \
+                     not allowed in a workflow body",
+                );
+                None
+            }
+            Statement::Item(item) => {
+                self.errors.spanned(
+                    item,
+                    "items are not allowed in a workflow body: declare them outside the function",
+                );
+                None
+            }
+            Statement::Step {
+                binding,
+                step,
+                tail,
+            } => {
+                if let Some(diverge) = step.diverge {
+                    self.errors.push(syn::Error::new(
+                        diverge,
+                        "`let .. else` is not allowed in a workflow body",
+                    ));
                 }
-                let ident = match &local.pat {
-                    Pat::Ident(pat)
-                        if pat.by_ref.is_none()
-                            && pat.mutability.is_none()
-                            && pat.subpat.is_none() =>
-                    {
-                        pat.ident.clone()
-                    }
-                    Pat::Type(typed) => {
+                let ident = match binding {
+                    Binding::Named(ident) => Some(ident.clone()),
+                    Binding::Unnamed => None,
+                    Binding::Typed(ty) => {
                         self.errors.spanned(
-                            &typed.ty,
+                            ty,
                             "a step name takes no type: the step's output type is its job's \
                              output type",
                         );
                         return None;
                     }
-                    pat => {
+                    Binding::Pattern(pat) => {
                         self.rejected = true;
                         self.errors.spanned(
                             pat,
@@ -300,38 +193,20 @@ impl Body<'_> {
                         return None;
                     }
                 };
-                self.step(Some(ident), &init.expr);
-                None
-            }
-            Stmt::Expr(expr, semi) => {
-                let index = if semi.is_none() && is_tail {
-                    self.tail(expr)
-                } else {
-                    self.step(None, expr)
+                let index = match &step.form {
+                    StepForm::Other(expr) if *tail && step.modifiers.is_empty() => {
+                        return self.tail(expr);
+                    }
+                    _ => self.step(ident, step),
                 };
-                index.filter(|_| is_tail && semi.is_none())
-            }
-            Stmt::Macro(mac) => {
-                self.errors.spanned(
-                    mac,
-                    "name each gate: `let approval = external!(\"approval\");`; other macros are \
-                     not allowed in a workflow body",
-                );
-                None
-            }
-            Stmt::Item(item) => {
-                self.errors.spanned(
-                    item,
-                    "items are not allowed in a workflow body: declare them outside the function",
-                );
-                None
+                index.filter(|_| *tail)
             }
         }
     }
 
-    /// The tail expression: a step name, or a step declared in place.
+    /// A tail expression that declares no step: the name of the step whose output is the
+    /// workflow's, or `()`.
     fn tail(&mut self, expr: &Expr) -> Option<usize> {
-        let expr = ungroup(expr);
         if let Expr::Path(path) = expr
             && let Some(ident) = path.path.get_ident()
         {
@@ -349,161 +224,35 @@ impl Body<'_> {
                 return None;
             }
         }
-        if let Expr::Field(_) = expr {
-            self.errors.spanned(
+        match expr {
+            Expr::Field(_) => self.errors.spanned(
                 expr,
                 "the workflow's output is a whole step's output: name the step here, or add a \
                  job that picks the field",
-            );
-            return None;
+            ),
+            Expr::Tuple(tuple) if tuple.elems.is_empty() => {}
+            other => self.unsupported(other),
         }
-        if let Expr::Tuple(tuple) = expr
-            && tuple.elems.is_empty()
-        {
-            return None;
-        }
-        self.step(None, expr)
+        None
     }
 
-    /// A step declared by `expr`, named `ident` (or after its job when unnamed).
-    fn step(&mut self, ident: Option<Ident>, expr: &Expr) -> Option<usize> {
-        let mut modifiers = Vec::new();
-        let mut core = ungroup(expr);
-        while let Expr::MethodCall(call) = core {
-            modifiers.push(call);
-            core = ungroup(&call.receiver);
-        }
-        modifiers.reverse();
-        let what = match core {
-            Expr::Call(call) => {
-                let Expr::Path(func) = &*call.func else {
-                    self.errors.spanned(
-                        &call.func,
-                        "a step calls a `#[job]` function by name, such as `charge_card(order_id)`",
-                    );
-                    return None;
-                };
-                if func.qself.is_some() || func.path.segments.iter().any(|s| !s.arguments.is_none())
-                {
-                    self.errors.spanned(
-                        func,
-                        "a step calls a `#[job]` function by its plain path, without generic \
-                         arguments",
-                    );
-                    return None;
-                }
-                let args = call.args.iter().map(|arg| self.arg(arg)).collect();
-                StepWhat::Job {
-                    path: func.path.clone(),
-                    call: call.span(),
-                    parens: call.paren_token.span,
-                    args,
-                }
+    /// A step declared by `step`, named `ident` (or after its job when unnamed).
+    fn step(&mut self, ident: Option<Ident>, step: &StepExpr) -> Option<usize> {
+        let (what, deps) = match &step.form {
+            StepForm::Job(call) => {
+                let what = self.job_step(call)?;
+                let deps = self.waits(&what, &step.modifiers);
+                (what, deps)
             }
-            Expr::Macro(mac) if mac.mac.path.is_ident("external") => {
-                let name = match mac.mac.parse_body::<LitStr>() {
-                    Ok(lit) => {
-                        if !valid_name(&lit.value()) {
-                            self.errors.spanned(
-                                &lit,
-                                format!("invalid gate name \"{}\": {}", lit.value(), name_rule()),
-                            );
-                        } else if self.gates.contains(&lit.value()) {
-                            self.errors.spanned(
-                                &lit,
-                                format!(
-                                    "a gate named \"{}\" is declared above; give each gate its \
-                                     own name",
-                                    lit.value()
-                                ),
-                            );
-                        }
-                        lit.value()
-                    }
-                    Err(_) => {
-                        self.errors.spanned(
-                            &mac.mac,
-                            "`external!` takes the gate's name as a string literal, such as \
-                             `external!(\"approval\")`",
-                        );
-                        // Carry on under the step's name, so that the steps waiting for the
-                        // gate do not report it as unknown too.
-                        ident.as_ref().map(ToString::to_string).unwrap_or_default()
-                    }
-                };
-                if let Some(first) = modifiers.first() {
-                    self.errors.spanned(
-                        &first.method,
-                        "a gate waits for nothing: it is completed from outside. Put \
-                         `.after(gate)` on the steps that follow it",
-                    );
-                }
-                if ident.is_none() {
-                    self.errors.spanned(
-                        mac,
-                        "name the gate, so that steps can wait for it: \
-                         `let approval = external!(\"approval\");`",
-                    );
-                    return None;
-                }
-                self.gates.push(name.clone());
-                StepWhat::Gate { name }
-            }
-            other => {
-                self.report_unsupported(other);
+            StepForm::Gate(gate) => (
+                self.gate_step(gate, ident.as_ref(), &step.modifiers)?,
+                Vec::new(),
+            ),
+            StepForm::Other(expr) => {
+                self.unsupported(expr);
                 return None;
             }
         };
-
-        let mut deps: Vec<Dep> = Vec::new();
-        if let StepWhat::Job { args, .. } = &what {
-            for arg in args {
-                if let Arg::Edge { step, .. } = arg
-                    && !deps.iter().any(|d| d.step == *step)
-                {
-                    deps.push(Dep {
-                        step: *step,
-                        on_any: false,
-                        data: true,
-                    });
-                }
-            }
-        }
-        if matches!(what, StepWhat::Job { .. }) {
-            for call in &modifiers {
-                let on_any = match call.method.to_string().as_str() {
-                    "after" => false,
-                    "after_any" => true,
-                    _ => {
-                        self.errors.spanned(
-                            &call.method,
-                            format!(
-                                "unknown step modifier `.{}`{}; expected `.after(step)` or \
-                                 `.after_any(step)`",
-                                call.method,
-                                crate::shared::ctxt::closest(
-                                    &call.method.to_string(),
-                                    ["after", "after_any"]
-                                )
-                                .map(|c| format!(" (did you mean `.{c}`?)"))
-                                .unwrap_or_default()
-                            ),
-                        );
-                        continue;
-                    }
-                };
-                if call.args.is_empty() {
-                    self.errors.spanned(
-                        call,
-                        format!("`.{}` takes the names of earlier steps", call.method),
-                    );
-                }
-                for arg in &call.args {
-                    self.dependency(arg, on_any, &mut deps, &call.method);
-                }
-            }
-        }
-
         let key_ident = match (&ident, &what) {
             (Some(ident), _) => ident.clone(),
             (None, StepWhat::Job { path, .. }) => path.segments.last()?.ident.clone(),
@@ -537,6 +286,133 @@ impl Body<'_> {
         Some(self.steps.len() - 1)
     }
 
+    /// `charge_card(order_id, charge.id)`: the job's path and its arguments.
+    fn job_step(&mut self, call: &JobCall) -> Option<StepWhat> {
+        let Expr::Path(func) = ungroup(&call.func) else {
+            self.errors.spanned(
+                &call.func,
+                "a step calls a `#[job]` function by name, such as `charge_card(order_id)`",
+            );
+            return None;
+        };
+        if func.qself.is_some() || func.path.segments.iter().any(|s| !s.arguments.is_none()) {
+            self.errors.spanned(
+                func,
+                "a step calls a `#[job]` function by its plain path, without generic arguments",
+            );
+            return None;
+        }
+        let args = call.args.iter().map(|arg| self.arg(arg)).collect();
+        Some(StepWhat::Job {
+            path: func.path.clone(),
+            call: call.span,
+            parens: call.parens,
+            args,
+        })
+    }
+
+    /// `external!("approval")`: a gate, which must be named and waits for nothing.
+    fn gate_step(
+        &mut self,
+        gate: &GateDecl,
+        ident: Option<&Ident>,
+        modifiers: &[ExprMethodCall],
+    ) -> Option<StepWhat> {
+        let name = match &gate.name {
+            Some(lit) => {
+                if !valid_name(&lit.value()) {
+                    self.errors.spanned(
+                        lit,
+                        format!("invalid gate name \"{}\": {}", lit.value(), name_rule()),
+                    );
+                } else if self.gates.contains(&lit.value()) {
+                    self.errors.spanned(
+                        lit,
+                        format!(
+                            "a gate named \"{}\" is declared above; give each gate its own name",
+                            lit.value()
+                        ),
+                    );
+                }
+                lit.value()
+            }
+            None => {
+                self.errors.spanned(
+                    &gate.mac,
+                    "`external!` takes the gate's name as a string literal, such as \
+                     `external!(\"approval\")`",
+                );
+                // Carry on under the step's name, so that the steps waiting for the gate do
+                // not report it as unknown too.
+                ident.map(ToString::to_string).unwrap_or_default()
+            }
+        };
+        if let Some(first) = modifiers.first() {
+            self.errors.spanned(
+                &first.method,
+                "a gate waits for nothing: it is completed from outside. Put `.after(gate)` on \
+                 the steps that follow it",
+            );
+        }
+        if ident.is_none() {
+            self.errors.spanned(
+                &gate.mac,
+                "name the gate, so that steps can wait for it: \
+                 `let approval = external!(\"approval\");`",
+            );
+            return None;
+        }
+        self.gates.push(name.clone());
+        Some(StepWhat::Gate { name })
+    }
+
+    /// What a job step waits for: the steps its arguments read, then `.after` / `.after_any`.
+    fn waits(&mut self, what: &StepWhat, modifiers: &[ExprMethodCall]) -> Vec<Dep> {
+        let mut deps: Vec<Dep> = Vec::new();
+        if let StepWhat::Job { args, .. } = what {
+            for arg in args {
+                if let Arg::Edge { step, .. } = arg
+                    && !deps.iter().any(|d| d.step == *step)
+                {
+                    deps.push(Dep {
+                        step: *step,
+                        on_any: false,
+                        data: true,
+                    });
+                }
+            }
+        }
+        for call in modifiers {
+            let on_any = match call.method.to_string().as_str() {
+                "after" => false,
+                "after_any" => true,
+                method => {
+                    self.errors.spanned(
+                        &call.method,
+                        format!(
+                            "unknown step modifier `.{method}`{}; expected `.after(step)` or \
+                             `.after_any(step)`",
+                            closest(method, ["after", "after_any"])
+                                .map(|c| format!(" (did you mean `.{c}`?)"))
+                                .unwrap_or_default()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            if call.args.is_empty() {
+                self.errors.spanned(
+                    call,
+                    format!("`.{}` takes the names of earlier steps", call.method),
+                );
+            }
+            for arg in &call.args {
+                self.dependency(arg, on_any, &mut deps, &call.method);
+            }
+        }
+        deps
+    }
+
     fn dependency(&mut self, arg: &Expr, on_any: bool, deps: &mut Vec<Dep>, method: &Ident) {
         let ident = match ungroup(arg) {
             Expr::Path(path) => path.path.get_ident(),
@@ -554,17 +430,15 @@ impl Body<'_> {
         let Some(step) = self.lookup(ident) else {
             let message = if self.inputs.iter().any(|i| ident == i) {
                 format!(
-                    "`{ident}` is a workflow input, not a step; `.{method}` takes the name of an earlier step"
+                    "`{ident}` is a workflow input, not a step; `.{method}` takes the name of an \
+                     earlier step"
                 )
             } else {
                 format!(
                     "`{ident}` is not a step declared before this one; `.{method}` takes the name \
                      of an earlier step (a step can only wait for steps above it, so cycles \
                      cannot be written){}",
-                    crate::shared::ctxt::did_you_mean(
-                        &ident.to_string(),
-                        self.names.iter().map(String::as_str)
-                    )
+                    did_you_mean(&ident.to_string(), self.names.iter().map(String::as_str))
                 )
             };
             self.errors.spanned(ident, message);
@@ -607,6 +481,7 @@ impl Body<'_> {
                         "`{root}` is a gate; it carries no value. Wait for it with `.after({root})`"
                     ),
                 );
+                return Arg::Rejected;
             }
             return Arg::Edge {
                 step,
@@ -615,11 +490,15 @@ impl Body<'_> {
                 expr: expr.clone(),
             };
         }
+        let mut rejected = false;
         let mut finder = StepMentions {
             names: &self.names,
             found: Vec::new(),
         };
         finder.visit_expr(expr);
+        if !finder.found.is_empty() {
+            rejected = true;
+        }
         for ident in finder.found {
             self.errors.spanned(
                 &ident,
@@ -630,7 +509,11 @@ impl Body<'_> {
                 ),
             );
         }
-        Arg::Static(expr.clone())
+        if rejected {
+            Arg::Rejected
+        } else {
+            Arg::Static(expr.clone())
+        }
     }
 
     fn lookup(&self, ident: &Ident) -> Option<usize> {
@@ -638,24 +521,18 @@ impl Body<'_> {
         self.names.iter().position(|n| *n == name)
     }
 
-    fn report_unsupported(&mut self, expr: &Expr) {
+    /// An expression that is no step form.
+    fn unsupported(&mut self, expr: &Expr) {
         self.rejected = true;
         let control = match expr {
-            Expr::If(e) => Some(e.if_token.span),
-            Expr::Match(e) => Some(e.match_token.span),
-            Expr::ForLoop(e) => Some(e.for_token.span),
-            Expr::While(e) => Some(e.while_token.span),
-            Expr::Loop(e) => Some(e.loop_token.span),
+            Expr::If(e) => Some((e.if_token.span, "if")),
+            Expr::Match(e) => Some((e.match_token.span, "match")),
+            Expr::ForLoop(e) => Some((e.for_token.span, "for")),
+            Expr::While(e) => Some((e.while_token.span, "while")),
+            Expr::Loop(e) => Some((e.loop_token.span, "loop")),
             _ => None,
         };
-        if let Some(span) = control {
-            let keyword = match expr {
-                Expr::If(_) => "if",
-                Expr::Match(_) => "match",
-                Expr::ForLoop(_) => "for",
-                Expr::While(_) => "while",
-                _ => "loop",
-            };
+        if let Some((span, keyword)) = control {
             self.errors.push(syn::Error::new(
                 span,
                 format!(
@@ -672,14 +549,6 @@ impl Body<'_> {
                  `.after_any(step)`",
             );
         }
-    }
-}
-
-/// `expr` without the invisible groups that `macro_rules!` wraps `$e:expr` fragments in.
-fn ungroup(expr: &Expr) -> &Expr {
-    match expr {
-        Expr::Group(group) => ungroup(&group.expr),
-        _ => expr,
     }
 }
 
@@ -718,7 +587,7 @@ impl<'ast> Visit<'ast> for StepMentions<'_> {
     }
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
         // Macro arguments are tokens, not expressions: look for the step names among them.
-        fn scan(tokens: TokenStream, names: &[String], found: &mut Vec<Ident>) {
+        fn scan(tokens: proc_macro2::TokenStream, names: &[String], found: &mut Vec<Ident>) {
             for token in tokens {
                 match token {
                     proc_macro2::TokenTree::Ident(ident) if names.iter().any(|n| ident == n) => {
@@ -737,7 +606,16 @@ impl<'ast> Visit<'ast> for StepMentions<'_> {
 mod tests {
     use quote::quote;
 
+    use proc_macro2::TokenStream;
+
     use super::*;
+    use crate::workflow::dag::{Arg, StepWhat};
+
+    fn parse(attr: TokenStream, item: TokenStream, errors: &mut Errors) -> Option<WorkflowDef> {
+        let attr = WorkflowAttr::parse(attr, errors);
+        let ast = WorkflowFn::parse(item).ok()?;
+        Some(workflow(&attr, &ast, errors))
+    }
 
     fn parse_ok(attr: TokenStream, item: TokenStream) -> WorkflowDef {
         let mut errors = Errors::default();
