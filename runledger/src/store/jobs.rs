@@ -105,8 +105,9 @@ pub(crate) async fn insert(
 /// of the insert; the two insert statements differ only in conflict handling and result.
 macro_rules! insert_head {
     () => {
-        r#"
-        WITH raw AS (
+        concat!(
+            r#"
+        WITH input AS MATERIALIZED (
             SELECT nextval('runledger.jobs_id_seq') AS id, u.ord, u.kind, u.queue,
                    u.args::jsonb AS args, u.priority, u.max_attempts,
                    COALESCE(u.run_at, now() + make_interval(secs => COALESCE(u.delay_s, 0)))
@@ -116,7 +117,7 @@ macro_rules! insert_head {
                         ELSE u.unique_key || '#' || u.period_s || 's:'
                              || floor(EXTRACT(EPOCH FROM now()) / u.period_s)::bigint
                    END AS unique_key,
-                   u.unique_states
+                   u.unique_states, NULL::int8 AS run_id, NULL::text AS step
             FROM unnest($1::text[], $2::text[], $3::text[], $4::int2[], $5::int4[],
                         $6::timestamptz[], $7::int8[], $8::text[], $9::int2[], $10::float8[],
                         $11::int8[])
@@ -124,18 +125,12 @@ macro_rules! insert_head {
                                       timeout_ms, unique_key, unique_states, delay_s,
                                       period_s, ord)
         ),
-        input AS MATERIALIZED (
-            SELECT raw.*, CASE WHEN raw.run_at <= now() THEN 'available' ELSE 'scheduled' END
-                              AS state
-            FROM raw
-        ),
         ins AS (
-            INSERT INTO runledger.jobs (id, kind, queue, state, priority, args, max_attempts,
-                                        run_at, timeout_ms, unique_key, unique_states)
-            SELECT id, kind, queue, state, priority, args, max_attempts,
-                   run_at, timeout_ms, unique_key, unique_states
-            FROM input ORDER BY ord
+            "#,
+            insert_jobs!(),
+            r#"input j ORDER BY j.ord
 "#
+        )
     };
 }
 

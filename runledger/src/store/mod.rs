@@ -33,6 +33,22 @@ macro_rules! notify_cancel {
     };
 }
 
+/// SQL text: the one insert of job rows, followed by the source of the rows. Every path that
+/// creates jobs (enqueue, a workflow's first steps, released steps in `runledger.workflow_settle`,
+/// cron fires) selects its rows as `j` with these columns, so the column list and the rule that
+/// a row due later is `scheduled` live here; a test checks the migrations' functions use the same
+/// text.
+macro_rules! insert_jobs {
+    () => {
+        "INSERT INTO runledger.jobs (id, kind, queue, state, priority, args, max_attempts, run_at, \
+         timeout_ms, unique_key, unique_states, run_id, step) \
+         SELECT j.id, j.kind, j.queue, \
+         CASE WHEN j.run_at <= now() THEN 'available' ELSE 'scheduled' END, \
+         j.priority, j.args, j.max_attempts, j.run_at, j.timeout_ms, j.unique_key, \
+         j.unique_states, j.run_id, j.step FROM "
+    };
+}
+
 #[cfg(feature = "testing")]
 pub(crate) mod admin;
 pub(crate) mod jobs;
@@ -120,5 +136,74 @@ pub(crate) fn is_transient(error: &Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// `text` with every run of white space made one space.
+    fn squeeze(text: &str) -> String {
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    fn files(dir: &Path, ext: &str, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("readable source tree") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                files(&path, ext, out);
+            } else if path.extension().is_some_and(|e| e == ext) {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn every_job_row_enters_through_the_one_insert() {
+        let insert = concat!("INSERT INTO ", "runledger.jobs");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        // Rust: only the fragment itself, here, names the insert.
+        let mut sources = Vec::new();
+        files(&root.join("src"), "rs", &mut sources);
+        for path in &sources {
+            if path.ends_with("store/mod.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(path).expect("a readable source file");
+            assert!(
+                !text.contains(insert),
+                "{} inserts jobs without `insert_jobs!`",
+                path.display()
+            );
+        }
+        // SQL: the latest definition of every function that inserts jobs uses the same text.
+        let mut migrations = Vec::new();
+        files(&root.join("../migrations"), "sql", &mut migrations);
+        migrations.sort();
+        let mut latest = std::collections::BTreeMap::new();
+        for path in &migrations {
+            let text = std::fs::read_to_string(path).expect("a readable migration");
+            for block in text.split("FUNCTION runledger.").skip(1) {
+                let name = block.split('(').next().unwrap_or_default().to_owned();
+                let body = block.split("$$;").next().unwrap_or_default().to_owned();
+                latest.insert(name, body);
+            }
+        }
+        let fragment = squeeze(insert_jobs!());
+        let mut checked = 0;
+        for (name, body) in &latest {
+            if body.contains(insert) {
+                assert!(
+                    squeeze(body).contains(&fragment),
+                    "runledger.{name} inserts jobs without the `insert_jobs!` text"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(
+            checked, 1,
+            "runledger.workflow_settle inserts the released steps' jobs"
+        );
     }
 }

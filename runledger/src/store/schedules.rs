@@ -325,12 +325,14 @@ pub(crate) async fn fire(
             RETURNING slot, job_id
         ),
         enqueued AS (
-            INSERT INTO runledger.jobs (id, kind, queue, state, priority, args, max_attempts,
-                                        run_at, timeout_ms)
-            SELECT f.job_id, m.kind, m.queue,
-                   CASE WHEN f.slot <= now() THEN 'available' ELSE 'scheduled' END,
-                   m.priority, m.args, m.max_attempts, f.slot, m.timeout_ms
-            FROM fired f CROSS JOIN moved m
+            "#,
+        insert_jobs!(),
+        r#"(
+                SELECT f.job_id AS id, m.kind, m.queue, m.priority, m.args, m.max_attempts,
+                       f.slot AS run_at, m.timeout_ms, NULL::text AS unique_key,
+                       NULL::int2 AS unique_states, NULL::int8 AS run_id, NULL::text AS step
+                FROM fired f CROSS JOIN moved m
+            ) j
             RETURNING id, queue
         ),
         notified AS (

@@ -151,10 +151,12 @@ pub(crate) async fn insert_dag(
             FROM unnest($14::text[], $15::text[], $16::text[], $17::text[]) AS b(f, t, p, path)
         ),
         ins_jobs AS (
-            INSERT INTO runledger.jobs (id, kind, queue, priority, args, max_attempts, timeout_ms,
-                                        run_id, step)
-            SELECT job_id, kind, queue, priority, args::jsonb, max_attempts, timeout_ms, $1, key
-            FROM steps WHERE job_id IS NOT NULL
+            "#, insert_jobs!(), r#"(
+                SELECT job_id AS id, kind, queue, priority, args::jsonb AS args, max_attempts,
+                       now() AS run_at, timeout_ms, NULL::text AS unique_key,
+                       NULL::int2 AS unique_states, $1::int8 AS run_id, key AS step
+                FROM steps WHERE job_id IS NOT NULL
+            ) j
             RETURNING queue
         )
         SELECT count(*) FROM (
