@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use runledger::__bench::Counters;
 use runledger::embedded::EmbeddedPostgres;
 use runledger::testing::TestDatabase;
 use runledger::{JobError, Runledger, Worker, job, workflow};
@@ -90,6 +91,7 @@ struct Args {
     workload: String,
     jobs: Option<usize>,
     concurrency: Option<usize>,
+    clients: Option<usize>,
     json: bool,
 }
 
@@ -99,12 +101,14 @@ fn parse_args() -> Result<Args, String> {
         workload: String::new(),
         jobs: None,
         concurrency: None,
+        clients: None,
         json: false,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--jobs" => parsed.jobs = Some(number(args.next(), "--jobs")?),
             "--concurrency" => parsed.concurrency = Some(number(args.next(), "--concurrency")?),
+            "--clients" => parsed.clients = Some(number(args.next(), "--clients")?),
             "--json" => parsed.json = true,
             "-h" | "--help" => return Err(String::new()),
             w if !w.starts_with('-') && parsed.workload.is_empty() => {
@@ -115,7 +119,7 @@ fn parse_args() -> Result<Args, String> {
     }
     if !matches!(
         parsed.workload.as_str(),
-        "w1" | "w2" | "w3" | "w4" | "w5" | "idle" | "raw" | "all"
+        "w1" | "w2" | "w3" | "w4" | "w5" | "idle" | "raw" | "raw-insert" | "all"
     ) {
         return Err(format!("unknown workload `{}`", parsed.workload));
     }
@@ -130,10 +134,13 @@ fn number(value: Option<String>, flag: &str) -> Result<usize, String> {
 }
 
 const USAGE: &str =
-    "usage: runledger-bench <w1|w2|w3|w4|w5|idle|raw|all> [--jobs N] [--concurrency C] [--json]
+    "usage: runledger-bench <w1|w2|w3|w4|w5|idle|raw|raw-insert|all> [--jobs N] [--concurrency C]
+       [--clients K] [--json]
   w1   bulk-enqueue N jobs (default 20000), drain with one worker (concurrency 10 and 50, or C);
-       also runs raw and prints ratio_to_raw
-  w2   5000 single-job enqueues (N), one client, then 8 concurrent clients
+       also runs raw (ratio_to_raw) and raw --clients 8 (ratio_to_raw8), and reports the
+       database work per job (commits, rows, WAL bytes)
+  w2   5000 single-job enqueues (N), one client, then 8 concurrent clients; also runs
+       raw-insert (ratio_to_raw_insert)
   w3   500 jobs (N) enqueued 20 ms apart to an idle worker: pickup latency
   w4   1000 runs (N) of a diamond workflow a -> {b, c} -> d passing outputs along, started
        by 8 clients, then run by one worker (concurrency 50, or C): steps/s and runs/s
@@ -142,7 +149,11 @@ const USAGE: &str =
        finished rows kept and dead tuples of the jobs table over time (not part of `all`)
   idle one worker (the maintenance leader) on an empty database for 30 s (N): the
        transactions it sends per second (not part of `all`)
-  raw  the claim/complete cycle of w1 with no framework around it
+  raw  the claim/complete cycle of w1 with no framework around it: one task claims batches
+       (batch 10 or 50, from C) and one completes them; with --clients K, K connections
+       each claim and complete 100 jobs per transaction (the server's batched limit)
+  raw-insert
+       N (default 5000) bare single-row INSERTs, each its own transaction, one client
   all  w1, w2, w3 and w4";
 
 /// One measured figure.
@@ -245,18 +256,25 @@ async fn run(args: Args) -> Result<(), runledger::Error> {
             Some(c) => vec![c],
             None => vec![10, 50],
         };
+        let raw8 = raw_clients(&mut bench, jobs, 8).await?;
         for c in concurrencies {
             let raw = raw(&mut bench, jobs, c).await?;
-            w1(&mut bench, jobs, c, raw).await?;
+            w1(&mut bench, jobs, c, raw, raw8).await?;
         }
     }
     if w == "raw" {
-        raw(
-            &mut bench,
-            args.jobs.unwrap_or(20_000),
-            args.concurrency.unwrap_or(50),
-        )
-        .await?;
+        let jobs = args.jobs.unwrap_or(20_000);
+        match args.clients {
+            Some(clients) => {
+                raw_clients(&mut bench, jobs, clients).await?;
+            }
+            None => {
+                raw(&mut bench, jobs, args.concurrency.unwrap_or(50)).await?;
+            }
+        }
+    }
+    if w == "raw-insert" {
+        raw_insert(&mut bench, args.jobs.unwrap_or(5_000)).await?;
     }
     if w == "w2" || w == "all" {
         w2(&mut bench, args.jobs.unwrap_or(5_000)).await?;
@@ -286,7 +304,10 @@ async fn run(args: Args) -> Result<(), runledger::Error> {
     if !bench.json {
         println!("{:<6} {:<34} {:>14}  unit", "load", "figure", "value");
         for f in &bench.figures {
-            let places = if f.unit == "x" { 2 } else { 1 };
+            let places = match f.unit {
+                "x" | "commits" | "rows" => 2,
+                _ => 1,
+            };
             println!(
                 "{:<6} {:<34} {:>14.places$}  {}",
                 f.workload, f.name, f.value, f.unit
@@ -502,11 +523,13 @@ async fn w5(bench: &mut Bench, rate: usize, concurrency: usize) -> Result<(), ru
 async fn w4(bench: &mut Bench, runs: usize, concurrency: usize) -> Result<(), runledger::Error> {
     let db = bench.database().await?;
     let rl = db.client();
+    let start_pool = own_pool(&db).await?;
+    let starter = Runledger::new(start_pool.clone());
     let clients = 8;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for client in 0..clients {
-        let rl = rl.clone();
+        let rl = starter.clone();
         tasks.push(tokio::spawn(async move {
             let mut handles = Vec::new();
             for seed in (client..runs).step_by(clients) {
@@ -520,8 +543,12 @@ async fn w4(bench: &mut Bench, runs: usize, concurrency: usize) -> Result<(), ru
         handles.extend(task.await.expect("starter task")?);
     }
     let start_rate = runs as f64 / started.elapsed().as_secs_f64();
+    start_pool.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
 
-    let worker = Worker::builder(db.pool().clone())
+    let work_before = Counters::read(db.pool()).await?;
+    let worker_pool = own_pool(&db).await?;
+    let worker = Worker::builder(worker_pool.clone())
         .queues(["bench"])
         .kinds(["bench_seed", "bench_add", "bench_join"])
         .concurrency(concurrency)
@@ -539,10 +566,16 @@ async fn w4(bench: &mut Bench, runs: usize, concurrency: usize) -> Result<(), ru
     }
     let elapsed = started.elapsed();
     running.shutdown().await?;
+    worker_pool.close().await;
+    let work = work_done(db.pool(), work_before, runs * 4).await?;
     // Every run computed seed + 1 + seed + 2.
     for (i, handle) in handles.iter().enumerate().step_by(97) {
         let _ = i;
-        let output = handle.wait_timeout(Duration::from_secs(5)).await?;
+        // The starters' pool is closed: wait through the test database's.
+        let output = rl
+            .workflow_handle::<BenchDiamond>(handle.id())
+            .wait_timeout(Duration::from_secs(5))
+            .await?;
         let seed = rl
             .workflow_run(handle.id())
             .await?
@@ -575,9 +608,74 @@ async fn w4(bench: &mut Bench, runs: usize, concurrency: usize) -> Result<(), ru
         format!("runs, concurrency {concurrency}"),
         runs as f64 / elapsed.as_secs_f64(),
         "runs/s",
-        extra,
+        extra.clone(),
     );
+    record_work(bench, "w4", "per step", &work, &extra);
     Ok(())
+}
+
+/// The database work of a workload, per unit (job or step).
+struct Work {
+    commits: f64,
+    inserted: f64,
+    updated: f64,
+    deleted: f64,
+    wal_bytes: f64,
+}
+
+/// The counters' growth since `before`, per one of `units`. The writers' connections must be
+/// closed by now, so that their row statistics have landed.
+async fn work_done(
+    pool: &sqlx::PgPool,
+    before: Counters,
+    units: usize,
+) -> Result<Work, runledger::Error> {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = Counters::read(pool).await?;
+    let wal = before.wal_bytes_until(&after, pool).await?;
+    let per = |a: i64, b: i64| (a - b) as f64 / units as f64;
+    Ok(Work {
+        // The read of `after` took no transaction id.
+        commits: per(after.xids, before.xids),
+        inserted: per(after.inserted, before.inserted),
+        updated: per(after.updated, before.updated),
+        deleted: per(after.deleted, before.deleted),
+        wal_bytes: wal as f64 / units as f64,
+    })
+}
+
+/// A pool of its own on `db`, sized like the test database's, so that closing it ends its
+/// sessions and their statistics land.
+async fn own_pool(db: &TestDatabase) -> Result<sqlx::PgPool, runledger::Error> {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .connect(db.url())
+        .await
+        .map_err(runledger::Error::from)
+}
+
+fn record_work(
+    bench: &mut Bench,
+    workload: &'static str,
+    label: &str,
+    work: &Work,
+    extra: &serde_json::Value,
+) {
+    for (name, value, unit) in [
+        ("commits", work.commits, "commits"),
+        ("rows inserted", work.inserted, "rows"),
+        ("rows updated", work.updated, "rows"),
+        ("rows deleted", work.deleted, "rows"),
+        ("WAL", work.wal_bytes, "bytes"),
+    ] {
+        bench.record(
+            workload,
+            format!("{name} per unit, {label}"),
+            value,
+            unit,
+            extra.clone(),
+        );
+    }
 }
 
 /// Inserts `n` no-op jobs in chunks; returns the rate.
@@ -643,17 +741,82 @@ async fn raw(bench: &mut Bench, n: usize, concurrency: usize) -> Result<f64, run
     Ok(rate)
 }
 
+/// `clients` connections, each claiming and completing 100 jobs per transaction with the bare
+/// statements: what the server does when batching is not limited by one pipeline.
+async fn raw_clients(bench: &mut Bench, n: usize, clients: usize) -> Result<f64, runledger::Error> {
+    let db = bench.database().await?;
+    let rl = db.client();
+    bulk_enqueue(&rl, n).await?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let pool = db.pool().clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0;
+            loop {
+                let n =
+                    runledger::__bench::claim_and_complete(&pool, "bench", &["bench_noop"], 100)
+                        .await?;
+                if n == 0 {
+                    return Ok::<usize, runledger::Error>(done);
+                }
+                done += n;
+            }
+        }));
+    }
+    let mut done = 0;
+    for task in tasks {
+        done += task.await.expect("raw client task")?;
+    }
+    let rate = done as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(done, n, "raw clients completed {done} of {n}");
+    bench.record(
+        "raw",
+        format!("raw jobs/s ({clients} clients, 100 per transaction)"),
+        rate,
+        "jobs/s",
+        json!({"jobs": n, "clients": clients, "batch": 100}),
+    );
+    Ok(rate)
+}
+
+/// Bare single-row inserts, each its own transaction, from one client.
+async fn raw_insert(bench: &mut Bench, n: usize) -> Result<f64, runledger::Error> {
+    let db = bench.database().await?;
+    let pool = db.pool().clone();
+    let started = Instant::now();
+    for seq in 0..n {
+        let args = format!("{{\"seq\":{seq}}}");
+        runledger::__bench::bare_insert(&pool, "bench_noop", "bench", &args).await?;
+    }
+    let rate = n as f64 / started.elapsed().as_secs_f64();
+    bench.record(
+        "raw",
+        "raw single-row insert, 1 client",
+        rate,
+        "jobs/s",
+        json!({"jobs": n, "clients": 1}),
+    );
+    Ok(rate)
+}
+
 async fn w1(
     bench: &mut Bench,
     n: usize,
     concurrency: usize,
     raw: f64,
+    raw8: f64,
 ) -> Result<(), runledger::Error> {
     let db = bench.database().await?;
     let rl = db.client();
-    let enqueue_rate = bulk_enqueue(&rl, n).await?;
+    let enqueue_pool = own_pool(&db).await?;
+    let enqueue_rate = bulk_enqueue(&Runledger::new(enqueue_pool.clone()), n).await?;
+    enqueue_pool.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let work_before = Counters::read(db.pool()).await?;
     reset_peak_rss();
-    let worker = Worker::builder(db.pool().clone())
+    let worker_pool = own_pool(&db).await?;
+    let worker = Worker::builder(worker_pool.clone())
         .queues(["bench"])
         .kinds(["bench_noop"])
         .concurrency(concurrency)
@@ -681,6 +844,8 @@ async fn w1(
     let elapsed = started.elapsed();
     let rss = peak_rss_kib();
     running.shutdown().await?;
+    worker_pool.close().await;
+    let work = work_done(db.pool(), work_before, n).await?;
     let drain = n as f64 / elapsed.as_secs_f64();
     let extra = json!({"jobs": n, "concurrency": concurrency});
     bench.record(
@@ -704,6 +869,20 @@ async fn w1(
         "x",
         extra.clone(),
     );
+    bench.record(
+        "w1",
+        format!("ratio_to_raw8, concurrency {concurrency}"),
+        drain / raw8,
+        "x",
+        extra.clone(),
+    );
+    record_work(
+        bench,
+        "w1",
+        &format!("concurrency {concurrency}"),
+        &work,
+        &extra,
+    );
     if let Some(kib) = rss {
         bench.record(
             "w1",
@@ -717,6 +896,7 @@ async fn w1(
 }
 
 async fn w2(bench: &mut Bench, n: usize) -> Result<(), runledger::Error> {
+    let bare = raw_insert(bench, n).await?;
     let db = bench.database().await?;
     let rl = db.client();
     let started = Instant::now();
@@ -729,6 +909,13 @@ async fn w2(bench: &mut Bench, n: usize) -> Result<(), runledger::Error> {
         "single enqueue, 1 client",
         one,
         "jobs/s",
+        json!({"jobs": n, "clients": 1}),
+    );
+    bench.record(
+        "w2",
+        "ratio_to_raw_insert, 1 client",
+        one / bare,
+        "x",
         json!({"jobs": n, "clients": 1}),
     );
 

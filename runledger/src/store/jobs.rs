@@ -262,8 +262,8 @@ pub(crate) struct Claimed {
 /// `worker`, with a lease of `lease`. Rows locked by another claimer are skipped, never waited on.
 /// One queue per statement, so that the partial fetch index is read in order and the `LIMIT`
 /// stops the scan early.
-pub(crate) async fn claim(
-    pool: &PgPool,
+pub(crate) async fn claim<'e>(
+    db: impl PgExecutor<'e>,
     queue: &str,
     kinds: &[&str],
     limit: i64,
@@ -281,7 +281,7 @@ pub(crate) async fn claim(
     .bind(limit)
     .bind(worker)
     .bind(lease.as_secs_f64())
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     Ok(rows)
 }

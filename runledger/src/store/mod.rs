@@ -51,6 +51,8 @@ macro_rules! insert_jobs {
 
 #[cfg(feature = "testing")]
 pub(crate) mod admin;
+#[cfg(feature = "bench")]
+pub(crate) mod bench;
 pub(crate) mod jobs;
 pub(crate) mod leader;
 pub(crate) mod notify;
@@ -167,7 +169,8 @@ mod tests {
         let mut sources = Vec::new();
         files(&root.join("src"), "rs", &mut sources);
         for path in &sources {
-            if path.ends_with("store/mod.rs") {
+            // The benchmark's bare insert is a baseline, not a way jobs are created.
+            if path.ends_with("store/mod.rs") || path.ends_with("store/bench.rs") {
                 continue;
             }
             let text = std::fs::read_to_string(path).expect("a readable source file");
