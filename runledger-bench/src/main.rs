@@ -374,7 +374,6 @@ async fn w5(bench: &mut Bench, rate: usize, concurrency: usize) -> Result<(), ru
         .queues(["sustained"])
         .kinds(["bench_e2e"])
         .concurrency(concurrency)
-        .batch_size(batch_for(concurrency))
         .retention(runledger::worker::Retention::all(Duration::from_secs(10)))
         .prune_interval(Duration::from_secs(1))
         .migrate(false)
@@ -552,7 +551,6 @@ async fn w4(bench: &mut Bench, runs: usize, concurrency: usize) -> Result<(), ru
         .queues(["bench"])
         .kinds(["bench_seed", "bench_add", "bench_join"])
         .concurrency(concurrency)
-        .batch_size(batch_for(concurrency))
         .migrate(false)
         .build()?;
     let started = Instant::now();
@@ -820,7 +818,6 @@ async fn w1(
         .queues(["bench"])
         .kinds(["bench_noop"])
         .concurrency(concurrency)
-        .batch_size(batch_for(concurrency))
         .migrate(false)
         .build()?;
     let started = Instant::now();

@@ -13,6 +13,7 @@ pub(crate) struct WorkerConfig {
     pub(crate) queues: Vec<String>,
     pub(crate) concurrency: usize,
     pub(crate) batch_size: usize,
+    pub(crate) prefetch: usize,
     pub(crate) poll_interval: Duration,
     pub(crate) lease: Duration,
     pub(crate) shutdown_grace: Duration,

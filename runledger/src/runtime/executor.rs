@@ -16,21 +16,35 @@ use crate::job::{JobContext, JobErrorKind, JobId, JobOptions, StopReason};
 use crate::random::random_unit;
 use crate::store::jobs::{Claimed, Outcome, OutcomeKind};
 
-/// Starts the task for one claimed job. The caller has taken one slot for it; the task gives it
-/// back when the handler is done and its outcome is queued for the completer.
-/// `claimed_at` is when the claim was sent: the lease runs from no earlier than that.
-pub(crate) fn spawn(shared: Arc<Shared>, job: Claimed, claimed_at: tokio::time::Instant) {
+/// Records a claimed job's attempt as held by this worker, from the claim until its outcome is
+/// written: its lease is renewed and guarded from now on, whether it runs at once or waits in
+/// the producer's buffer. `claimed_at` is when the claim was sent: the lease runs from no
+/// earlier than that. Returns the attempt's stop signal, for [`spawn`].
+pub(crate) fn hold(
+    shared: &Shared,
+    job: &Claimed,
+    claimed_at: tokio::time::Instant,
+) -> watch::Receiver<Option<StopReason>> {
     let (stop_tx, stop_rx) = watch::channel(None);
-    {
-        let mut running = shared.running.lock().expect("running map poisoned");
-        running.insert(
-            (job.id, job.attempt),
-            RunningEntry {
-                stop: stop_tx,
-                lease_until: claimed_at + shared.config.lease,
-            },
-        );
-    }
+    let mut running = shared.running.lock().expect("running map poisoned");
+    running.insert(
+        (job.id, job.attempt),
+        RunningEntry {
+            stop: stop_tx,
+            lease_until: claimed_at + shared.config.lease,
+        },
+    );
+    stop_rx
+}
+
+/// Starts the task for one held job. The caller has taken one slot for it; the task gives it
+/// back when the handler is done and its outcome is queued for the completer. A stop requested
+/// while the job waited (cancelled, lease lost, shutdown) takes effect before the handler runs.
+pub(crate) fn spawn(
+    shared: Arc<Shared>,
+    job: Claimed,
+    stop_rx: watch::Receiver<Option<StopReason>>,
+) {
     tokio::spawn(async move {
         let outcome = execute(&shared, job, stop_rx).await;
         if let Some(outcome) = outcome {

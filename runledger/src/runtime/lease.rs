@@ -37,6 +37,9 @@ pub(crate) fn pool(pool: &PgPool, lease: Duration) -> PgPool {
         )
 }
 
+/// An attempt: (job id, attempt).
+type Attempt = (i64, i32);
+
 fn tick(lease: Duration) -> Duration {
     (lease / 3).max(Duration::from_millis(100))
 }
@@ -54,61 +57,79 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     interval.tick().await;
     loop {
         interval.tick().await;
-        let (ids, attempts): (Vec<i64>, Vec<i32>) = {
+        // Attempts still running (or held, waiting for a slot) first, then those whose outcome
+        // is queued: the completer locks the rows of the latter while it writes them, and a
+        // renewal that waits for those locks must not hold up the former.
+        let (running, finished): (Vec<Attempt>, Vec<Attempt>) = {
             let running = shared.running.lock().expect("running map poisoned");
+            let mut keys: Vec<((i64, i32), bool)> = running
+                .iter()
+                .map(|(key, entry)| (*key, entry.finished()))
+                .collect();
             // In id order, like the completer's writes, so the two never lock rows crosswise.
-            let mut keys: Vec<(i64, i32)> = running.keys().copied().collect();
             keys.sort_unstable();
-            keys.into_iter().unzip()
+            let (finished, running): (Vec<_>, Vec<_>) = keys.into_iter().partition(|(_, f)| *f);
+            (
+                running.into_iter().map(|(key, _)| key).collect(),
+                finished.into_iter().map(|(key, _)| key).collect(),
+            )
         };
-        if ids.is_empty() {
-            continue;
+        for keys in [running, finished] {
+            if !keys.is_empty() {
+                renew(&shared, keys, lease).await;
+            }
         }
-        let sent = Instant::now();
-        match store::jobs::heartbeat(&shared.lease_pool, &ids, &attempts, lease).await {
-            Ok(renewed) => {
-                let mut held = HashSet::with_capacity(renewed.len());
-                let mut cancelled = Vec::new();
-                let mut lost = Vec::new();
-                {
-                    let mut running = shared.running.lock().expect("running map poisoned");
-                    for r in &renewed {
-                        let key = (r.id, r.attempt);
-                        held.insert(key);
-                        if let Some(entry) = running.get_mut(&key) {
-                            entry.lease_until = entry.lease_until.max(sent + lease);
-                        }
-                        if r.cancel_requested {
-                            cancelled.push(key);
-                        }
+    }
+}
+
+/// Renews the leases of `keys` in one statement, and stops the attempts among them that lost
+/// theirs or whose job was cancelled.
+async fn renew(shared: &Shared, keys: Vec<(i64, i32)>, lease: Duration) {
+    let (ids, attempts): (Vec<i64>, Vec<i32>) = keys.into_iter().unzip();
+    let sent = Instant::now();
+    match store::jobs::heartbeat(&shared.lease_pool, &ids, &attempts, lease).await {
+        Ok(renewed) => {
+            let mut held = HashSet::with_capacity(renewed.len());
+            let mut cancelled = Vec::new();
+            let mut lost = Vec::new();
+            {
+                let mut running = shared.running.lock().expect("running map poisoned");
+                for r in &renewed {
+                    let key = (r.id, r.attempt);
+                    held.insert(key);
+                    if let Some(entry) = running.get_mut(&key) {
+                        entry.lease_until = entry.lease_until.max(sent + lease);
                     }
-                    for key in ids.into_iter().zip(attempts) {
-                        // An attempt whose outcome is queued drops out of the answer once the
-                        // completer writes it; that is no loss. One whose entry is gone was
-                        // written (or stopped) already.
-                        if !held.contains(&key)
-                            && running.get(&key).is_some_and(|entry| !entry.finished())
-                        {
-                            lost.push(key);
-                        }
+                    if r.cancel_requested {
+                        cancelled.push(key);
                     }
                 }
-                for key in cancelled {
-                    shared.stop_attempt(key, StopReason::Cancelled);
-                }
-                for key in lost {
-                    tracing::warn!(
-                        worker = %shared.config.id,
-                        job = key.0,
-                        attempt = key.1,
-                        "lease lost; stopping the attempt"
-                    );
-                    shared.stop_attempt(key, StopReason::LeaseLost);
+                for key in ids.into_iter().zip(attempts) {
+                    // An attempt whose outcome is queued drops out of the answer once the
+                    // completer writes it; that is no loss. One whose entry is gone was
+                    // written (or stopped) already.
+                    if !held.contains(&key)
+                        && running.get(&key).is_some_and(|entry| !entry.finished())
+                    {
+                        lost.push(key);
+                    }
                 }
             }
-            Err(error) => {
-                tracing::warn!(worker = %shared.config.id, %error, "renewing leases failed; will retry");
+            for key in cancelled {
+                shared.stop_attempt(key, StopReason::Cancelled);
             }
+            for key in lost {
+                tracing::warn!(
+                    worker = %shared.config.id,
+                    job = key.0,
+                    attempt = key.1,
+                    "lease lost; stopping the attempt"
+                );
+                shared.stop_attempt(key, StopReason::LeaseLost);
+            }
+        }
+        Err(error) => {
+            tracing::warn!(worker = %shared.config.id, %error, "renewing leases failed; will retry");
         }
     }
 }

@@ -65,6 +65,7 @@ impl WorkerBuilder {
                 queues: vec!["default".to_owned()],
                 concurrency: 10,
                 batch_size: 100,
+                prefetch: 100,
                 poll_interval: Duration::from_secs(2),
                 lease: Duration::from_secs(30),
                 shutdown_grace: Duration::from_secs(30),
@@ -101,9 +102,25 @@ impl WorkerBuilder {
         self
     }
 
-    /// Most jobs claimed per statement. Default 100 (never more than the free slots).
+    /// Most jobs claimed per statement. Default 100.
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.config.batch_size = batch_size;
+        self
+    }
+
+    /// Most claimed jobs a queue's producer holds ahead of the free slots, waiting for one
+    /// (prefetch). Default 100; 0 claims only for free slots.
+    ///
+    /// Claiming in batches sized for the database, not for the slots, keeps a worker with few
+    /// slots from paying one round trip per handful of jobs. What is held is bounded by count
+    /// (this) and by time: the producer grows its buffer only while held jobs start within
+    /// 100 ms of their claim and shrinks it when they wait longer, and hands back (without
+    /// spending an attempt) any job held 2 s without a free slot. Other workers of the queue
+    /// therefore wait at most that long for jobs this one holds. Held jobs start highest
+    /// priority first, across claims; their leases are renewed like running jobs'; shutdown
+    /// hands them back at once.
+    pub fn prefetch(mut self, prefetch: usize) -> Self {
+        self.config.prefetch = prefetch;
         self
     }
 

@@ -1,90 +1,234 @@
-//! The producer of one queue: waits for a wake-up (notification, or the poller finding jobs),
-//! then claims as many jobs as there are free slots, in batches, until the queue has no more.
-//! The poller is the fallback for lost notifications: one statement per poll interval tells
-//! which of the worker's queues have available jobs, and wakes their producers.
+//! The producer of one queue: claims jobs in batches sized for the database, holds what it
+//! cannot start yet in a small local buffer (prefetch), and starts held jobs as slots free up,
+//! highest priority first. The poller is the fallback for lost notifications: one statement per
+//! poll interval tells which of the worker's queues have available jobs, and wakes their
+//! producers.
+//!
+//! The buffer is bounded by count (`prefetch`) and by time. How many jobs it may hold beyond the
+//! free slots (the allowance) starts at zero and grows, doubling, each time the buffer ran dry
+//! while slots were free less than [`TARGET_WAIT`] after a claim that came back full; it halves each time
+//! a held job waited more than [`TARGET_WAIT`] for a slot. Short handlers get large claims; long
+//! ones claim as many jobs as they have free slots, as without a buffer. A job held longer than
+//! [`MAX_HOLD`] is handed back to the queue without spending an attempt, and shutdown hands back
+//! every held job at once.
 
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+use tokio::time::Instant;
+
 use super::executor;
 use super::shared::{MetricKind, Shared};
+use crate::error::Error;
+use crate::job::StopReason;
 use crate::store;
+use crate::store::jobs::{Claimed, Outcome, OutcomeKind};
+
+/// A held job that waited longer than this for a slot halves the allowance.
+const TARGET_WAIT: Duration = Duration::from_millis(100);
+
+/// A job held this long without a free slot is handed back to the queue.
+const MAX_HOLD: Duration = Duration::from_secs(2);
+
+/// A claimed job waiting for a slot, its lease already renewed by the keeper.
+struct Held {
+    job: Claimed,
+    stop: watch::Receiver<Option<StopReason>>,
+    since: Instant,
+    /// Claim order, to keep it among jobs of one priority.
+    seq: u64,
+}
+
+impl Ord for Held {
+    /// Higher priority first, then earlier claimed (the heap pops the greatest).
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.job
+            .priority
+            .cmp(&other.job.priority)
+            .then(other.seq.cmp(&self.seq))
+    }
+}
+
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Held {}
+
+type ClaimFuture =
+    Pin<Box<dyn Future<Output = (Result<Vec<Claimed>, Error>, usize, Instant)> + Send>>;
 
 pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
     let wake = shared.queue_wakes[&queue].clone();
+    let batch = shared.config.batch_size;
+    let prefetch = shared.config.prefetch;
+    let mut held: BinaryHeap<Held> = BinaryHeap::new();
+    let mut seq = 0u64;
+    // Jobs to hold beyond the free slots; adapts between 0 and `prefetch`.
+    let mut allowance = 0usize;
+    // The last claim came back short: wait for a wake-up before claiming again.
+    let mut dry = false;
     let mut error_delay = Duration::from_millis(100);
-    let busy_batch = shared.config.concurrency.min(shared.config.batch_size);
-    let mut busy = false;
+    let mut claim: Option<ClaimFuture> = None;
+    // Slots this producer took while waiting for one, kept for the jobs it starts next (the
+    // producers of a worker's queues share its slots; one that let a slot go at once could
+    // hand it to another that lets it go too, and neither would claim).
+    let mut reserved = 0usize;
+    // When the last claim that came back full was sent: full claims coming fast show that the
+    // queue has work and that its jobs start and finish fast.
+    let mut last_full_claim: Option<Instant> = None;
     loop {
-        // Drain: claim until a claim comes back short (the queue is empty for us).
-        loop {
-            if shared.is_shutting_down() {
-                return;
+        // Start held jobs while slots are free.
+        while !held.is_empty() {
+            if reserved > 0 {
+                reserved -= 1;
+            } else if let Ok(permit) = shared.slots.try_acquire() {
+                permit.forget();
+            } else {
+                break;
             }
-            // Wait for a free slot. While the queue is busy (the last claim came back full),
-            // also wait up to 2 ms for a full batch of slots: otherwise each claim takes only
-            // the slots freed while the previous claim was in flight, and claims shrink to a
-            // fraction of the batch (or one job each as handlers finish one by one).
-            let mut have = tokio::select! {
-                taken = take_slots(&shared, if busy { busy_batch } else { 1 }) => taken,
-                _ = shared.shutting_down() => return,
-            };
-            let room = shared.config.batch_size.saturating_sub(have);
-            let extra = shared.slots.available_permits().min(room);
-            if let Ok(n) = u32::try_from(extra)
-                && n > 0
-                && let Ok(permits) = shared.slots.try_acquire_many(n)
-            {
-                permits.forget();
-                have += n as usize;
+            let Some(next) = held.pop() else { break };
+            if next.since.elapsed() > TARGET_WAIT {
+                allowance /= 2;
             }
-            let want = have;
-            let claimed_at = tokio::time::Instant::now();
-            let claimed = store::jobs::claim(
-                &shared.pool,
-                &queue,
-                &shared.kinds,
-                want as i64,
-                &shared.config.id,
-                shared.config.lease,
-            )
-            .await;
-            match claimed {
-                Ok(jobs) => {
-                    error_delay = Duration::from_millis(100);
-                    let got = jobs.len();
-                    shared.slots.add_permits(want - got);
-                    shared.metrics.add(MetricKind::Claimed, got as u64);
-                    for job in jobs {
-                        executor::spawn(shared.clone(), job, claimed_at);
-                    }
-                    busy = got == want;
-                    if !busy {
-                        break;
-                    }
+            executor::spawn(shared.clone(), next.job, next.stop);
+        }
+        let stopping = shared.is_shutting_down();
+        if reserved > 0 && held.is_empty() && (dry || stopping) && claim.is_none() {
+            // Nothing to start with them: the slots go back to the other producers.
+            shared.slots.add_permits(reserved);
+            reserved = 0;
+        }
+        if stopping && claim.is_none() {
+            // A claim in flight is awaited, never dropped: its rows are locked for this worker.
+            hand_back(&shared, std::mem::take(&mut held).into_vec()).await;
+            return;
+        }
+        let free = shared.slots.available_permits() + reserved;
+        if claim.is_none() && !dry && !stopping {
+            let want = (free + allowance).saturating_sub(held.len()).min(batch);
+            // Claim once the buffer is half spent (or empty), not for every job started.
+            if want > 0 && (held.is_empty() || held.len() * 2 <= allowance) {
+                // Slots stand idle waiting for this claim, and the last full one was moments ago
+                // (the jobs are short): hold more from now on. Long jobs never grow the buffer.
+                if held.is_empty()
+                    && free > 0
+                    && last_full_claim.is_some_and(|at| at.elapsed() < TARGET_WAIT)
+                {
+                    allowance = (allowance * 2).max(1).min(prefetch);
                 }
-                Err(error) => {
-                    busy = false;
-                    shared.slots.add_permits(want);
-                    tracing::warn!(
-                        worker = %shared.config.id,
-                        queue = %queue,
-                        %error,
-                        retry_in = ?error_delay,
-                        "claiming jobs failed; retrying"
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(error_delay) => {},
-                        _ = shared.shutting_down() => return,
-                    }
-                    error_delay = (error_delay * 2).min(Duration::from_secs(5));
-                }
+                let shared = shared.clone();
+                let queue = queue.clone();
+                claim = Some(Box::pin(async move {
+                    let claimed_at = Instant::now();
+                    let result = store::jobs::claim(
+                        &shared.pool,
+                        &queue,
+                        &shared.kinds,
+                        want as i64,
+                        &shared.config.id,
+                        shared.config.lease,
+                    )
+                    .await;
+                    (result, want, claimed_at)
+                }));
             }
         }
+        let oldest = held.iter().map(|h| h.since).min();
+        let waiting_for_slot = !held.is_empty() || (claim.is_none() && !dry && free == 0);
         tokio::select! {
-            _ = wake.notified() => {},
-            _ = shared.shutting_down() => return,
+            biased;
+            (result, want, claimed_at) = async { claim.as_mut().expect("a claim in flight").await },
+                if claim.is_some() =>
+            {
+                claim = None;
+                match result {
+                    Ok(jobs) => {
+                        error_delay = Duration::from_millis(100);
+                        dry = jobs.len() < want;
+                        if !dry {
+                            last_full_claim = Some(claimed_at);
+                        }
+                        shared.metrics.add(MetricKind::Claimed, jobs.len() as u64);
+                        let now = Instant::now();
+                        for job in jobs {
+                            let stop = executor::hold(&shared, &job, claimed_at);
+                            seq += 1;
+                            held.push(Held { job, stop, since: now, seq });
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            worker = %shared.config.id,
+                            queue = %queue,
+                            %error,
+                            retry_in = ?error_delay,
+                            "claiming jobs failed; retrying"
+                        );
+                        tokio::select! {
+                            _ = tokio::time::sleep(error_delay) => {},
+                            _ = shared.shutting_down() => {},
+                        }
+                        error_delay = (error_delay * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+            _ = shared.shutting_down(), if !stopping => {}
+            permit = shared.slots.acquire(), if waiting_for_slot => {
+                // A slot is free: kept, to start a held job or claim one at the top.
+                if let Ok(permit) = permit {
+                    permit.forget();
+                    reserved += 1;
+                }
+            }
+            _ = wake.notified(), if dry && claim.is_none() => dry = false,
+            _ = tokio::time::sleep_until(oldest.map_or_else(Instant::now, |t| t + MAX_HOLD)),
+                if oldest.is_some() =>
+            {
+                // Held too long without a slot: back to the queue, and hold less from now on.
+                let (stale, keep): (Vec<Held>, Vec<Held>) = std::mem::take(&mut held)
+                    .into_vec()
+                    .into_iter()
+                    .partition(|h| h.since.elapsed() >= MAX_HOLD);
+                held = keep.into();
+                allowance = 0;
+                hand_back(&shared, stale).await;
+            }
         }
+    }
+}
+
+/// Hands held jobs back to the queue without spending an attempt: a `Released` outcome each,
+/// written by the completer like any other.
+async fn hand_back(shared: &Shared, jobs: Vec<Held>) {
+    for held in jobs {
+        let job = held.job;
+        // Dropping the stop receiver marks the attempt finished for the lease keeper.
+        drop(held.stop);
+        let outcome = Outcome {
+            id: job.id,
+            attempt: job.attempt,
+            kind: OutcomeKind::Released,
+            output: None,
+            delay: None,
+            error: None,
+            run_id: job.run_id,
+        };
+        shared.record(&outcome);
+        shared.completions.send(outcome).await;
     }
 }
 
@@ -116,27 +260,38 @@ pub(crate) async fn poll(shared: Arc<Shared>) {
     }
 }
 
-/// Takes (and forgets) at least one free slot, and up to `target` if they free up within a
-/// couple of milliseconds of the first. Returns how many were taken.
-async fn take_slots(shared: &Shared, target: usize) -> usize {
-    let Ok(first) = shared.slots.acquire().await else {
-        // The semaphore is never closed; treat it as no slot.
-        return std::future::pending().await;
-    };
-    first.forget();
-    let mut have = 1;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(2);
-    while have < target {
-        tokio::select! {
-            permit = shared.slots.acquire() => match permit {
-                Ok(permit) => {
-                    permit.forget();
-                    have += 1;
-                }
-                Err(_) => break,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(id: i64, priority: i16, seq: u64) -> Held {
+        let (_tx, stop) = watch::channel(None);
+        Held {
+            job: Claimed {
+                id,
+                kind: "k".into(),
+                queue: "q".into(),
+                args: "{}".into(),
+                attempt: 1,
+                max_attempts: 1,
+                timeout_ms: None,
+                run_id: None,
+                priority,
             },
-            _ = tokio::time::sleep_until(deadline) => break,
+            stop,
+            since: Instant::now(),
+            seq,
         }
     }
-    have
+
+    #[test]
+    fn held_jobs_start_by_priority_then_in_claim_order() {
+        let mut heap = BinaryHeap::new();
+        // A first claim of priority 0 and 5, then a later claim with a priority 9 and a 0.
+        for (id, priority, seq) in [(1, 0, 1), (2, 5, 2), (3, 0, 3), (4, 9, 4), (5, 0, 5)] {
+            heap.push(held(id, priority, seq));
+        }
+        let order: Vec<i64> = std::iter::from_fn(|| heap.pop().map(|h| h.job.id)).collect();
+        assert_eq!(order, [4, 2, 1, 3, 5]);
+    }
 }

@@ -256,6 +256,7 @@ pub(crate) struct Claimed {
     pub(crate) timeout_ms: Option<i64>,
     /// The workflow run, for a step's job.
     pub(crate) run_id: Option<i64>,
+    pub(crate) priority: i16,
 }
 
 /// Claims up to `limit` available jobs of `kinds` from `queue`, highest priority first, for
@@ -273,7 +274,7 @@ pub(crate) async fn claim<'e>(
     // The statement is `runledger.claim_jobs` (migration 0004), which pins the ordered
     // index scan whatever the table's statistics say.
     let rows = sqlx::query_as::<_, Claimed>(
-        "SELECT id, kind, queue, args, attempt, max_attempts, timeout_ms, run_id \
+        "SELECT id, kind, queue, args, attempt, max_attempts, timeout_ms, run_id, priority \
          FROM runledger.claim_jobs($1, $2, $3, $4, $5)",
     )
     .bind(queue)
