@@ -89,7 +89,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (Some(pg), url)
         }
     };
-    // A worker wants its queues + 10 connections (`Worker::advised_pool_size`).
+    // A worker wants its queues + 11 connections (`Worker::advised_pool_size`).
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
         .connect(&url)

@@ -977,3 +977,74 @@ async fn gates_and_cancels_join_the_callers_transaction() {
     );
     assert_eq!(run.status().await.unwrap().state, RunState::Cancelled);
 }
+
+/// Three workers with the default claim and completion pipelines (prefetch, two writers each)
+/// drain fan-in workflows and plain jobs together: every run completes with the right totals,
+/// and the server records no deadlock (a deadlock would be retried, so only its counter shows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_finish_everything_without_a_deadlock() {
+    let db = db().await;
+    let rl = db.client();
+    let deadlocks = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+        )
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+    };
+    let before = deadlocks().await;
+    let mut fans = Vec::new();
+    for n in 0..60 {
+        fans.push(Fan { n }.enqueue(&rl).await.unwrap().id());
+        Diamond { seed: n }.enqueue(&rl).await.unwrap();
+    }
+    rl.enqueue_many((0..1500).map(|x| Add { x, y: 1 }))
+        .await
+        .unwrap();
+    // Pools of their own, closed at the end: a session's statistics (deadlocks among them)
+    // reach `pg_stat_database` when it ends.
+    let mut pools = Vec::new();
+    let mut workers = Vec::new();
+    for id in ["w1", "w2", "w3"] {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(16)
+            .connect(db.url())
+            .await
+            .unwrap();
+        let builder = Worker::builder(pool.clone())
+            .id(id)
+            .queues(["default", "payments"])
+            .poll_interval(Duration::from_millis(100))
+            .concurrency(50);
+        workers.push(start(builder).await);
+        pools.push(pool);
+    }
+    wait_until(Duration::from_secs(60), "every job completed", || async {
+        common::counts(&rl)
+            .await
+            .iter()
+            .filter(|(state, _)| **state != JobState::Completed)
+            .all(|(_, n)| *n == 0)
+    })
+    .await;
+    for worker in workers {
+        let metrics = worker.shutdown().await.unwrap().metrics;
+        assert_eq!((metrics.fenced, metrics.lease_lost), (0, 0), "{metrics:?}");
+    }
+    for n in 0..60 {
+        let handle = rl.workflow_handle::<Fan>(fans[n as usize]);
+        let s = n;
+        let expected: i64 = (0..10).map(|o| (s + o) * (s + o)).sum();
+        assert_eq!(handle.wait().await.unwrap(), expected);
+    }
+    for pool in pools {
+        pool.close().await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        deadlocks().await,
+        before,
+        "no deadlock between the workers' statements"
+    );
+}

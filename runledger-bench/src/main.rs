@@ -840,7 +840,10 @@ async fn w1(
     }
     let elapsed = started.elapsed();
     let rss = peak_rss_kib();
-    running.shutdown().await?;
+    let report = running.shutdown().await?;
+    if std::env::var_os("RUNLEDGER_BENCH_METRICS").is_some() {
+        eprintln!("w1 c{concurrency}: {:?}", report.metrics);
+    }
     worker_pool.close().await;
     let work = work_done(db.pool(), work_before, n).await?;
     let drain = n as f64 / elapsed.as_secs_f64();

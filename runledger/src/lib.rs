@@ -26,7 +26,7 @@
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), runledger::Error> {
-//!     // A worker wants its queues + 10 connections, plus what handlers take themselves.
+//!     // A worker wants its queues + 11 connections, plus what handlers take themselves.
 //!     let pool = sqlx::postgres::PgPoolOptions::new()
 //!         .max_connections(16)
 //!         .connect(&std::env::var("DATABASE_URL").unwrap())

@@ -1,9 +1,14 @@
 //! The completer: collects attempt outcomes from the executors and writes them to the database
-//! many at a time, one statement per batch. A write that fails is retried, never dropped; at
-//! shutdown it keeps trying until the completion deadline.
+//! many at a time, one statement per batch. While one batch is being written the next gathers,
+//! and once it is ready it is written too, on a second connection: two statements at most, each
+//! taking its job rows in id order (the run rows of workflow steps first, also in id order), so
+//! that they never wait on each other crosswise. A write that fails is retried, never dropped;
+//! at shutdown it keeps trying until the completion deadline.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::task::JoinSet;
 
 use super::shared::{CompletionReceiver, MetricKind, Shared};
 use crate::store;
@@ -15,16 +20,22 @@ const MAX_BATCH: usize = 1000;
 /// How long shutdown's last writes wait for executors still handing in outcomes.
 const STRAGGLERS: Duration = Duration::from_secs(5);
 
+/// Most batches written at once.
+pub(crate) const PIPELINES: usize = 2;
+
 pub(crate) async fn run(shared: Arc<Shared>, mut input: CompletionReceiver) {
     let mut batch: Vec<Outcome> = Vec::with_capacity(64);
+    let mut writing: JoinSet<()> = JoinSet::new();
     loop {
         tokio::select! {
             biased;
-            received = input.rx.recv() => match received {
+            Some(_) = writing.join_next(), if !writing.is_empty() => continue,
+            received = input.rx.recv(), if writing.len() < PIPELINES => match received {
                 Some(outcome) => batch.push(outcome),
                 None => break,
             },
             _ = async { input.closing.wait_for(|c| *c).await.map(|_| ()) } => {
+                while writing.join_next().await.is_some() {}
                 finish(&shared, &mut input, &mut batch).await;
                 break;
             }
@@ -35,8 +46,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut input: CompletionReceiver) {
                 Err(_) => break,
             }
         }
-        write(&shared, &mut batch).await;
+        let mut part = std::mem::take(&mut batch);
+        let shared = shared.clone();
+        writing.spawn(async move { write(&shared, &mut part).await });
     }
+    while writing.join_next().await.is_some() {}
 }
 
 /// At shutdown: writes what is queued and what executors still hand in. An executor gives its

@@ -378,14 +378,14 @@ impl Worker {
         &self.pool
     }
 
-    /// The smallest pool this worker should be given: its queues plus 10, for the listener,
-    /// the claims, the poller, the completer and the maintenance services, which can all be in
-    /// a statement at once. Handlers that use `ctx.client().pool()` need connections on top.
-    /// (Lease renewals use a connection of their own, outside the pool.)
+    /// The smallest pool this worker should be given: its queues plus 11, for the listener,
+    /// the claims, the poller, the completer's two writers and the maintenance services, which
+    /// can all be in a statement at once. Handlers that use `ctx.client().pool()` need
+    /// connections on top. (Lease renewals use a connection of their own, outside the pool.)
     pub fn advised_pool_size(&self) -> u32 {
         u32::try_from(self.config.queues.len())
             .unwrap_or(u32::MAX)
-            .saturating_add(10)
+            .saturating_add(10 + completer::PIPELINES as u32 - 1)
     }
 
     /// Runs until `signal` resolves, then shuts down gracefully (see
