@@ -62,6 +62,15 @@ pub(crate) async fn insert(
     jobs: &[NewJob],
     notify: &[String],
 ) -> Result<Vec<Inserted>, Error> {
+    // One job without a unique key: a plain single-row insert, a fraction of the batch
+    // statement's server time. The row and its checks are the same (the same fragment, the same
+    // `NewJob`); only the way the values travel differs.
+    if let [job] = jobs
+        && job.unique_key.is_none()
+    {
+        let id = insert_one(conn, job, notify).await?;
+        return Ok(vec![Inserted { id, inserted: true }]);
+    }
     let mut result: Vec<Option<Inserted>> = vec![None; jobs.len()];
     let mut pending: Vec<usize> = (0..jobs.len()).collect();
     // A conflicting row can be committed by another transaction after this statement's snapshot
@@ -180,6 +189,46 @@ const INSERT_PLAIN: &str = concat!(
         ORDER BY input.ord
         "#
 );
+
+/// Inserts one job without a unique key, notifying `notify` in the same statement.
+async fn insert_one(
+    conn: &mut PgConnection,
+    job: &NewJob,
+    notify: &[String],
+) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar(concat!(
+        "WITH ins AS (",
+        insert_jobs!(),
+        r#"(
+                SELECT nextval('runledger.jobs_id_seq') AS id, $1::text AS kind,
+                       $2::text AS queue, $3::jsonb AS args, $4::int2 AS priority,
+                       $5::int4 AS max_attempts,
+                       COALESCE($6::timestamptz,
+                                now() + make_interval(secs => COALESCE($7::float8, 0)))
+                           AS run_at,
+                       $8::int8 AS timeout_ms, NULL::text AS unique_key,
+                       NULL::int2 AS unique_states, NULL::int8 AS run_id, NULL::text AS step
+            ) j
+            RETURNING id
+        ),
+        notified AS (
+            SELECT pg_notify('runledger_jobs', p) FROM unnest($9::text[]) AS p
+        )
+        SELECT id FROM ins CROSS JOIN (SELECT count(*) FROM notified) n
+        "#
+    ))
+    .bind(&job.kind)
+    .bind(&job.queue)
+    .bind(&job.args)
+    .bind(job.priority)
+    .bind(job.max_attempts)
+    .bind(job.run_at)
+    .bind(job.delay_s)
+    .bind(job.timeout_ms)
+    .bind(notify)
+    .fetch_one(&mut *conn)
+    .await?)
+}
 
 async fn insert_once(
     conn: &mut PgConnection,
