@@ -92,6 +92,7 @@ struct Args {
     jobs: Option<usize>,
     concurrency: Option<usize>,
     clients: Option<usize>,
+    prefetch: Option<usize>,
     json: bool,
 }
 
@@ -102,6 +103,7 @@ fn parse_args() -> Result<Args, String> {
         jobs: None,
         concurrency: None,
         clients: None,
+        prefetch: None,
         json: false,
     };
     while let Some(arg) = args.next() {
@@ -109,6 +111,13 @@ fn parse_args() -> Result<Args, String> {
             "--jobs" => parsed.jobs = Some(number(args.next(), "--jobs")?),
             "--concurrency" => parsed.concurrency = Some(number(args.next(), "--concurrency")?),
             "--clients" => parsed.clients = Some(number(args.next(), "--clients")?),
+            "--prefetch" => {
+                parsed.prefetch = Some(
+                    args.next()
+                        .and_then(|v| v.parse().ok())
+                        .ok_or("--prefetch takes a whole number")?,
+                )
+            }
             "--json" => parsed.json = true,
             "-h" | "--help" => return Err(String::new()),
             w if !w.starts_with('-') && parsed.workload.is_empty() => {
@@ -135,7 +144,7 @@ fn number(value: Option<String>, flag: &str) -> Result<usize, String> {
 
 const USAGE: &str =
     "usage: runledger-bench <w1|w2|w3|w4|w5|idle|raw|raw-insert|all> [--jobs N] [--concurrency C]
-       [--clients K] [--json]
+       [--clients K] [--prefetch P] [--json]
   w1   bulk-enqueue N jobs (default 20000), drain with one worker (concurrency 10 and 50, or C);
        also runs raw (ratio_to_raw) and raw --clients 8 (ratio_to_raw8), and reports the
        database work per job (commits, rows, WAL bytes)
@@ -154,7 +163,8 @@ const USAGE: &str =
        each claim and complete 100 jobs per transaction (the server's batched limit)
   raw-insert
        N (default 5000) bare single-row INSERTs, each its own transaction, one client
-  all  w1, w2, w3 and w4";
+  all  w1, w2, w3 and w4
+  --prefetch P sets the workers' prefetch (default: the worker's default)";
 
 /// One measured figure.
 struct Figure {
@@ -249,6 +259,7 @@ async fn run(args: Args) -> Result<(), runledger::Error> {
         json: args.json,
         figures: Vec::new(),
     };
+    let _ = PREFETCH.set(args.prefetch);
     let w = args.workload.as_str();
     if w == "w1" || w == "all" {
         let jobs = args.jobs.unwrap_or(20_000);
@@ -370,14 +381,16 @@ async fn w5(bench: &mut Bench, rate: usize, concurrency: usize) -> Result<(), ru
     let db = bench.database().await?;
     let rl = db.client();
     latencies().lock().expect("latencies").clear();
-    let worker = Worker::builder(db.pool().clone())
-        .queues(["sustained"])
-        .kinds(["bench_e2e"])
-        .concurrency(concurrency)
-        .retention(runledger::worker::Retention::all(Duration::from_secs(10)))
-        .prune_interval(Duration::from_secs(1))
-        .migrate(false)
-        .build()?;
+    let worker = tuned(
+        Worker::builder(db.pool().clone())
+            .queues(["sustained"])
+            .kinds(["bench_e2e"])
+            .concurrency(concurrency)
+            .retention(runledger::worker::Retention::all(Duration::from_secs(10)))
+            .prune_interval(Duration::from_secs(1))
+            .migrate(false),
+    )
+    .build()?;
     let running = worker.start().await?;
     let per_tick = (rate as u64 * TICK.as_millis() as u64 / 1000).max(1) as usize;
     let sent = Arc::new(AtomicU64::new(0));
@@ -547,12 +560,14 @@ async fn w4(bench: &mut Bench, runs: usize, concurrency: usize) -> Result<(), ru
 
     let work_before = Counters::read(db.pool()).await?;
     let worker_pool = own_pool(&db).await?;
-    let worker = Worker::builder(worker_pool.clone())
-        .queues(["bench"])
-        .kinds(["bench_seed", "bench_add", "bench_join"])
-        .concurrency(concurrency)
-        .migrate(false)
-        .build()?;
+    let worker = tuned(
+        Worker::builder(worker_pool.clone())
+            .queues(["bench"])
+            .kinds(["bench_seed", "bench_add", "bench_join"])
+            .concurrency(concurrency)
+            .migrate(false),
+    )
+    .build()?;
     let started = Instant::now();
     let running = worker.start().await?;
     loop {
@@ -691,6 +706,17 @@ async fn bulk_enqueue(rl: &Runledger, n: usize) -> Result<f64, runledger::Error>
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
+/// `--prefetch`, when given.
+static PREFETCH: OnceLock<Option<usize>> = OnceLock::new();
+
+/// A worker builder for a workload: with `--prefetch` applied.
+fn tuned(builder: runledger::worker::WorkerBuilder) -> runledger::worker::WorkerBuilder {
+    match PREFETCH.get().copied().flatten() {
+        Some(prefetch) => builder.prefetch(prefetch),
+        None => builder,
+    }
+}
+
 fn batch_for(concurrency: usize) -> usize {
     concurrency.min(100)
 }
@@ -814,12 +840,14 @@ async fn w1(
     let work_before = Counters::read(db.pool()).await?;
     reset_peak_rss();
     let worker_pool = own_pool(&db).await?;
-    let worker = Worker::builder(worker_pool.clone())
-        .queues(["bench"])
-        .kinds(["bench_noop"])
-        .concurrency(concurrency)
-        .migrate(false)
-        .build()?;
+    let worker = tuned(
+        Worker::builder(worker_pool.clone())
+            .queues(["bench"])
+            .kinds(["bench_noop"])
+            .concurrency(concurrency)
+            .migrate(false),
+    )
+    .build()?;
     let started = Instant::now();
     let running = worker.start().await?;
     while running.metrics().completed < n as u64 {

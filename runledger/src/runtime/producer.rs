@@ -35,6 +35,10 @@ const TARGET_WAIT: Duration = Duration::from_millis(100);
 /// A job held this long without a free slot is handed back to the queue.
 const MAX_HOLD: Duration = Duration::from_secs(2);
 
+/// While the queue is busy, how long a claim for fewer jobs than a full batch of slots waits for
+/// more slots to free up.
+const GATHER: Duration = Duration::from_millis(2);
+
 /// A claimed job waiting for a slot, its lease already renewed by the keeper.
 struct Held {
     job: Claimed,
@@ -87,6 +91,9 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
     // producers of a worker's queues share its slots; one that let a slot go at once could
     // hand it to another that lets it go too, and neither would claim).
     let mut reserved = 0usize;
+    let busy_batch = shared.config.concurrency.min(batch);
+    // Until when a small claim waits for more free slots.
+    let mut gather_until: Option<Instant> = None;
     // When the last claim that came back full was sent: full claims coming fast show that the
     // queue has work and that its jobs start and finish fast.
     let mut last_full_claim: Option<Instant> = None;
@@ -120,8 +127,18 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
         let free = shared.slots.available_permits() + reserved;
         if claim.is_none() && !dry && !stopping {
             let want = (free + allowance).saturating_sub(held.len()).min(batch);
+            // While the queue is busy (a full claim moments ago) and the buffer does not cover a
+            // batch of slots, a small claim waits a moment for more slots to free up: otherwise
+            // each claim takes only the slots freed while the previous one was in flight, and
+            // claims shrink to a job or two.
+            let busy = last_full_claim.is_some_and(|at| at.elapsed() < TARGET_WAIT);
+            let gathering = want > 0 && busy && held.is_empty() && want < busy_batch && {
+                let until = *gather_until.get_or_insert_with(|| Instant::now() + GATHER);
+                Instant::now() < until
+            };
             // Claim once the buffer is half spent (or empty), not for every job started.
-            if want > 0 && (held.is_empty() || held.len() * 2 <= allowance) {
+            if want > 0 && !gathering && (held.is_empty() || held.len() * 2 <= allowance) {
+                gather_until = None;
                 // Slots stand idle waiting for this claim, and the last full one was moments ago
                 // (the jobs are short): hold more from now on. Long jobs never grow the buffer.
                 if held.is_empty()
@@ -148,7 +165,9 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
             }
         }
         let oldest = held.iter().map(|h| h.since).min();
-        let waiting_for_slot = !held.is_empty() || (claim.is_none() && !dry && free == 0);
+        let gathering = claim.is_none() && gather_until.is_some();
+        let waiting_for_slot =
+            !held.is_empty() || (claim.is_none() && !dry && (free == 0 || gathering));
         tokio::select! {
             biased;
             (result, want, claimed_at) = async { claim.as_mut().expect("a claim in flight").await },
@@ -195,6 +214,8 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                 }
             }
             _ = wake.notified(), if dry && claim.is_none() => dry = false,
+            _ = tokio::time::sleep_until(gather_until.unwrap_or_else(Instant::now)),
+                if gathering => {}
             _ = tokio::time::sleep_until(oldest.map_or_else(Instant::now, |t| t + MAX_HOLD)),
                 if oldest.is_some() =>
             {
