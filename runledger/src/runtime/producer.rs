@@ -98,8 +98,8 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
     // queue has work and that its jobs start and finish fast.
     let mut last_full_claim: Option<Instant> = None;
     loop {
-        // Start held jobs while slots are free.
-        while !held.is_empty() {
+        // Start held jobs while slots are free (not once shutdown began: they are handed back).
+        while !held.is_empty() && !shared.is_shutting_down() {
             if reserved > 0 {
                 reserved -= 1;
             } else if let Ok(permit) = shared.slots.try_acquire() {
@@ -121,6 +121,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
         }
         if stopping && claim.is_none() {
             // A claim in flight is awaited, never dropped: its rows are locked for this worker.
+            shared.slots.add_permits(reserved);
             hand_back(&shared, std::mem::take(&mut held).into_vec()).await;
             return;
         }
