@@ -816,3 +816,47 @@ async fn a_worker_needs_only_the_state_of_the_kinds_it_runs() {
     );
     w.shutdown().await.unwrap();
 }
+
+/// Shutdown with short jobs streaming through: the jobs the producer claimed ahead of its slots
+/// are handed back, not started and not left `running`; every other job ran exactly once.
+#[tokio::test]
+async fn shutdown_hands_back_the_jobs_it_holds() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("held");
+    let jobs = 3000;
+    rl.enqueue_many((0..jobs).map(|_| QuickStep { key: key.clone() }))
+        .await
+        .unwrap();
+    let w = worker(&db)
+        .queues(["pressure"])
+        .concurrency(2)
+        .start_ok()
+        .await;
+    wait_until(Duration::from_secs(20), "some jobs completed", || async {
+        count(&rl, JobState::Completed).await >= 300
+    })
+    .await;
+    let report = w.shutdown().await.unwrap();
+    let completed = count(&rl, JobState::Completed).await;
+    let available = count(&rl, JobState::Available).await;
+    assert_eq!(
+        count(&rl, JobState::Running).await,
+        0,
+        "nothing left running"
+    );
+    assert_eq!(completed + available, jobs as i64, "nothing lost");
+    assert_eq!(
+        i64::from(hits(&key)),
+        completed,
+        "each completed job ran once"
+    );
+    let handed_back: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM runledger.jobs \
+         WHERE state = 'available' AND attempt = 1 AND max_attempts = 26",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(report.released as i64, handed_back, "{report:?}");
+}
