@@ -456,7 +456,8 @@ pub(crate) async fn complete<'e>(
                 run_at = CASE
                     WHEN u.outcome IN ('retry', 'snoozed')
                         THEN now() + make_interval(secs => COALESCE(u.delay_s, 0))
-                    WHEN u.outcome = 'released' THEN now()
+                    -- Handed back: available again, in its place in the queue.
+                    WHEN u.outcome = 'released' THEN LEAST(j.run_at, now())
                     ELSE j.run_at END,
                 max_attempts = CASE WHEN u.outcome IN ('snoozed', 'released')
                                     THEN j.max_attempts + 1 ELSE j.max_attempts END,
