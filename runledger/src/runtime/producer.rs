@@ -137,6 +137,11 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                 let until = *gather_until.get_or_insert_with(|| Instant::now() + GATHER);
                 Instant::now() < until
             };
+            if !gathering {
+                // Not waiting for slots (any more): a deadline left over would wake the loop
+                // for nothing.
+                gather_until = None;
+            }
             // Claim once the buffer is half spent (or empty), not for every job started.
             if want > 0 && !gathering && (held.is_empty() || held.len() * 2 <= allowance) {
                 gather_until = None;
