@@ -10,7 +10,7 @@
 //! a held job waited more than [`TARGET_WAIT`] for a slot. Short handlers get large claims; long
 //! ones claim as many jobs as they have free slots, as without a buffer. A job held longer than
 //! [`MAX_HOLD`] is handed back to the queue without spending an attempt, and shutdown hands back
-//! every held job at once.
+//! at once every held job that finds no free slot.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -98,8 +98,10 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
     // queue has work and that its jobs start and finish fast.
     let mut last_full_claim: Option<Instant> = None;
     loop {
-        // Start held jobs while slots are free (not once shutdown began: they are handed back).
-        while !held.is_empty() && !shared.is_shutting_down() {
+        // Start held jobs while slots are free. At shutdown too: a job claimed for a free slot
+        // runs within the grace period, as it would have a moment earlier; only the jobs held
+        // beyond the free slots are handed back.
+        while !held.is_empty() {
             if reserved > 0 {
                 reserved -= 1;
             } else if let Ok(permit) = shared.slots.try_acquire() {
