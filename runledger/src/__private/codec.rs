@@ -27,16 +27,6 @@ impl<T: Serialize> Serde<T> {
     pub fn ser(value: &T) -> &T {
         value
     }
-
-    /// `value` as JSON text.
-    pub fn to_json(value: &T) -> serde_json::Result<String> {
-        serde_json::to_string(value)
-    }
-
-    /// `value` as a JSON value.
-    pub fn to_value(value: &T) -> serde_json::Result<serde_json::Value> {
-        serde_json::to_value(value)
-    }
 }
 
 impl<T: DeserializeOwned> Serde<T> {
@@ -72,16 +62,6 @@ pub trait Unimplemented {
     /// A value that refuses to serialize.
     fn ser(_value: &Self::Item) -> &'static Refused {
         &Refused
-    }
-
-    /// Refuses.
-    fn to_json(_value: &Self::Item) -> serde_json::Result<String> {
-        Err(ser::Error::custom(REFUSED))
-    }
-
-    /// Refuses.
-    fn to_value(_value: &Self::Item) -> serde_json::Result<serde_json::Value> {
-        Err(ser::Error::custom(REFUSED))
     }
 
     /// A seed that refuses to deserialize.
@@ -191,8 +171,7 @@ mod tests {
     fn resolves_to_real_impls_or_stand_ins() {
         const { assert!(<Serde<String>>::SERIALIZE && <Serde<String>>::DESERIALIZE) };
         const { assert!(!<Serde<Opaque>>::SERIALIZE && !<Serde<Opaque>>::DESERIALIZE) };
-        assert_eq!(<Serde<u32>>::to_json(&7).unwrap(), "7");
-        assert!(<Serde<Opaque>>::to_json(&Opaque).is_err());
+        assert_eq!(serde_json::to_string(<Serde<u32>>::ser(&7)).unwrap(), "7");
         assert!(serde_json::to_string(<Serde<Opaque>>::ser(&Opaque)).is_err());
     }
 

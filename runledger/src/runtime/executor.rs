@@ -264,7 +264,7 @@ pub(crate) fn decide(
 /// The outcome to hand to the completer, made storable: an error message keeps its text with
 /// any NUL written as `\0` and is cut at [`MAX_ERROR_BYTES`](crate::validate::MAX_ERROR_BYTES);
 /// a delay is capped at [`MAX_DELAY`](crate::validate::MAX_DELAY).
-fn outcome(
+pub(crate) fn outcome(
     job: &Claimed,
     kind: OutcomeKind,
     output: Option<String>,

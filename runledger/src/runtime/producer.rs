@@ -27,7 +27,7 @@ use super::shared::{MetricKind, Shared};
 use crate::error::Error;
 use crate::job::StopReason;
 use crate::store;
-use crate::store::jobs::{Claimed, Outcome, OutcomeKind};
+use crate::store::jobs::{Claimed, OutcomeKind};
 
 /// A held job that waited longer than this for a slot halves the allowance.
 const TARGET_WAIT: Duration = Duration::from_millis(100);
@@ -146,13 +146,9 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
             }
             // Claim once the buffer is half spent (or empty), not for every job started.
             if want > 0 && !gathering && (held.is_empty() || held.len() * 2 <= allowance) {
-                gather_until = None;
                 // Slots stand idle waiting for this claim, and the last full one was moments ago
                 // (the jobs are short): hold more from now on. Long jobs never grow the buffer.
-                if held.is_empty()
-                    && free > 0
-                    && last_full_claim.is_some_and(|at| at.elapsed() < TARGET_WAIT)
-                {
+                if held.is_empty() && free > 0 && busy {
                     allowance = (allowance * 2).max(1).min(prefetch);
                 }
                 let shared = shared.clone();
@@ -247,15 +243,7 @@ async fn hand_back(shared: &Shared, jobs: Vec<Held>) {
         let job = held.job;
         // Dropping the stop receiver marks the attempt finished for the lease keeper.
         drop(held.stop);
-        let outcome = Outcome {
-            id: job.id,
-            attempt: job.attempt,
-            kind: OutcomeKind::Released,
-            output: None,
-            delay: None,
-            error: None,
-            run_id: job.run_id,
-        };
+        let outcome = executor::outcome(&job, OutcomeKind::Released, None, None, None);
         shared.record(&outcome);
         shared.completions.send(outcome).await;
     }
