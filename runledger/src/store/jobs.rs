@@ -493,9 +493,9 @@ pub(crate) async fn complete<'e>(
 }
 
 /// Writes `outcomes` like [`complete`]. When some belong to workflow runs, their run rows are
-/// locked first, in id order, in the same transaction: the step settles that the write triggers
-/// then find their runs locked already, so two workers' batches that touch the same runs cannot
-/// deadlock. Lock order everywhere: run rows, then job rows, then step rows.
+/// locked first, in id order, in the same transaction, so two workers' batches that touch the
+/// same runs cannot deadlock (lock order everywhere: run rows, then job rows, then step rows);
+/// the steps whose jobs finished are then settled together, in that transaction.
 pub(crate) async fn complete_batch(
     pool: &PgPool,
     outcomes: &[Outcome],
@@ -507,8 +507,23 @@ pub(crate) async fn complete_batch(
     runs.sort_unstable();
     runs.dedup();
     let mut tx = pool.begin().await?;
-    super::workflows::lock_runs(&mut tx, &runs).await?;
+    super::workflows::lock_runs_to_settle(&mut tx, &runs).await?;
     let written = complete(&mut *tx, outcomes).await?;
+    let mut step_jobs: Vec<i64> = outcomes
+        .iter()
+        .filter(|o| o.run_id.is_some())
+        .map(|o| o.id)
+        .collect();
+    step_jobs.sort_unstable();
+    let steps: Vec<i64> = written
+        .iter()
+        .filter(|w| matches!(w.state.as_str(), "completed" | "failed" | "cancelled"))
+        .filter(|w| step_jobs.binary_search(&w.id).is_ok())
+        .map(|w| w.id)
+        .collect();
+    if !steps.is_empty() {
+        super::workflows::settle_jobs(&mut tx, &steps).await?;
+    }
     tx.commit().await?;
     Ok(written)
 }

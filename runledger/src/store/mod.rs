@@ -34,7 +34,7 @@ macro_rules! notify_cancel {
 }
 
 /// SQL text: the one insert of job rows, followed by the source of the rows. Every path that
-/// creates jobs (enqueue, a workflow's first steps, released steps in `runledger.workflow_settle`,
+/// creates jobs (enqueue, a workflow's first steps, released steps in `runledger.workflow_settle_many`,
 /// cron fires) selects its rows as `j` with these columns, so the column list and the rule that
 /// a row due later is `scheduled` live here; a test checks the migrations' functions use the same
 /// text.
@@ -206,7 +206,7 @@ mod tests {
         }
         assert_eq!(
             checked, 1,
-            "runledger.workflow_settle inserts the released steps' jobs"
+            "runledger.workflow_settle_many inserts the released steps' jobs"
         );
     }
 }

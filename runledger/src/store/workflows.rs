@@ -241,12 +241,42 @@ pub(crate) async fn steps<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Vec<St
     .await?)
 }
 
-/// Locks the rows of `runs` (sorted, distinct) in id order, for the rest of the transaction.
-pub(crate) async fn lock_runs(conn: &mut PgConnection, runs: &[i64]) -> Result<(), Error> {
-    sqlx::query("SELECT id FROM runledger.workflow_runs WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-        .bind(runs)
-        .execute(conn)
-        .await?;
+/// Locks the rows of `runs` (sorted, distinct) in id order, for the rest of the transaction,
+/// and sets the transaction to settle its finished steps itself: the row trigger stands aside
+/// until [`settle_jobs`] settles them all at once, before the transaction commits.
+pub(crate) async fn lock_runs_to_settle(
+    conn: &mut PgConnection,
+    runs: &[i64],
+) -> Result<(), Error> {
+    sqlx::query(
+        "WITH locked AS (\
+             SELECT id FROM runledger.workflow_runs WHERE id = ANY($1) ORDER BY id FOR UPDATE) \
+         SELECT set_config('runledger.settle', 'deferred', true), (SELECT count(*) FROM locked)",
+    )
+    .bind(runs)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Settles the steps whose jobs, among `jobs`, are terminal: one call for the whole batch, in
+/// the transaction that finished them (see [`lock_runs_to_settle`]).
+pub(crate) async fn settle_jobs(conn: &mut PgConnection, jobs: &[i64]) -> Result<(), Error> {
+    sqlx::query(
+        "SELECT runledger.workflow_settle_many(\
+             array_agg(run_id ORDER BY id), array_agg(step ORDER BY id), \
+             array_agg(state ORDER BY id), \
+             array_agg(CASE WHEN state = 'completed' THEN COALESCE(output, 'null'::jsonb) END \
+                       ORDER BY id), \
+             array_agg(runledger.workflow_job_error(j, true) ORDER BY id), \
+             array_agg(false)) \
+         FROM runledger.jobs j \
+         WHERE id = ANY($1) AND run_id IS NOT NULL \
+           AND state IN ('completed', 'failed', 'cancelled')",
+    )
+    .bind(jobs)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
