@@ -35,6 +35,7 @@ async fn stubborn_step(ctx: &JobContext, millis: u64) -> Result<i32, JobError> {
 }
 
 const SIGKILL: &str = "worker process SIGKILLed mid-job";
+const SIGKILL_HOLDING: &str = "worker process SIGKILLed holding prefetched jobs";
 const SIGTERM: &str = "worker process SIGTERMed under load";
 const RESTART_IMMEDIATE: &str = "server restarted mid-run (-m immediate)";
 const RESTART_FAST: &str = "server restarted mid-run (-m fast)";
@@ -44,6 +45,7 @@ const SHUTDOWN_WHILE_DOWN: &str = "shutdown while the server is down";
 
 pub const SCENARIOS: &[Scenario] = &[
     (SIGKILL, || Box::pin(sigkill())),
+    (SIGKILL_HOLDING, || Box::pin(sigkill_holding())),
     (SIGTERM, || Box::pin(sigterm())),
     (RESTART_IMMEDIATE, || Box::pin(restart_immediate())),
     (RESTART_FAST, || Box::pin(restart_fast())),
@@ -135,6 +137,76 @@ async fn sigkill() -> Row {
         killed.len() as u64,
         "exactly the killed jobs ran twice"
     );
+    row
+}
+
+/// A child process with one slot drains a stream of 2 ms jobs, so that it claims ahead of its
+/// slot (prefetch), then reaches a 3 s job: while that runs, the jobs it claimed after it wait in
+/// its buffer, `running` in the database under its lease but never started. It is SIGKILLed
+/// there. Another worker rescues the held jobs like the running one once their 1 s leases
+/// expire, and completes everything: each held job runs exactly once (its attempt 2: the
+/// rescue counts the claim as an attempt), the long job twice.
+async fn sigkill_holding() -> Row {
+    let db = fresh_db().await;
+    let rl = db.client();
+    let mut ids = enqueue_steps(&rl, 150, 2).await;
+    let long = enqueue_steps(&rl, 1, 3_000).await[0];
+    ids.push(long);
+    ids.extend(enqueue_steps(&rl, 150, 2).await);
+    let settings = ChildSettings {
+        id: "child-sigkill-holding",
+        queue: QUEUE,
+        kinds: &["crash_step"],
+        concurrency: 1,
+        lease: Duration::from_secs(1),
+        shutdown_grace: Duration::from_secs(5),
+    };
+    let mut child = ChildWorker::spawn(db.url(), &settings);
+    wait_until(
+        Duration::from_secs(30),
+        "the child runs the long job and holds jobs claimed after it",
+        || async {
+            executions(db.pool(), long).await == 1
+                && running_under(db.pool(), settings.id).await.len() >= 2
+        },
+    )
+    .await;
+    child.kill();
+    let killed_at = Instant::now();
+    let held: Vec<i64> = running_under(db.pool(), settings.id)
+        .await
+        .into_iter()
+        .filter(|&id| id != long)
+        .collect();
+    assert!(!held.is_empty(), "the child held no prefetched job");
+    for &id in &held {
+        assert!(id > long, "job {id} was held, but claimed before the long one");
+        assert_eq!(executions(db.pool(), id).await, 0, "held job {id} had started");
+    }
+
+    let w = start(
+        worker(db.pool(), QUEUE)
+            .kinds(["crash_step"])
+            .concurrency(8)
+            .lease(Duration::from_secs(1))
+            .poll_interval(Duration::from_millis(100)),
+    )
+    .await;
+    wait_finished(db.pool(), &ids, Duration::from_secs(30)).await;
+    let recovery = killed_at.elapsed();
+    let metrics = w.shutdown().await.expect("shutdown").metrics;
+    assert!(metrics.rescued > held.len() as u64, "{metrics:?}");
+    for &id in &held {
+        let job = rl.job(JobId(id)).await.unwrap().expect("job exists");
+        assert_eq!(job.attempt, 2, "held job {id} is rescued like a running one");
+        assert_eq!(executions(db.pool(), id).await, 1, "held job {id} ran once");
+        let error = job.last_error().unwrap_or_default();
+        assert!(error.contains("lease expired"), "{:?}", job.errors);
+    }
+    let row = measure(SIGKILL_HOLDING, db.pool(), &Expect::completed(ids))
+        .await
+        .recovered(recovery, Duration::from_secs(10));
+    assert_eq!(row.dup_executed, 1, "only the long job ran twice");
     row
 }
 
