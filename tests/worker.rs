@@ -860,3 +860,57 @@ async fn shutdown_hands_back_the_jobs_it_holds() {
     .unwrap();
     assert_eq!(report.released as i64, handed_back, "{report:?}");
 }
+
+/// A worker with room for more than one batch of claims (concurrency 300) claims on two
+/// connections at once, and still runs every job exactly once. Each claim statement is made to
+/// last at least 30 ms, and logs its backend and start: two claims from different backends that
+/// started less than 30 ms apart were in flight together.
+#[tokio::test]
+async fn a_wide_worker_claims_on_two_connections_and_runs_each_job_once() {
+    let db = db().await;
+    let rl = db.client();
+    sqlx::raw_sql(
+        "CREATE TABLE public.claim_log (pid int, started timestamptz, PRIMARY KEY (pid, started)); \
+         CREATE FUNCTION public.log_claim() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN \
+             INSERT INTO public.claim_log VALUES (pg_backend_pid(), statement_timestamp()) \
+             ON CONFLICT DO NOTHING; \
+             IF FOUND THEN PERFORM pg_sleep(0.03); END IF; \
+             RETURN NEW; \
+         END $$; \
+         CREATE TRIGGER log_claim BEFORE UPDATE ON runledger.jobs FOR EACH ROW \
+         WHEN (OLD.state = 'available' AND NEW.state = 'running') \
+         EXECUTE FUNCTION public.log_claim();",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    let key = token("wide");
+    let jobs = 4000;
+    rl.enqueue_many((0..jobs).map(|_| QuickStep { key: key.clone() }))
+        .await
+        .unwrap();
+    let w = worker(&db)
+        .queues(["pressure"])
+        .concurrency(300)
+        .start_ok()
+        .await;
+    wait_until(Duration::from_secs(60), "every job completed", || async {
+        count(&rl, JobState::Completed).await == jobs as i64
+    })
+    .await;
+    let metrics = w.shutdown().await.unwrap().metrics;
+    assert_eq!(metrics.claimed, jobs as u64, "{metrics:?}");
+    assert_eq!(hits(&key), jobs as u32, "each job ran once");
+    let overlapping: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM public.claim_log a JOIN public.claim_log b \
+         ON a.pid < b.pid AND abs(extract(epoch FROM a.started - b.started)) < 0.03",
+    )
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert!(
+        overlapping > 0,
+        "no two claims were ever in flight together"
+    );
+}

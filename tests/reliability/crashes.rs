@@ -180,8 +180,15 @@ async fn sigkill_holding() -> Row {
         .collect();
     assert!(!held.is_empty(), "the child held no prefetched job");
     for &id in &held {
-        assert!(id > long, "job {id} was held, but claimed before the long one");
-        assert_eq!(executions(db.pool(), id).await, 0, "held job {id} had started");
+        assert!(
+            id > long,
+            "job {id} was held, but claimed before the long one"
+        );
+        assert_eq!(
+            executions(db.pool(), id).await,
+            0,
+            "held job {id} had started"
+        );
     }
 
     let w = start(
@@ -198,7 +205,10 @@ async fn sigkill_holding() -> Row {
     assert!(metrics.rescued > held.len() as u64, "{metrics:?}");
     for &id in &held {
         let job = rl.job(JobId(id)).await.unwrap().expect("job exists");
-        assert_eq!(job.attempt, 2, "held job {id} is rescued like a running one");
+        assert_eq!(
+            job.attempt, 2,
+            "held job {id} is rescued like a running one"
+        );
         assert_eq!(executions(db.pool(), id).await, 1, "held job {id} ran once");
         let error = job.last_error().unwrap_or_default();
         assert!(error.contains("lease expired"), "{:?}", job.errors);

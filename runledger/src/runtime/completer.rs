@@ -1,9 +1,9 @@
 //! The completer: collects attempt outcomes from the executors and writes them to the database
-//! many at a time, one statement per batch. While one batch is being written the next gathers,
-//! and once it is ready it is written too, on a second connection: two statements at most, each
-//! taking its job rows in id order (the run rows of workflow steps first, also in id order), so
-//! that they never wait on each other crosswise. A write that fails is retried, never dropped;
-//! at shutdown it keeps trying until the completion deadline.
+//! many at a time, one statement per batch. While one batch is being written the next gathers;
+//! once [`SECOND_WRITE`] outcomes wait, they are written too, on a second connection: two
+//! statements at most, each taking its job rows in id order (the run rows of workflow steps
+//! first, also in id order), so that they never wait on each other crosswise. A write that fails
+//! is retried, never dropped; at shutdown it keeps trying until the completion deadline.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,13 +23,18 @@ const STRAGGLERS: Duration = Duration::from_secs(5);
 /// Most batches written at once.
 pub(crate) const PIPELINES: usize = 2;
 
+/// Outcomes waiting while a batch is being written that make a batch of their own, written at
+/// once on another connection. Fewer wait for the write in flight: small batches written side
+/// by side cost the database a commit each for the same work.
+const SECOND_WRITE: usize = 50;
+
 pub(crate) async fn run(shared: Arc<Shared>, mut input: CompletionReceiver) {
     let mut batch: Vec<Outcome> = Vec::with_capacity(64);
     let mut writing: JoinSet<()> = JoinSet::new();
     loop {
         tokio::select! {
             biased;
-            Some(_) = writing.join_next(), if !writing.is_empty() => continue,
+            Some(_) = writing.join_next(), if !writing.is_empty() => {}
             received = input.rx.recv(), if writing.len() < PIPELINES => match received {
                 Some(outcome) => batch.push(outcome),
                 None => break,
@@ -46,11 +51,16 @@ pub(crate) async fn run(shared: Arc<Shared>, mut input: CompletionReceiver) {
                 Err(_) => break,
             }
         }
-        let mut part = std::mem::take(&mut batch);
-        let shared = shared.clone();
-        writing.spawn(async move { write(&shared, &mut part).await });
+        let ready = !batch.is_empty()
+            && (writing.is_empty() || (writing.len() < PIPELINES && batch.len() >= SECOND_WRITE));
+        if ready {
+            let mut part = std::mem::take(&mut batch);
+            let shared = shared.clone();
+            writing.spawn(async move { write(&shared, &mut part).await });
+        }
     }
     while writing.join_next().await.is_some() {}
+    write(&shared, &mut batch).await;
 }
 
 /// At shutdown: writes what is queued and what executors still hand in. An executor gives its

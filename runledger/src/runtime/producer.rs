@@ -11,15 +11,20 @@
 //! ones claim as many jobs as they have free slots, as without a buffer. A job held longer than
 //! [`MAX_HOLD`] is handed back to the queue without spending an attempt, and shutdown hands back
 //! at once every held job that finds no free slot.
+//!
+//! A second claim goes out while one is in flight when the room left beyond what that one asked
+//! for still covers a full batch of slots: a worker whose concurrency (with its buffer) spans
+//! several batches claims on two connections, one of a few slots on one. Each claim locks its
+//! rows on its own, skipping those the other holds, so the lock order and the fencing are those
+//! of a single claim.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::executor;
@@ -39,13 +44,17 @@ const MAX_HOLD: Duration = Duration::from_secs(2);
 /// more slots to free up.
 const GATHER: Duration = Duration::from_millis(2);
 
+/// Most claims of one queue in flight at once.
+const MAX_CLAIMS: usize = 2;
+
 /// A claimed job waiting for a slot, its lease already renewed by the keeper.
 struct Held {
     job: Claimed,
     stop: watch::Receiver<Option<StopReason>>,
     since: Instant,
-    /// Claim order, to keep it among jobs of one priority.
-    seq: u64,
+    /// Claim order (the claim's number, then the job's place in it), to keep it among jobs of
+    /// one priority, whichever of two claims in flight comes back first.
+    seq: (u64, usize),
 }
 
 impl Ord for Held {
@@ -72,21 +81,29 @@ impl PartialEq for Held {
 
 impl Eq for Held {}
 
-type ClaimFuture =
-    Pin<Box<dyn Future<Output = (Result<Vec<Claimed>, Error>, usize, Instant)> + Send>>;
+/// What a claim brings back: its jobs, how many it asked for, when it was sent and its number.
+struct ClaimResult {
+    jobs: Result<Vec<Claimed>, Error>,
+    want: usize,
+    sent: Instant,
+    number: u64,
+}
 
 pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
     let wake = shared.queue_wakes[&queue].clone();
     let batch = shared.config.batch_size;
     let prefetch = shared.config.prefetch;
     let mut held: BinaryHeap<Held> = BinaryHeap::new();
-    let mut seq = 0u64;
+    // Claims sent so far: the next one's number.
+    let mut claim_number = 0u64;
     // Jobs to hold beyond the free slots; adapts between 0 and `prefetch`.
     let mut allowance = 0usize;
     // The last claim came back short: wait for a wake-up before claiming again.
     let mut dry = false;
     let mut error_delay = Duration::from_millis(100);
-    let mut claim: Option<ClaimFuture> = None;
+    // Claims in flight (at most `MAX_CLAIMS`), and how many jobs they asked for together.
+    let mut claims: JoinSet<ClaimResult> = JoinSet::new();
+    let mut asked = 0usize;
     // Slots this producer took while waiting for one, kept for the jobs it starts next (the
     // producers of a worker's queues share its slots; one that let a slot go at once could
     // hand it to another that lets it go too, and neither would claim).
@@ -116,25 +133,25 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
             executor::spawn(shared.clone(), next.job, next.stop);
         }
         let stopping = shared.is_shutting_down();
-        if reserved > 0 && held.is_empty() && (dry || stopping) && claim.is_none() {
+        if reserved > 0 && held.is_empty() && (dry || stopping) && claims.is_empty() {
             // Nothing to start with them: the slots go back to the other producers.
             shared.slots.add_permits(reserved);
             reserved = 0;
         }
-        if stopping && claim.is_none() {
-            // A claim in flight is awaited, never dropped: its rows are locked for this worker.
+        if stopping && claims.is_empty() {
+            // Claims in flight are awaited, never dropped: their rows are locked for this worker.
             shared.slots.add_permits(reserved);
             hand_back(&shared, std::mem::take(&mut held).into_vec()).await;
             return;
         }
         let free = shared.slots.available_permits() + reserved;
-        if claim.is_none() && !dry && !stopping {
+        let busy = last_full_claim.is_some_and(|at| at.elapsed() < TARGET_WAIT);
+        if claims.is_empty() && !dry && !stopping {
             let want = (free + allowance).saturating_sub(held.len()).min(batch);
             // While the queue is busy (a full claim moments ago) and the buffer does not cover a
             // batch of slots, a small claim waits a moment for more slots to free up: otherwise
             // each claim takes only the slots freed while the previous one was in flight, and
             // claims shrink to a job or two.
-            let busy = last_full_claim.is_some_and(|at| at.elapsed() < TARGET_WAIT);
             let gathering = want > 0 && busy && held.is_empty() && want < busy_batch && {
                 let until = *gather_until.get_or_insert_with(|| Instant::now() + GATHER);
                 Instant::now() < until
@@ -151,46 +168,57 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                 if held.is_empty() && free > 0 && busy {
                     allowance = (allowance * 2).max(1).min(prefetch);
                 }
-                let shared = shared.clone();
-                let queue = queue.clone();
-                claim = Some(Box::pin(async move {
-                    let claimed_at = Instant::now();
-                    let result = store::jobs::claim(
-                        &shared.pool,
-                        &queue,
-                        &shared.kinds,
-                        want as i64,
-                        &shared.config.id,
-                        shared.config.lease,
-                    )
-                    .await;
-                    (result, want, claimed_at)
-                }));
+                send_claim(&shared, &queue, &mut claims, want, &mut claim_number);
+                asked += want;
+            }
+        }
+        if !claims.is_empty() && claims.len() < MAX_CLAIMS && busy && !dry && !stopping {
+            // Room for a full database batch beyond what the claim in flight asked for: a
+            // second one.
+            let want = (free + allowance)
+                .saturating_sub(held.len() + asked)
+                .min(batch);
+            if want >= batch {
+                send_claim(&shared, &queue, &mut claims, want, &mut claim_number);
+                asked += want;
             }
         }
         let oldest = held.iter().map(|h| h.since).min();
-        let gathering = claim.is_none() && gather_until.is_some();
+        let gathering = claims.is_empty() && gather_until.is_some();
         let waiting_for_slot =
-            !held.is_empty() || (claim.is_none() && !dry && (free == 0 || gathering));
+            !held.is_empty() || (claims.is_empty() && !dry && (free == 0 || gathering));
         tokio::select! {
             biased;
-            (result, want, claimed_at) = async { claim.as_mut().expect("a claim in flight").await },
-                if claim.is_some() =>
-            {
-                claim = None;
-                match result {
+            Some(joined) = claims.join_next(), if !claims.is_empty() => {
+                let ClaimResult { jobs, want, sent, number } = match joined {
+                    Ok(result) => result,
+                    Err(error) => {
+                        // The claim task panicked. Whatever it claimed is not held here: its
+                        // leases run out and the rescuer returns those jobs to the queue.
+                        tracing::error!(worker = %shared.config.id, queue = %queue, %error,
+                            "a claim failed unexpectedly");
+                        if claims.is_empty() {
+                            asked = 0;
+                        }
+                        continue;
+                    }
+                };
+                asked = asked.saturating_sub(want);
+                match jobs {
                     Ok(jobs) => {
                         error_delay = Duration::from_millis(100);
-                        dry = jobs.len() < want;
-                        if !dry {
-                            last_full_claim = Some(claimed_at);
+                        // A short claim means the queue ran dry: no claim until a wake-up,
+                        // whatever another claim in flight brings back.
+                        if jobs.len() < want {
+                            dry = true;
+                        } else {
+                            last_full_claim = Some(sent);
                         }
                         shared.metrics.add(MetricKind::Claimed, jobs.len() as u64);
                         let now = Instant::now();
-                        for job in jobs {
-                            let stop = executor::hold(&shared, &job, claimed_at);
-                            seq += 1;
-                            held.push(Held { job, stop, since: now, seq });
+                        for (place, job) in jobs.into_iter().enumerate() {
+                            let stop = executor::hold(&shared, &job, sent);
+                            held.push(Held { job, stop, since: now, seq: (number, place) });
                         }
                     }
                     Err(error) => {
@@ -217,7 +245,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                     reserved += 1;
                 }
             }
-            _ = wake.notified(), if dry && claim.is_none() => dry = false,
+            _ = wake.notified(), if dry && claims.is_empty() => dry = false,
             _ = tokio::time::sleep_until(gather_until.unwrap_or_else(Instant::now)),
                 if gathering => {}
             _ = tokio::time::sleep_until(oldest.map_or_else(Instant::now, |t| t + MAX_HOLD)),
@@ -234,6 +262,38 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
             }
         }
     }
+}
+
+/// Sends a claim for `want` jobs of `queue`, numbered after the last one sent.
+fn send_claim(
+    shared: &Arc<Shared>,
+    queue: &str,
+    claims: &mut JoinSet<ClaimResult>,
+    want: usize,
+    number: &mut u64,
+) {
+    *number += 1;
+    let number = *number;
+    let shared = shared.clone();
+    let queue = queue.to_owned();
+    claims.spawn(async move {
+        let sent = Instant::now();
+        let jobs = store::jobs::claim(
+            &shared.pool,
+            &queue,
+            &shared.kinds,
+            want as i64,
+            &shared.config.id,
+            shared.config.lease,
+        )
+        .await;
+        ClaimResult {
+            jobs,
+            want,
+            sent,
+            number,
+        }
+    });
 }
 
 /// Hands held jobs back to the queue without spending an attempt: a `Released` outcome each,
@@ -281,7 +341,7 @@ pub(crate) async fn poll(shared: Arc<Shared>) {
 mod tests {
     use super::*;
 
-    fn held(id: i64, priority: i16, seq: u64) -> Held {
+    fn held(id: i64, priority: i16, seq: (u64, usize)) -> Held {
         let (_tx, stop) = watch::channel(None);
         Held {
             job: Claimed {
@@ -304,8 +364,12 @@ mod tests {
     #[test]
     fn held_jobs_start_by_priority_then_in_claim_order() {
         let mut heap = BinaryHeap::new();
-        // A first claim of priority 0 and 5, then a later claim with a priority 9 and a 0.
-        for (id, priority, seq) in [(1, 0, 1), (2, 5, 2), (3, 0, 3), (4, 9, 4), (5, 0, 5)] {
+        // A second claim (priority 9 and 0) came back before the first (0, 5, 0): the first's
+        // jobs of priority 0 still go before the second's.
+        for (id, priority, seq) in [(4, 9, (2, 0)), (5, 0, (2, 1))] {
+            heap.push(held(id, priority, seq));
+        }
+        for (id, priority, seq) in [(1, 0, (1, 0)), (2, 5, (1, 1)), (3, 0, (1, 2))] {
             heap.push(held(id, priority, seq));
         }
         let order: Vec<i64> = std::iter::from_fn(|| heap.pop().map(|h| h.job.id)).collect();
