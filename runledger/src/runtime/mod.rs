@@ -419,7 +419,8 @@ impl Worker {
             .max_payload_bytes(self.config.max_payload_bytes)
             .build();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let (completions, completion_rx) = shared::completion_channel(self.config.concurrency);
+        let (completions, completion_rx) =
+            shared::completion_channel(self.config.concurrency + self.config.prefetch);
         let wakes: HashMap<String, Arc<Notify>> = self
             .config
             .queues

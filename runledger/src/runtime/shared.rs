@@ -266,8 +266,12 @@ pub(crate) struct CompletionReceiver {
     pub(crate) closing: watch::Receiver<bool>,
 }
 
-pub(crate) fn completion_channel(concurrency: usize) -> (CompletionSender, CompletionReceiver) {
-    let (tx, rx) = mpsc::channel(concurrency.max(16) * 2);
+/// The completer's queue holds twice the jobs a worker can have at once (its slots and its
+/// prefetch buffer). Smaller, it filled whenever a write took a few milliseconds longer than
+/// usual: executors then waited for room while keeping their slots, claims stopped, and a
+/// drain ran at half its rate for the rest of the run.
+pub(crate) fn completion_channel(in_hand: usize) -> (CompletionSender, CompletionReceiver) {
+    let (tx, rx) = mpsc::channel(in_hand.max(16) * 2);
     let (closing_tx, closing_rx) = watch::channel(false);
     (
         CompletionSender {
