@@ -131,7 +131,7 @@ pub(crate) async fn start(
         spawn(shared, stager::Stager),
         spawn(shared, rescuer::Rescuer),
         spawn(shared, scheduler::Scheduler),
-        spawn(shared, pruner::Pruner),
+        spawn(shared, pruner::Pruner::default()),
         spawn(shared, vacuumer::Vacuumer::default()),
         spawn(shared, registrar::Registrar),
         spawn(shared, unclaimed::Watch::default()),

@@ -10,7 +10,16 @@ use crate::error::Error;
 use crate::runtime::shared::Shared;
 use crate::store;
 
-pub(crate) struct Pruner;
+/// Most doublings of the interval while passes find nothing to delete (at most 4 intervals).
+const MAX_IDLE_STEPS: u32 = 2;
+
+#[derive(Debug, Default)]
+pub(crate) struct Pruner {
+    /// Passes in a row that deleted nothing; each doubles the wait before the next, up to four
+    /// intervals, so that an idle worker sends its deletes every few minutes rather than every
+    /// minute. A pass that deletes anything goes back to the interval.
+    idle: u32,
+}
 
 impl Service for Pruner {
     const NAME: &'static str = "pruner";
@@ -21,6 +30,7 @@ impl Service for Pruner {
         // Every delete checks that this worker still holds the lease.
         let leader = Some(shared.maintenance.holder.as_str());
         let mut more = false;
+        let mut any = false;
         for (state, keep) in retention.policies() {
             let deleted = store::retention::prune_jobs(
                 &shared.pool,
@@ -31,6 +41,7 @@ impl Service for Pruner {
             )
             .await?;
             more |= deleted >= PASS_LIMIT as u64;
+            any |= deleted > 0;
             if deleted > 0 {
                 tracing::info!(
                     worker = %shared.config.id,
@@ -46,6 +57,7 @@ impl Service for Pruner {
                 store::retention::prune_fires(&shared.pool, keep.as_secs_f64(), PASS_LIMIT, leader)
                     .await?;
             more |= deleted >= PASS_LIMIT as u64;
+            any |= deleted > 0;
             if deleted > 0 {
                 tracing::info!(worker = %shared.config.id, fires = deleted, "pruned cron fire records");
             }
@@ -55,6 +67,7 @@ impl Service for Pruner {
                 store::retention::prune_runs(&shared.pool, keep.as_secs_f64(), PASS_LIMIT, leader)
                     .await?;
             more |= deleted >= PASS_LIMIT as u64;
+            any |= deleted > 0;
             if deleted > 0 {
                 tracing::info!(
                     worker = %shared.config.id,
@@ -64,10 +77,15 @@ impl Service for Pruner {
                 );
             }
         }
+        self.idle = if any {
+            0
+        } else {
+            (self.idle + 1).min(MAX_IDLE_STEPS)
+        };
         Ok(if more {
             Duration::ZERO
         } else {
-            shared.config.maintenance.prune_interval
+            shared.config.maintenance.prune_interval * 2u32.pow(self.idle)
         })
     }
 }

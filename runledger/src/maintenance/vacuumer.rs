@@ -27,6 +27,12 @@ use crate::store::vacuum::HotTable;
 /// Fewest dead rows worth a vacuum.
 pub(crate) const MIN_DEAD_ROWS: i64 = 10_000;
 
+/// Most doublings of the interval while the tables stay quiet (5 s becomes at most 30 s).
+const MAX_QUIET_STEPS: u32 = 3;
+
+/// The longest wait between two reads of the statistics, as a multiple of the interval.
+const MAX_QUIET_FACTOR: u32 = 6;
+
 #[derive(Debug, Default)]
 pub(crate) struct Vacuumer {
     /// Dead rows each table still had after this service last vacuumed it: rows an old snapshot
@@ -35,6 +41,14 @@ pub(crate) struct Vacuumer {
     floor: HashMap<HotTable, i64>,
     /// Whether the lack of permission was reported.
     warned: bool,
+    /// The tables' dead and changed row counts at the last read, summed: unchanged, nothing
+    /// happened in between.
+    last_activity: Option<i64>,
+    /// Reads in a row that found the tables as the one before; each doubles the wait before the
+    /// next (up to [`MAX_QUIET_FACTOR`] times the interval), so that an idle worker reads the
+    /// statistics every 30 s rather than every 5. The first read that finds a change goes back to
+    /// the interval.
+    quiet: u32,
 }
 
 /// Whether a table with `live` and `dead` rows, `floor` of them left by the last vacuum, is due.
@@ -55,7 +69,15 @@ impl Service for Vacuumer {
         };
         // (table, its health before, how long the vacuum took)
         let mut vacuumed = Vec::new();
-        for health in store::vacuum::health(&shared.pool).await? {
+        let tables = store::vacuum::health(&shared.pool).await?;
+        let activity: i64 = tables.iter().map(|h| h.dead + h.modified).sum();
+        if self.last_activity == Some(activity) {
+            self.quiet = (self.quiet + 1).min(MAX_QUIET_STEPS);
+        } else {
+            self.quiet = 0;
+        }
+        self.last_activity = Some(activity);
+        for health in tables {
             let Some(table) = HotTable::ALL
                 .into_iter()
                 .find(|t| t.name() == health.table_name)
@@ -142,8 +164,13 @@ impl Service for Vacuumer {
                 );
             }
         }
-        Ok(interval)
+        Ok(quiet_wait(interval, self.quiet))
     }
+}
+
+/// The wait before the next read after `quiet` unchanged reads in a row.
+fn quiet_wait(interval: Duration, quiet: u32) -> Duration {
+    (interval * 2u32.pow(quiet)).min(interval * MAX_QUIET_FACTOR)
 }
 
 #[cfg(test)]
@@ -165,5 +192,14 @@ mod tests {
         );
         assert!(due(100, 25_000, 10_000));
         assert!(due(100, 12_000, 50_000), "a floor above the count is stale");
+    }
+
+    #[test]
+    fn quiet_tables_are_read_less_often_up_to_six_intervals() {
+        let five = Duration::from_secs(5);
+        let waits: Vec<u64> = (0..=MAX_QUIET_STEPS)
+            .map(|q| quiet_wait(five, q).as_secs())
+            .collect();
+        assert_eq!(waits, [5, 10, 20, 30]);
     }
 }

@@ -380,10 +380,13 @@ impl Worker {
 
     /// The smallest pool this worker should be given: its queues plus 11, for the listener,
     /// the claims, the poller, the completer's two writers and the maintenance services, which
-    /// can all be in a statement at once. Handlers that use `ctx.client().pool()` need
-    /// connections on top. (Lease renewals use a connection of their own, outside the pool.)
+    /// can all be in a statement at once; twice its queues plus 11 when its concurrency and
+    /// prefetch together span two claim batches (each queue then claims on two connections at
+    /// once). Handlers that use `ctx.client().pool()` need connections on top. (Lease renewals
+    /// use a connection of their own, outside the pool.)
     pub fn advised_pool_size(&self) -> u32 {
-        u32::try_from(self.config.queues.len())
+        let claims = producer::claims_per_queue(&self.config);
+        u32::try_from(self.config.queues.len() * claims)
             .unwrap_or(u32::MAX)
             .saturating_add(10 + completer::PIPELINES as u32 - 1)
     }

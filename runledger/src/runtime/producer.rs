@@ -47,6 +47,17 @@ const GATHER: Duration = Duration::from_millis(2);
 /// Most claims of one queue in flight at once.
 const MAX_CLAIMS: usize = 2;
 
+/// How many claims of one queue a worker may have in flight at once: two when its slots and
+/// its buffer together span two batches (a second claim is sent only when a full batch of room
+/// is left beyond the first), else one.
+pub(crate) fn claims_per_queue(config: &super::config::WorkerConfig) -> usize {
+    if config.concurrency + config.prefetch >= 2 * config.batch_size {
+        MAX_CLAIMS
+    } else {
+        1
+    }
+}
+
 /// A claimed job waiting for a slot, its lease already renewed by the keeper.
 struct Held {
     job: Claimed,
@@ -109,6 +120,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
     // hand it to another that lets it go too, and neither would claim).
     let mut reserved = 0usize;
     let busy_batch = shared.config.concurrency.min(batch);
+    let max_claims = claims_per_queue(&shared.config);
     // Until when a small claim waits for more free slots.
     let mut gather_until: Option<Instant> = None;
     // When the last claim that came back full was sent: full claims coming fast show that the
@@ -172,7 +184,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                 asked += want;
             }
         }
-        if !claims.is_empty() && claims.len() < MAX_CLAIMS && busy && !dry && !stopping {
+        if !claims.is_empty() && claims.len() < max_claims && busy && !dry && !stopping {
             // Room for a full database batch beyond what the claim in flight asked for: a
             // second one.
             let want = (free + allowance)
