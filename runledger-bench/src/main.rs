@@ -166,6 +166,42 @@ const USAGE: &str =
   all  w1, w2, w3 and w4
   --prefetch P sets the workers' prefetch (default: the worker's default)";
 
+/// The machine's CPU time counters (`/proc/stat`, all CPUs), to tell how much of a run's time
+/// other guests of a shared virtual machine took (`steal`): a slow run with a high share measured
+/// the neighbours rather than the code.
+#[derive(Clone, Copy)]
+struct CpuTimes {
+    steal: u64,
+    total: u64,
+}
+
+impl CpuTimes {
+    /// `None` where `/proc/stat` cannot be read (not Linux).
+    fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        // cpu user nice system idle iowait irq softirq steal ...
+        let fields: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        Some(CpuTimes {
+            steal: *fields.get(7)?,
+            total: fields.iter().sum(),
+        })
+    }
+
+    /// The share of CPU time stolen since `earlier`, in percent.
+    fn steal_since(earlier: Option<Self>) -> Option<f64> {
+        let (earlier, now) = (earlier?, Self::read()?);
+        let total = now.total.checked_sub(earlier.total).filter(|t| *t > 0)?;
+        Some(100.0 * now.steal.saturating_sub(earlier.steal) as f64 / total as f64)
+    }
+}
+
 /// One measured figure.
 struct Figure {
     workload: &'static str,
@@ -568,6 +604,7 @@ async fn w4(bench: &mut Bench, runs: usize, concurrency: usize) -> Result<(), ru
             .migrate(false),
     )
     .build()?;
+    let cpu = CpuTimes::read();
     let started = Instant::now();
     let running = worker.start().await?;
     loop {
@@ -578,6 +615,7 @@ async fn w4(bench: &mut Bench, runs: usize, concurrency: usize) -> Result<(), ru
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed = started.elapsed();
+    let steal = CpuTimes::steal_since(cpu);
     running.shutdown().await?;
     worker_pool.close().await;
     let work = work_done(db.pool(), work_before, runs * 4).await?;
@@ -624,6 +662,15 @@ async fn w4(bench: &mut Bench, runs: usize, concurrency: usize) -> Result<(), ru
         extra.clone(),
     );
     record_work(bench, "w4", "per step", &work, &extra);
+    if let Some(steal) = steal {
+        bench.record(
+            "w4",
+            format!("cpu steal, concurrency {concurrency}"),
+            steal,
+            "%",
+            extra,
+        );
+    }
     Ok(())
 }
 
@@ -771,6 +818,7 @@ async fn raw_clients(bench: &mut Bench, n: usize, clients: usize) -> Result<f64,
     let db = bench.database().await?;
     let rl = db.client();
     bulk_enqueue(&rl, n).await?;
+    let cpu = CpuTimes::read();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -793,14 +841,25 @@ async fn raw_clients(bench: &mut Bench, n: usize, clients: usize) -> Result<f64,
         done += task.await.expect("raw client task")?;
     }
     let rate = done as f64 / started.elapsed().as_secs_f64();
+    let steal = CpuTimes::steal_since(cpu);
     assert_eq!(done, n, "raw clients completed {done} of {n}");
+    let extra = json!({"jobs": n, "clients": clients, "batch": 100});
     bench.record(
         "raw",
         format!("raw jobs/s ({clients} clients, 100 per transaction)"),
         rate,
         "jobs/s",
-        json!({"jobs": n, "clients": clients, "batch": 100}),
+        extra.clone(),
     );
+    if let Some(steal) = steal {
+        bench.record(
+            "raw",
+            format!("cpu steal ({clients} clients)"),
+            steal,
+            "%",
+            extra,
+        );
+    }
     Ok(rate)
 }
 
@@ -848,6 +907,7 @@ async fn w1(
             .migrate(false),
     )
     .build()?;
+    let cpu = CpuTimes::read();
     let started = Instant::now();
     let running = worker.start().await?;
     while running.metrics().completed < n as u64 {
@@ -867,6 +927,7 @@ async fn w1(
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let elapsed = started.elapsed();
+    let steal = CpuTimes::steal_since(cpu);
     let rss = peak_rss_kib();
     let report = running.shutdown().await?;
     if std::env::var_os("RUNLEDGER_BENCH_METRICS").is_some() {
@@ -911,6 +972,15 @@ async fn w1(
         &work,
         &extra,
     );
+    if let Some(steal) = steal {
+        bench.record(
+            "w1",
+            format!("cpu steal, concurrency {concurrency}"),
+            steal,
+            "%",
+            extra.clone(),
+        );
+    }
     if let Some(kib) = rss {
         bench.record(
             "w1",
