@@ -65,6 +65,29 @@ async fn running_under(pool: &PgPool, id: &str) -> Vec<i64> {
     .unwrap_or_default()
 }
 
+/// After a worker process was killed at `killed_at`: a worker of `concurrency` (1 s leases,
+/// polling every 100 ms) rescues and completes `ids`. Returns the recovery time (kill to the
+/// last job finished) and that worker's metrics.
+async fn rescue(
+    pool: &PgPool,
+    ids: &[i64],
+    concurrency: usize,
+    killed_at: Instant,
+) -> (Duration, runledger::worker::WorkerMetrics) {
+    let w = start(
+        worker(pool, QUEUE)
+            .kinds(["crash_step"])
+            .concurrency(concurrency)
+            .lease(Duration::from_secs(1))
+            .poll_interval(Duration::from_millis(100)),
+    )
+    .await;
+    wait_finished(pool, ids, Duration::from_secs(30)).await;
+    let recovery = killed_at.elapsed();
+    let metrics = w.shutdown().await.expect("shutdown").metrics;
+    (recovery, metrics)
+}
+
 async fn enqueue_steps(rl: &Runledger, n: usize, millis: u64) -> Vec<i64> {
     rl.enqueue_many((0..n).map(|_| CrashStep { millis }))
         .await
@@ -105,17 +128,7 @@ async fn sigkill() -> Row {
     child.kill();
     let killed_at = Instant::now();
 
-    let w = start(
-        worker(db.pool(), QUEUE)
-            .kinds(["crash_step"])
-            .concurrency(n)
-            .lease(Duration::from_secs(1))
-            .poll_interval(Duration::from_millis(100)),
-    )
-    .await;
-    wait_finished(db.pool(), &ids, Duration::from_secs(30)).await;
-    let recovery = killed_at.elapsed();
-    let metrics = w.shutdown().await.expect("shutdown").metrics;
+    let (recovery, metrics) = rescue(db.pool(), &ids, n, killed_at).await;
     assert!(metrics.rescued >= killed.len() as u64, "{metrics:?}");
     assert_eq!(killed.len(), 4);
     for &id in &ids {
@@ -191,17 +204,7 @@ async fn sigkill_holding() -> Row {
         );
     }
 
-    let w = start(
-        worker(db.pool(), QUEUE)
-            .kinds(["crash_step"])
-            .concurrency(8)
-            .lease(Duration::from_secs(1))
-            .poll_interval(Duration::from_millis(100)),
-    )
-    .await;
-    wait_finished(db.pool(), &ids, Duration::from_secs(30)).await;
-    let recovery = killed_at.elapsed();
-    let metrics = w.shutdown().await.expect("shutdown").metrics;
+    let (recovery, metrics) = rescue(db.pool(), &ids, 8, killed_at).await;
     assert!(metrics.rescued > held.len() as u64, "{metrics:?}");
     for &id in &held {
         let job = rl.job(JobId(id)).await.unwrap().expect("job exists");

@@ -5,20 +5,20 @@
 
 use std::time::Duration;
 
-use super::service::{PASS_LIMIT, Service};
+use super::service::{IdleBackoff, PASS_LIMIT, Service};
 use crate::error::Error;
 use crate::runtime::shared::Shared;
 use crate::store;
 
-/// Most doublings of the interval while passes find nothing to delete (at most 4 intervals).
-const MAX_IDLE_STEPS: u32 = 2;
+/// The longest wait between passes that delete nothing, in intervals.
+const MAX_IDLE_FACTOR: u32 = 4;
 
 #[derive(Debug, Default)]
 pub(crate) struct Pruner {
-    /// Passes in a row that deleted nothing; each doubles the wait before the next, up to four
-    /// intervals, so that an idle worker sends its deletes every few minutes rather than every
-    /// minute. A pass that deletes anything goes back to the interval.
-    idle: u32,
+    /// Each pass that deleted nothing doubles the wait before the next, up to four intervals,
+    /// so that an idle worker sends its deletes every few minutes rather than every minute. A
+    /// pass that deletes anything goes back to the interval.
+    backoff: IdleBackoff,
 }
 
 impl Service for Pruner {
@@ -77,15 +77,11 @@ impl Service for Pruner {
                 );
             }
         }
-        self.idle = if any {
-            0
-        } else {
-            (self.idle + 1).min(MAX_IDLE_STEPS)
-        };
-        Ok(if more {
-            Duration::ZERO
-        } else {
-            shared.config.maintenance.prune_interval * 2u32.pow(self.idle)
-        })
+        let wait = self.backoff.next(
+            any,
+            shared.config.maintenance.prune_interval,
+            MAX_IDLE_FACTOR,
+        );
+        Ok(if more { Duration::ZERO } else { wait })
     }
 }

@@ -35,6 +35,27 @@ pub(crate) trait Service: Send + 'static {
     }
 }
 
+/// The wait of a service that reads or writes less often while it finds nothing to do: the
+/// interval, doubled after each idle pass in a row up to `max_factor` intervals; a pass that
+/// found work goes back to the interval.
+#[derive(Debug, Default)]
+pub(crate) struct IdleBackoff {
+    /// Idle passes in a row, counted up to the first doubling that reaches the cap.
+    idle: u32,
+}
+
+impl IdleBackoff {
+    /// The wait after a pass that `worked` (or not).
+    pub(crate) fn next(&mut self, worked: bool, interval: Duration, max_factor: u32) -> Duration {
+        self.idle = if worked {
+            0
+        } else {
+            (self.idle + 1).min(max_factor.max(1).ilog2() + 1)
+        };
+        (interval * 2u32.pow(self.idle)).min(interval * max_factor.max(1))
+    }
+}
+
 /// The delay until something due in `due_in_ms` milliseconds (rounded up), at most `max`.
 pub(crate) fn until_due(due_in_ms: Option<f64>, max: Duration) -> Duration {
     match due_in_ms {

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::service::Service;
+use super::service::{IdleBackoff, Service};
 use crate::error::Error;
 use crate::runtime::shared::Shared;
 use crate::store;
@@ -27,10 +27,8 @@ use crate::store::vacuum::HotTable;
 /// Fewest dead rows worth a vacuum.
 pub(crate) const MIN_DEAD_ROWS: i64 = 10_000;
 
-/// Most doublings of the interval while the tables stay quiet (5 s becomes at most 30 s).
-const MAX_QUIET_STEPS: u32 = 3;
-
-/// The longest wait between two reads of the statistics, as a multiple of the interval.
+/// The longest wait between two reads of the statistics while the tables stay quiet, in
+/// intervals (5 s becomes at most 30 s).
 const MAX_QUIET_FACTOR: u32 = 6;
 
 #[derive(Debug, Default)]
@@ -44,11 +42,11 @@ pub(crate) struct Vacuumer {
     /// The tables' dead and changed row counts at the last read, summed: unchanged, nothing
     /// happened in between.
     last_activity: Option<i64>,
-    /// Reads in a row that found the tables as the one before; each doubles the wait before the
-    /// next (up to [`MAX_QUIET_FACTOR`] times the interval), so that an idle worker reads the
-    /// statistics every 30 s rather than every 5. The first read that finds a change goes back to
-    /// the interval.
-    quiet: u32,
+    /// Each read that finds the tables as the one before doubles the wait before the next (up
+    /// to [`MAX_QUIET_FACTOR`] times the interval), so that an idle worker reads the statistics
+    /// every 30 s rather than every 5. The first read that finds a change goes back to the
+    /// interval.
+    backoff: IdleBackoff,
 }
 
 /// Whether a table with `live` and `dead` rows, `floor` of them left by the last vacuum, is due.
@@ -71,11 +69,7 @@ impl Service for Vacuumer {
         let mut vacuumed = Vec::new();
         let tables = store::vacuum::health(&shared.pool).await?;
         let activity: i64 = tables.iter().map(|h| h.dead + h.modified).sum();
-        if self.last_activity == Some(activity) {
-            self.quiet = (self.quiet + 1).min(MAX_QUIET_STEPS);
-        } else {
-            self.quiet = 0;
-        }
+        let changed = self.last_activity != Some(activity);
         self.last_activity = Some(activity);
         for health in tables {
             let Some(table) = HotTable::ALL
@@ -164,13 +158,8 @@ impl Service for Vacuumer {
                 );
             }
         }
-        Ok(quiet_wait(interval, self.quiet))
+        Ok(self.backoff.next(changed, interval, MAX_QUIET_FACTOR))
     }
-}
-
-/// The wait before the next read after `quiet` unchanged reads in a row.
-fn quiet_wait(interval: Duration, quiet: u32) -> Duration {
-    (interval * 2u32.pow(quiet)).min(interval * MAX_QUIET_FACTOR)
 }
 
 #[cfg(test)]
@@ -197,9 +186,11 @@ mod tests {
     #[test]
     fn quiet_tables_are_read_less_often_up_to_six_intervals() {
         let five = Duration::from_secs(5);
-        let waits: Vec<u64> = (0..=MAX_QUIET_STEPS)
-            .map(|q| quiet_wait(five, q).as_secs())
-            .collect();
+        let mut backoff = IdleBackoff::default();
+        let mut waits: Vec<u64> = vec![backoff.next(true, five, MAX_QUIET_FACTOR).as_secs()];
+        waits.extend((0..3).map(|_| backoff.next(false, five, MAX_QUIET_FACTOR).as_secs()));
         assert_eq!(waits, [5, 10, 20, 30]);
+        assert_eq!(backoff.next(false, five, MAX_QUIET_FACTOR).as_secs(), 30);
+        assert_eq!(backoff.next(true, five, MAX_QUIET_FACTOR).as_secs(), 5);
     }
 }
