@@ -117,7 +117,7 @@ impl WorkerBuilder {
     /// 100 ms of their claim and shrinks it when they wait longer, and hands back (without
     /// spending an attempt) any job held 2 s without a free slot. Other workers of the queue
     /// therefore wait at most that long for jobs this one holds. Held jobs start highest
-    /// priority first, across claims; their leases are renewed like running jobs'; shutdown
+    /// priority first; their leases are renewed like running jobs'; shutdown
     /// hands them back at once.
     pub fn prefetch(mut self, prefetch: usize) -> Self {
         self.config.prefetch = prefetch;
@@ -380,12 +380,11 @@ impl Worker {
 
     /// The smallest pool this worker should be given: its queues plus 11, for the listener,
     /// the claims, the poller, the completer's two writers and the maintenance services, which
-    /// can all be in a statement at once; twice its queues plus 11 when its concurrency and
-    /// prefetch together span two claim batches (each queue then claims on two connections at
-    /// once). Handlers that use `ctx.client().pool()` need connections on top. (Lease renewals
+    /// can all be in a statement at once; twice its queues plus 11 when its concurrency spans
+    /// two claim batches (each queue then claims on two connections at once). Handlers that use `ctx.client().pool()` need connections on top. (Lease renewals
     /// use a connection of their own, outside the pool.)
     pub fn advised_pool_size(&self) -> u32 {
-        let claims = producer::claims_per_queue(&self.config);
+        let claims = producer::claims_per_queue(self.config.concurrency, self.config.batch_size);
         u32::try_from(self.config.queues.len() * claims)
             .unwrap_or(u32::MAX)
             .saturating_add(10 + completer::PIPELINES as u32 - 1)

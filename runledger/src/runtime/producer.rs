@@ -13,8 +13,8 @@
 //! at once every held job that finds no free slot.
 //!
 //! A second claim goes out while one is in flight when the room left beyond what that one asked
-//! for still covers a full batch of slots: a worker whose concurrency (with its buffer) spans
-//! several batches claims on two connections, one of a few slots on one. Each claim locks its
+//! for still covers a full batch: a worker whose slots span two batches claims on two
+//! connections, a narrower one on one (see [`claims_per_queue`]). Each claim locks its
 //! rows on its own, skipping those the other holds, so the lock order and the fencing are those
 //! of a single claim.
 
@@ -47,11 +47,17 @@ const GATHER: Duration = Duration::from_millis(2);
 /// Most claims of one queue in flight at once.
 const MAX_CLAIMS: usize = 2;
 
-/// How many claims of one queue a worker may have in flight at once: two when its slots and
-/// its buffer together span two batches (a second claim is sent only when a full batch of room
-/// is left beyond the first), else one.
-pub(crate) fn claims_per_queue(config: &super::config::WorkerConfig) -> usize {
-    if config.concurrency + config.prefetch >= 2 * config.batch_size {
+/// How many claims of one queue a worker may have in flight at once: two when its slots alone
+/// span two batches (a second claim is sent only when a full batch of room is left beyond the
+/// first), else one.
+///
+/// Two claims in flight can come back in either order, and either may have locked the
+/// higher-priority rows; a job of the one that comes back first can start before a job of higher
+/// priority in the other. With slots for both batches the jobs of both start together anyway;
+/// a narrower worker, whose buffer alone would make room for the second claim, keeps to one
+/// claim and so to strict priority order.
+pub(crate) fn claims_per_queue(concurrency: usize, batch_size: usize) -> usize {
+    if concurrency >= 2 * batch_size {
         MAX_CLAIMS
     } else {
         1
@@ -120,7 +126,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
     // hand it to another that lets it go too, and neither would claim).
     let mut reserved = 0usize;
     let busy_batch = shared.config.concurrency.min(batch);
-    let max_claims = claims_per_queue(&shared.config);
+    let max_claims = claims_per_queue(shared.config.concurrency, batch);
     // Until when a small claim waits for more free slots.
     let mut gather_until: Option<Instant> = None;
     // When the last claim that came back full was sent: full claims coming fast show that the
@@ -371,6 +377,17 @@ mod tests {
             since: Instant::now(),
             seq,
         }
+    }
+
+    #[test]
+    fn only_slots_for_two_batches_claim_twice_at_once() {
+        // The defaults: batches of 100.
+        assert_eq!(claims_per_queue(50, 100), 1);
+        assert_eq!(claims_per_queue(199, 100), 1);
+        assert_eq!(claims_per_queue(200, 100), 2);
+        // One slot with batches of one: a second claim could overtake the first's priority.
+        assert_eq!(claims_per_queue(1, 1), 1);
+        assert_eq!(claims_per_queue(2, 1), 2);
     }
 
     #[test]
