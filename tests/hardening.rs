@@ -317,3 +317,48 @@ async fn the_readme_quick_start_sizes_its_pool_as_the_worker_advises() {
         worker.advised_pool_size()
     );
 }
+
+/// The completer's write finds each attempt by its primary key whatever the statistics say.
+/// `ANALYZE` taken while a queue is full and nothing runs yet (the start of every burst) says
+/// that almost no job is running; a plan that believed it read every running job instead, and
+/// in its generic form (which a session's prepared statement settles on) once per attempt of
+/// the batch.
+#[tokio::test]
+async fn completion_writes_probe_the_primary_key_whatever_the_statistics_say() {
+    let db = db().await;
+    let rl = db.client();
+    let pool = db.pool();
+    let key = token("plan");
+    rl.enqueue_many((0..20_000).map(|n| Wholesome {
+        key: key.clone(),
+        n,
+    }))
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE runledger.jobs")
+        .execute(pool)
+        .await
+        .unwrap();
+    let mut running = Vec::new();
+    for _ in 0..3 {
+        running.extend(
+            runledger::__bench::claim(pool, "poison", &["wholesome"], 100)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(running.len(), 300);
+    for generic in [true, false] {
+        let plan = runledger::__bench::completion_plan(pool, &running[..100], generic)
+            .await
+            .unwrap();
+        assert!(
+            plan.contains("Index Scan using jobs_pkey on jobs j"),
+            "generic: {generic}\n{plan}"
+        );
+        assert!(
+            !plan.contains("jobs_lease_idx"),
+            "generic: {generic}\n{plan}"
+        );
+    }
+}

@@ -411,6 +411,108 @@ pub(crate) struct Written {
     pub(crate) due_in_ms: Option<f64>,
 }
 
+/// The completer's write: many attempts' outcomes in one statement, each row fenced by id,
+/// attempt and `state = 'running'`. Parameters: ids, attempts, outcomes, outputs, delays (s),
+/// errors, one element per attempt.
+macro_rules! complete_sql {
+    () => {
+        concat!(
+            r#"
+            WITH u AS (
+                SELECT * FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::float8[],
+                                     $6::text[]) AS u(id, attempt, outcome, output, delay_s, error)
+            ),
+            done AS (
+                UPDATE runledger.jobs j
+                SET state = CASE u.outcome
+                        WHEN 'completed' THEN 'completed'
+                        WHEN 'retry' THEN CASE WHEN j.attempt >= j.max_attempts
+                                               THEN 'failed' ELSE 'retryable' END
+                        WHEN 'failed' THEN 'failed'
+                        WHEN 'cancelled' THEN 'cancelled'
+                        WHEN 'snoozed' THEN 'scheduled'
+                        ELSE 'available' END,
+                    output = CASE WHEN u.outcome = 'completed' THEN u.output::jsonb END,
+                    finished_at = CASE
+                        WHEN u.outcome IN ('completed', 'failed', 'cancelled')
+                          OR (u.outcome = 'retry' AND j.attempt >= j.max_attempts) THEN now() END,
+                    run_at = CASE
+                        WHEN u.outcome IN ('retry', 'snoozed')
+                            THEN now() + make_interval(secs => COALESCE(u.delay_s, 0))
+                        -- Handed back: available again, in its place in the queue.
+                        WHEN u.outcome = 'released' THEN LEAST(j.run_at, now())
+                        ELSE j.run_at END,
+                    max_attempts = CASE WHEN u.outcome IN ('snoozed', 'released')
+                                        THEN j.max_attempts + 1 ELSE j.max_attempts END,
+                    errors = CASE WHEN u.error IS NULL THEN j.errors
+                        ELSE j.errors || jsonb_build_array(jsonb_build_object(
+                            'attempt', j.attempt, 'at', now(), 'error', u.error)) END,
+                    lease_expires_at = NULL
+                FROM u
+                WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running'
+                RETURNING j.id, j.state, j.queue, j.run_at
+            ),
+            notified AS (
+                SELECT "#,
+            notify_queue!("q.queue"),
+            r#"
+                FROM (SELECT DISTINCT queue FROM done WHERE state = 'available') q
+            )
+            SELECT done.id, done.state, done.queue,
+                   CASE WHEN done.state IN ('retryable', 'scheduled')
+                        THEN EXTRACT(EPOCH FROM (done.run_at - now()))::float8 * 1000 END AS due_in_ms
+            FROM done CROSS JOIN (SELECT count(*) FROM notified) n
+            "#
+        )
+    };
+}
+
+/// [`complete`]'s parameters, one array per column.
+struct OutcomeColumns<'a> {
+    ids: Vec<i64>,
+    attempts: Vec<i32>,
+    kinds: Vec<&'static str>,
+    outputs: Vec<Option<&'a str>>,
+    delays: Vec<Option<f64>>,
+    errors: Vec<Option<&'a str>>,
+}
+
+impl<'a> OutcomeColumns<'a> {
+    fn new(outcomes: &'a [Outcome]) -> Self {
+        let n = outcomes.len();
+        let mut columns = OutcomeColumns {
+            ids: Vec::with_capacity(n),
+            attempts: Vec::with_capacity(n),
+            kinds: Vec::with_capacity(n),
+            outputs: Vec::with_capacity(n),
+            delays: Vec::with_capacity(n),
+            errors: Vec::with_capacity(n),
+        };
+        for o in outcomes {
+            columns.ids.push(o.id);
+            columns.attempts.push(o.attempt);
+            columns.kinds.push(o.kind.as_str());
+            columns.outputs.push(o.output.as_deref());
+            columns.delays.push(o.delay.map(|d| d.as_secs_f64()));
+            columns.errors.push(o.error.as_deref());
+        }
+        columns
+    }
+
+    fn bind<'q, O>(
+        &'q self,
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        query
+            .bind(&self.ids)
+            .bind(&self.attempts)
+            .bind(&self.kinds)
+            .bind(&self.outputs)
+            .bind(&self.delays)
+            .bind(&self.errors)
+    }
+}
+
 /// Writes many attempts' outcomes in one statement. A row is changed only if it is still
 /// `running` under the same attempt: a worker that lost its lease changes nothing. Returns the
 /// rows actually changed.
@@ -418,78 +520,46 @@ pub(crate) async fn complete<'e>(
     db: impl PgExecutor<'e>,
     outcomes: &[Outcome],
 ) -> Result<Vec<Written>, Error> {
-    let n = outcomes.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut attempts = Vec::with_capacity(n);
-    let mut kinds = Vec::with_capacity(n);
-    let mut outputs = Vec::with_capacity(n);
-    let mut delays = Vec::with_capacity(n);
-    let mut errors = Vec::with_capacity(n);
-    for o in outcomes {
-        ids.push(o.id);
-        attempts.push(o.attempt);
-        kinds.push(o.kind.as_str());
-        outputs.push(o.output.as_deref());
-        delays.push(o.delay.map(|d| d.as_secs_f64()));
-        errors.push(o.error.as_deref());
-    }
-    let rows = sqlx::query_as::<_, Written>(concat!(
-        r#"
-        WITH u AS (
-            SELECT * FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::float8[],
-                                 $6::text[]) AS u(id, attempt, outcome, output, delay_s, error)
-        ),
-        done AS (
-            UPDATE runledger.jobs j
-            SET state = CASE u.outcome
-                    WHEN 'completed' THEN 'completed'
-                    WHEN 'retry' THEN CASE WHEN j.attempt >= j.max_attempts
-                                           THEN 'failed' ELSE 'retryable' END
-                    WHEN 'failed' THEN 'failed'
-                    WHEN 'cancelled' THEN 'cancelled'
-                    WHEN 'snoozed' THEN 'scheduled'
-                    ELSE 'available' END,
-                output = CASE WHEN u.outcome = 'completed' THEN u.output::jsonb END,
-                finished_at = CASE
-                    WHEN u.outcome IN ('completed', 'failed', 'cancelled')
-                      OR (u.outcome = 'retry' AND j.attempt >= j.max_attempts) THEN now() END,
-                run_at = CASE
-                    WHEN u.outcome IN ('retry', 'snoozed')
-                        THEN now() + make_interval(secs => COALESCE(u.delay_s, 0))
-                    -- Handed back: available again, in its place in the queue.
-                    WHEN u.outcome = 'released' THEN LEAST(j.run_at, now())
-                    ELSE j.run_at END,
-                max_attempts = CASE WHEN u.outcome IN ('snoozed', 'released')
-                                    THEN j.max_attempts + 1 ELSE j.max_attempts END,
-                errors = CASE WHEN u.error IS NULL THEN j.errors
-                    ELSE j.errors || jsonb_build_array(jsonb_build_object(
-                        'attempt', j.attempt, 'at', now(), 'error', u.error)) END,
-                lease_expires_at = NULL
-            FROM u
-            WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running'
-            RETURNING j.id, j.state, j.queue, j.run_at
-        ),
-        notified AS (
-            SELECT "#,
-        notify_queue!("q.queue"),
-        r#"
-            FROM (SELECT DISTINCT queue FROM done WHERE state = 'available') q
-        )
-        SELECT done.id, done.state, done.queue,
-               CASE WHEN done.state IN ('retryable', 'scheduled')
-                    THEN EXTRACT(EPOCH FROM (done.run_at - now()))::float8 * 1000 END AS due_in_ms
-        FROM done CROSS JOIN (SELECT count(*) FROM notified) n
-        "#
-    ))
-    .bind(&ids)
-    .bind(&attempts)
-    .bind(&kinds)
-    .bind(&outputs)
-    .bind(&delays)
-    .bind(&errors)
-    .fetch_all(db)
-    .await?;
-    Ok(rows)
+    let columns = OutcomeColumns::new(outcomes);
+    Ok(columns
+        .bind(sqlx::query_as::<_, Written>(complete_sql!()))
+        .fetch_all(db)
+        .await?)
+}
+
+/// The plan [`complete`] runs for `outcomes`, without running it (`EXPLAIN`): the prepared
+/// statement's generic plan, which a session settles on after a few executions, when `generic`,
+/// else the plan for these values.
+#[cfg(feature = "bench")]
+pub(crate) async fn complete_plan(
+    pool: &PgPool,
+    outcomes: &[Outcome],
+    generic: bool,
+) -> Result<String, Error> {
+    let columns = OutcomeColumns::new(outcomes);
+    let mut tx = pool.begin().await?;
+    let mode = if generic {
+        "force_generic_plan"
+    } else {
+        "force_custom_plan"
+    };
+    sqlx::query("SELECT set_config('plan_cache_mode', $1, true)")
+        .bind(mode)
+        .execute(&mut *tx)
+        .await?;
+    let lines: Vec<(String,)> = columns
+        .bind(sqlx::query_as(concat!(
+            "EXPLAIN (COSTS OFF) ",
+            complete_sql!()
+        )))
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.rollback().await?;
+    Ok(lines
+        .into_iter()
+        .map(|(line,)| line)
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 /// Writes `outcomes` like [`complete`]. When some belong to workflow runs, their run rows are
