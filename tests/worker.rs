@@ -654,7 +654,7 @@ async fn a_worker_claims_no_more_than_it_can_record() {
     .await
     .unwrap();
     let key = token("pressure");
-    let jobs = 1500;
+    let jobs = 2500;
     rl.enqueue_many((0..jobs).map(|_| QuickStep { key: key.clone() }))
         .await
         .unwrap();
@@ -669,11 +669,11 @@ async fn a_worker_claims_no_more_than_it_can_record() {
         most_running = most_running.max(count(&rl, JobState::Running).await);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Concurrency 4 and the default prefetch of 100: four handlers, the completer's queue
-    // (twice the 104 jobs the worker may hold: 208 outcomes), the two batches being written (at
+    // Concurrency 4 and the default prefetch of 200: four handlers, the completer's queue
+    // (twice the 204 jobs the worker may hold: 408 outcomes), the two batches being written (at
     // most what that queue held, plus the handlers waiting to join it, each), and the jobs held
-    // for the next free slots (at most 100).
-    let bound = 4 + 208 + 2 * (208 + 4) + 100;
+    // for the next free slots (at most 200).
+    let bound = 4 + 408 + 2 * (408 + 4) + 200;
     assert!(
         (4..=bound).contains(&most_running),
         "at most {bound} claimed jobs without a recorded outcome, saw {most_running}"

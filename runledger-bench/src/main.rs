@@ -166,13 +166,25 @@ const USAGE: &str =
   all  w1, w2, w3 and w4
   --prefetch P sets the workers' prefetch (default: the worker's default)";
 
-/// The machine's CPU time counters (`/proc/stat`, all CPUs), to tell how much of a run's time
-/// other guests of a shared virtual machine took (`steal`): a slow run with a high share measured
-/// the neighbours rather than the code.
+/// The machine's CPU time counters (`/proc/stat`, all CPUs) and this process's own, to tell
+/// where a run's CPU time went: how much other guests of a shared virtual machine took
+/// (`steal`: a slow run with a high share measured the neighbours rather than the code), how
+/// much nobody used (`idle`: a run with idle CPU waits on round trips, not on the processors),
+/// and how much this process (the worker and the benchmark's own loop) used; the rest is the
+/// server's.
 #[derive(Clone, Copy)]
 struct CpuTimes {
     steal: u64,
+    idle: u64,
     total: u64,
+    process: u64,
+}
+
+/// Shares of the machine's CPU time over a run, in percent.
+struct CpuShares {
+    steal: f64,
+    idle: f64,
+    process: f64,
 }
 
 impl CpuTimes {
@@ -188,17 +200,57 @@ impl CpuTimes {
             .take(8)
             .filter_map(|f| f.parse().ok())
             .collect();
+        // pid (comm) state ... utime stime: the 14th and 15th fields, 12th and 13th after the
+        // command name (which may hold spaces).
+        let own = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let after_comm: Vec<u64> = own[own.rfind(')')? + 2..]
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|f| f.parse().ok())
+            .collect();
         Some(CpuTimes {
             steal: *fields.get(7)?,
+            idle: fields.get(3)? + fields.get(4)?,
             total: fields.iter().sum(),
+            process: after_comm.iter().sum(),
         })
     }
 
-    /// The share of CPU time stolen since `earlier`, in percent.
-    fn steal_since(earlier: Option<Self>) -> Option<f64> {
+    /// The shares of CPU time since `earlier`.
+    fn since(earlier: Option<Self>) -> Option<CpuShares> {
         let (earlier, now) = (earlier?, Self::read()?);
-        let total = now.total.checked_sub(earlier.total).filter(|t| *t > 0)?;
-        Some(100.0 * now.steal.saturating_sub(earlier.steal) as f64 / total as f64)
+        let total = now.total.checked_sub(earlier.total).filter(|t| *t > 0)? as f64;
+        let share = |now: u64, then: u64| 100.0 * now.saturating_sub(then) as f64 / total;
+        Some(CpuShares {
+            steal: share(now.steal, earlier.steal),
+            idle: share(now.idle, earlier.idle),
+            process: share(now.process, earlier.process),
+        })
+    }
+}
+
+/// Records a run's CPU shares as three figures named after `what`.
+fn record_cpu(
+    bench: &mut Bench,
+    workload: &'static str,
+    what: &str,
+    shares: Option<CpuShares>,
+    extra: serde_json::Value,
+) {
+    let Some(shares) = shares else { return };
+    for (name, value) in [
+        ("cpu steal", shares.steal),
+        ("cpu idle", shares.idle),
+        ("cpu of the bench process", shares.process),
+    ] {
+        bench.record(
+            workload,
+            format!("{name}, {what}"),
+            value,
+            "%",
+            extra.clone(),
+        );
     }
 }
 
@@ -615,7 +667,7 @@ async fn w4(bench: &mut Bench, runs: usize, concurrency: usize) -> Result<(), ru
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed = started.elapsed();
-    let steal = CpuTimes::steal_since(cpu);
+    let cpu = CpuTimes::since(cpu);
     running.shutdown().await?;
     worker_pool.close().await;
     let work = work_done(db.pool(), work_before, runs * 4).await?;
@@ -662,15 +714,13 @@ async fn w4(bench: &mut Bench, runs: usize, concurrency: usize) -> Result<(), ru
         extra.clone(),
     );
     record_work(bench, "w4", "per step", &work, &extra);
-    if let Some(steal) = steal {
-        bench.record(
-            "w4",
-            format!("cpu steal, concurrency {concurrency}"),
-            steal,
-            "%",
-            extra,
-        );
-    }
+    record_cpu(
+        bench,
+        "w4",
+        &format!("concurrency {concurrency}"),
+        cpu,
+        extra,
+    );
     Ok(())
 }
 
@@ -841,7 +891,7 @@ async fn raw_clients(bench: &mut Bench, n: usize, clients: usize) -> Result<f64,
         done += task.await.expect("raw client task")?;
     }
     let rate = done as f64 / started.elapsed().as_secs_f64();
-    let steal = CpuTimes::steal_since(cpu);
+    let cpu = CpuTimes::since(cpu);
     assert_eq!(done, n, "raw clients completed {done} of {n}");
     let extra = json!({"jobs": n, "clients": clients, "batch": 100});
     bench.record(
@@ -851,15 +901,7 @@ async fn raw_clients(bench: &mut Bench, n: usize, clients: usize) -> Result<f64,
         "jobs/s",
         extra.clone(),
     );
-    if let Some(steal) = steal {
-        bench.record(
-            "raw",
-            format!("cpu steal ({clients} clients)"),
-            steal,
-            "%",
-            extra,
-        );
-    }
+    record_cpu(bench, "raw", &format!("{clients} clients"), cpu, extra);
     Ok(rate)
 }
 
@@ -927,7 +969,7 @@ async fn w1(
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let elapsed = started.elapsed();
-    let steal = CpuTimes::steal_since(cpu);
+    let cpu = CpuTimes::since(cpu);
     let rss = peak_rss_kib();
     let report = running.shutdown().await?;
     if std::env::var_os("RUNLEDGER_BENCH_METRICS").is_some() {
@@ -972,15 +1014,13 @@ async fn w1(
         &work,
         &extra,
     );
-    if let Some(steal) = steal {
-        bench.record(
-            "w1",
-            format!("cpu steal, concurrency {concurrency}"),
-            steal,
-            "%",
-            extra.clone(),
-        );
-    }
+    record_cpu(
+        bench,
+        "w1",
+        &format!("concurrency {concurrency}"),
+        cpu,
+        extra.clone(),
+    );
     if let Some(kib) = rss {
         bench.record(
             "w1",

@@ -65,7 +65,7 @@ impl WorkerBuilder {
                 queues: vec!["default".to_owned()],
                 concurrency: 10,
                 batch_size: 100,
-                prefetch: 100,
+                prefetch: 200,
                 poll_interval: Duration::from_secs(2),
                 lease: Duration::from_secs(30),
                 shutdown_grace: Duration::from_secs(30),
@@ -109,7 +109,7 @@ impl WorkerBuilder {
     }
 
     /// Most claimed jobs a queue's producer holds ahead of the free slots, waiting for one
-    /// (prefetch). Default 100; 0 claims only for free slots.
+    /// (prefetch). Default 200; 0 claims only for free slots.
     ///
     /// Claiming in batches sized for the database, not for the slots, keeps a worker with few
     /// slots from paying one round trip per handful of jobs. What is held is bounded by count
@@ -117,8 +117,8 @@ impl WorkerBuilder {
     /// 100 ms of their claim and shrinks it when they wait longer, and hands back (without
     /// spending an attempt) any job held 2 s without a free slot. Other workers of the queue
     /// therefore wait at most that long for jobs this one holds. Held jobs start highest
-    /// priority first; their leases are renewed like running jobs'; shutdown
-    /// hands them back at once.
+    /// priority first; their leases are renewed like running jobs'; shutdown hands them back at
+    /// once.
     pub fn prefetch(mut self, prefetch: usize) -> Self {
         self.config.prefetch = prefetch;
         self
@@ -380,11 +380,17 @@ impl Worker {
 
     /// The smallest pool this worker should be given: its queues plus 11, for the listener,
     /// the claims, the poller, the completer's two writers and the maintenance services, which
-    /// can all be in a statement at once; twice its queues plus 11 when its concurrency spans
-    /// two claim batches (each queue then claims on two connections at once). Handlers that use `ctx.client().pool()` need connections on top. (Lease renewals
-    /// use a connection of their own, outside the pool.)
+    /// can all be in a statement at once; twice its queues plus 11 when it has more than one
+    /// slot and its concurrency and prefetch span two claim batches, as with the defaults (each
+    /// queue then claims on two connections at once). Handlers that use `ctx.client().pool()`
+    /// need connections on top. (Lease renewals use a connection of their own, outside the
+    /// pool.)
     pub fn advised_pool_size(&self) -> u32 {
-        let claims = producer::claims_per_queue(self.config.concurrency, self.config.batch_size);
+        let claims = producer::claims_per_queue(
+            self.config.concurrency,
+            self.config.prefetch,
+            self.config.batch_size,
+        );
         u32::try_from(self.config.queues.len() * claims)
             .unwrap_or(u32::MAX)
             .saturating_add(10 + completer::PIPELINES as u32 - 1)

@@ -13,10 +13,12 @@
 //! at once every held job that finds no free slot.
 //!
 //! A second claim goes out while one is in flight when the room left beyond what that one asked
-//! for still covers a full batch: a worker whose slots span two batches claims on two
-//! connections, a narrower one on one (see [`claims_per_queue`]). Each claim locks its
-//! rows on its own, skipping those the other holds, so the lock order and the fencing are those
-//! of a single claim.
+//! for (free slots plus allowance, less the held jobs) still covers a full batch: a worker whose
+//! slots and buffer span two batches claims on two connections while its jobs are short (see
+//! [`claims_per_queue`]). Each claim locks its rows on its own, skipping those the other holds,
+//! so the lock order and the fencing are those of a single claim. The jobs of a claim that comes
+//! back before one sent ahead of it wait for that one, so that the jobs which usually locked
+//! first, the higher ones, are in the buffer before any of them starts.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -47,17 +49,16 @@ const GATHER: Duration = Duration::from_millis(2);
 /// Most claims of one queue in flight at once.
 const MAX_CLAIMS: usize = 2;
 
-/// How many claims of one queue a worker may have in flight at once: two when its slots alone
-/// span two batches (a second claim is sent only when a full batch of room is left beyond the
-/// first), else one.
+/// How many claims of one queue a worker may have in flight at once: two when it has more than
+/// one slot and its slots and buffer together span two batches (a second claim is sent only
+/// when a full batch of room is left beyond the first), else one.
 ///
-/// Two claims in flight can come back in either order, and either may have locked the
-/// higher-priority rows; a job of the one that comes back first can start before a job of higher
-/// priority in the other. With slots for both batches the jobs of both start together anyway;
-/// a narrower worker, whose buffer alone would make room for the second claim, keeps to one
-/// claim and so to strict priority order.
-pub(crate) fn claims_per_queue(concurrency: usize, batch_size: usize) -> usize {
-    if concurrency >= 2 * batch_size {
+/// Two claims in flight take their rows side by side: now and then the one sent second locks
+/// the higher-priority rows and still comes back last, and a job of the first starts a claim's
+/// round trip before a job of higher priority. A worker of one slot runs one job at a time and
+/// keeps to one claim, so that its jobs start strictly in priority order.
+pub(crate) fn claims_per_queue(concurrency: usize, prefetch: usize, batch_size: usize) -> usize {
+    if concurrency >= 2 && concurrency + prefetch >= 2 * batch_size {
         MAX_CLAIMS
     } else {
         1
@@ -111,22 +112,22 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
     let batch = shared.config.batch_size;
     let prefetch = shared.config.prefetch;
     let mut held: BinaryHeap<Held> = BinaryHeap::new();
-    // Claims sent so far: the next one's number.
-    let mut claim_number = 0u64;
+    // Jobs of a claim that came back while one sent before it is still in flight: they join
+    // `held` once no earlier claim is in flight.
+    let mut early: Vec<Held> = Vec::new();
     // Jobs to hold beyond the free slots; adapts between 0 and `prefetch`.
     let mut allowance = 0usize;
     // The last claim came back short: wait for a wake-up before claiming again.
     let mut dry = false;
     let mut error_delay = Duration::from_millis(100);
-    // Claims in flight (at most `MAX_CLAIMS`), and how many jobs they asked for together.
-    let mut claims: JoinSet<ClaimResult> = JoinSet::new();
-    let mut asked = 0usize;
+    // Claims in flight (at most `MAX_CLAIMS`).
+    let mut claims = Claims::default();
     // Slots this producer took while waiting for one, kept for the jobs it starts next (the
     // producers of a worker's queues share its slots; one that let a slot go at once could
     // hand it to another that lets it go too, and neither would claim).
     let mut reserved = 0usize;
     let busy_batch = shared.config.concurrency.min(batch);
-    let max_claims = claims_per_queue(shared.config.concurrency, batch);
+    let max_claims = claims_per_queue(shared.config.concurrency, prefetch, batch);
     // Until when a small claim waits for more free slots.
     let mut gather_until: Option<Instant> = None;
     // When the last claim that came back full was sent: full claims coming fast show that the
@@ -163,14 +164,15 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
             return;
         }
         let free = shared.slots.available_permits() + reserved;
+        let holding = held.len() + early.len();
         let busy = last_full_claim.is_some_and(|at| at.elapsed() < TARGET_WAIT);
         if claims.is_empty() && !dry && !stopping {
-            let want = (free + allowance).saturating_sub(held.len()).min(batch);
+            let want = (free + allowance).saturating_sub(holding).min(batch);
             // While the queue is busy (a full claim moments ago) and the buffer does not cover a
             // batch of slots, a small claim waits a moment for more slots to free up: otherwise
             // each claim takes only the slots freed while the previous one was in flight, and
             // claims shrink to a job or two.
-            let gathering = want > 0 && busy && held.is_empty() && want < busy_batch && {
+            let gathering = want > 0 && busy && holding == 0 && want < busy_batch && {
                 let until = *gather_until.get_or_insert_with(|| Instant::now() + GATHER);
                 Instant::now() < until
             };
@@ -180,25 +182,23 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                 gather_until = None;
             }
             // Claim once the buffer is half spent (or empty), not for every job started.
-            if want > 0 && !gathering && (held.is_empty() || held.len() * 2 <= allowance) {
+            if want > 0 && !gathering && (holding == 0 || holding * 2 <= allowance) {
                 // Slots stand idle waiting for this claim, and the last full one was moments ago
                 // (the jobs are short): hold more from now on. Long jobs never grow the buffer.
-                if held.is_empty() && free > 0 && busy {
+                if holding == 0 && free > 0 && busy {
                     allowance = (allowance * 2).max(1).min(prefetch);
                 }
-                send_claim(&shared, &queue, &mut claims, want, &mut claim_number);
-                asked += want;
+                claims.send(&shared, &queue, want);
             }
         }
         if !claims.is_empty() && claims.len() < max_claims && busy && !dry && !stopping {
             // Room for a full database batch beyond what the claim in flight asked for: a
             // second one.
             let want = (free + allowance)
-                .saturating_sub(held.len() + asked)
+                .saturating_sub(holding + claims.asked)
                 .min(batch);
             if want >= batch {
-                send_claim(&shared, &queue, &mut claims, want, &mut claim_number);
-                asked += want;
+                claims.send(&shared, &queue, want);
             }
         }
         let oldest = held.iter().map(|h| h.since).min();
@@ -207,7 +207,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
             !held.is_empty() || (claims.is_empty() && !dry && (free == 0 || gathering));
         tokio::select! {
             biased;
-            Some(joined) = claims.join_next(), if !claims.is_empty() => {
+            Some(joined) = claims.tasks.join_next(), if !claims.is_empty() => {
                 let ClaimResult { jobs, want, sent, number } = match joined {
                     Ok(result) => result,
                     Err(error) => {
@@ -216,12 +216,19 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                         tracing::error!(worker = %shared.config.id, queue = %queue, %error,
                             "a claim failed unexpectedly");
                         if claims.is_empty() {
-                            asked = 0;
+                            claims.asked = 0;
+                            claims.numbers.clear();
+                            held.extend(early.drain(..));
                         }
                         continue;
                     }
                 };
-                asked = asked.saturating_sub(want);
+                claims.asked = claims.asked.saturating_sub(want);
+                claims.numbers.retain(|n| *n != number);
+                if claims.is_empty() {
+                    // None in flight, whatever a claim that panicked left behind.
+                    claims.numbers.clear();
+                }
                 match jobs {
                     Ok(jobs) => {
                         error_delay = Duration::from_millis(100);
@@ -234,9 +241,11 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                         }
                         shared.metrics.add(MetricKind::Claimed, jobs.len() as u64);
                         let now = Instant::now();
+                        let wait = claims.numbers.iter().any(|n| *n < number);
                         for (place, job) in jobs.into_iter().enumerate() {
                             let stop = executor::hold(&shared, &job, sent);
-                            held.push(Held { job, stop, since: now, seq: (number, place) });
+                            let job = Held { job, stop, since: now, seq: (number, place) };
+                            if wait { early.push(job) } else { held.push(job) }
                         }
                     }
                     Err(error) => {
@@ -253,6 +262,15 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                         }
                         error_delay = (error_delay * 2).min(Duration::from_secs(5));
                     }
+                }
+                if !early.is_empty() {
+                    // Jobs that came back ahead of an earlier claim join the buffer once no
+                    // claim sent before theirs is in flight.
+                    let first = claims.numbers.iter().min().copied().unwrap_or(u64::MAX);
+                    let (ready, behind): (Vec<Held>, Vec<Held>) =
+                        early.drain(..).partition(|h| h.seq.0 < first);
+                    held.extend(ready);
+                    early = behind;
                 }
             }
             _ = shared.shutting_down(), if !stopping => {}
@@ -282,36 +300,54 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
     }
 }
 
-/// Sends a claim for `want` jobs of `queue`, numbered after the last one sent.
-fn send_claim(
-    shared: &Arc<Shared>,
-    queue: &str,
-    claims: &mut JoinSet<ClaimResult>,
-    want: usize,
-    number: &mut u64,
-) {
-    *number += 1;
-    let number = *number;
-    let shared = shared.clone();
-    let queue = queue.to_owned();
-    claims.spawn(async move {
-        let sent = Instant::now();
-        let jobs = store::jobs::claim(
-            &shared.pool,
-            &queue,
-            &shared.kinds,
-            want as i64,
-            &shared.config.id,
-            shared.config.lease,
-        )
-        .await;
-        ClaimResult {
-            jobs,
-            want,
-            sent,
-            number,
-        }
-    });
+/// A queue's claims in flight.
+#[derive(Default)]
+struct Claims {
+    tasks: JoinSet<ClaimResult>,
+    /// Their numbers.
+    numbers: Vec<u64>,
+    /// How many jobs they asked for together.
+    asked: usize,
+    /// The last number given.
+    last: u64,
+}
+
+impl Claims {
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Sends a claim for `want` jobs of `queue`, numbered after the last one sent.
+    fn send(&mut self, shared: &Arc<Shared>, queue: &str, want: usize) {
+        self.last += 1;
+        let number = self.last;
+        self.numbers.push(number);
+        self.asked += want;
+        let shared = shared.clone();
+        let queue = queue.to_owned();
+        self.tasks.spawn(async move {
+            let sent = Instant::now();
+            let jobs = store::jobs::claim(
+                &shared.pool,
+                &queue,
+                &shared.kinds,
+                want as i64,
+                &shared.config.id,
+                shared.config.lease,
+            )
+            .await;
+            ClaimResult {
+                jobs,
+                want,
+                sent,
+                number,
+            }
+        });
+    }
 }
 
 /// Hands held jobs back to the queue without spending an attempt: a `Released` outcome each,
@@ -380,14 +416,16 @@ mod tests {
     }
 
     #[test]
-    fn only_slots_for_two_batches_claim_twice_at_once() {
-        // The defaults: batches of 100.
-        assert_eq!(claims_per_queue(50, 100), 1);
-        assert_eq!(claims_per_queue(199, 100), 1);
-        assert_eq!(claims_per_queue(200, 100), 2);
-        // One slot with batches of one: a second claim could overtake the first's priority.
-        assert_eq!(claims_per_queue(1, 1), 1);
-        assert_eq!(claims_per_queue(2, 1), 2);
+    fn slots_and_buffer_for_two_batches_claim_twice_at_once() {
+        // Batches of 100.
+        assert_eq!(claims_per_queue(10, 100, 100), 1);
+        assert_eq!(claims_per_queue(10, 190, 100), 2);
+        assert_eq!(claims_per_queue(50, 200, 100), 2);
+        assert_eq!(claims_per_queue(200, 0, 100), 2);
+        assert_eq!(claims_per_queue(199, 0, 100), 1);
+        // One slot keeps to one claim, whatever its buffer: strict priority order.
+        assert_eq!(claims_per_queue(1, 200, 1), 1);
+        assert_eq!(claims_per_queue(2, 0, 1), 2);
     }
 
     #[test]
