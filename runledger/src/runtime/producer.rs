@@ -237,6 +237,17 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                         if jobs.len() < want {
                             dry = true;
                         } else {
+                            // The buffer ran dry with slots idle while this claim was in flight,
+                            // and the last full one was moments ago (the jobs are short): hold
+                            // more from now on.
+                            let idle = held.is_empty()
+                                && early.is_empty()
+                                && shared.slots.available_permits() + reserved > 0;
+                            let recent =
+                                last_full_claim.is_some_and(|at| at.elapsed() < TARGET_WAIT);
+                            if idle && recent {
+                                allowance = (allowance * 2).max(1).min(prefetch);
+                            }
                             last_full_claim = Some(sent);
                         }
                         shared.metrics.add(MetricKind::Claimed, jobs.len() as u64);
