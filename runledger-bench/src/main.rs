@@ -404,7 +404,7 @@ async fn run(args: Args) -> Result<(), runledger::Error> {
         println!("{:<6} {:<34} {:>14}  unit", "load", "figure", "value");
         for f in &bench.figures {
             let places = match f.unit {
-                "x" | "commits" | "rows" => 2,
+                "x" | "commits" | "rows" | "entries" => 2,
                 _ => 1,
             };
             println!(
@@ -731,6 +731,8 @@ struct Work {
     updated: f64,
     deleted: f64,
     wal_bytes: f64,
+    seq_read: f64,
+    fetch_index_read: f64,
 }
 
 /// The counters' growth since `before`, per one of `units`. The writers' connections must be
@@ -751,6 +753,8 @@ async fn work_done(
         updated: per(after.updated, before.updated),
         deleted: per(after.deleted, before.deleted),
         wal_bytes: wal as f64 / units as f64,
+        seq_read: per(after.seq_read, before.seq_read),
+        fetch_index_read: per(after.fetch_index_read, before.fetch_index_read),
     })
 }
 
@@ -777,6 +781,8 @@ fn record_work(
         ("rows updated", work.updated, "rows"),
         ("rows deleted", work.deleted, "rows"),
         ("WAL", work.wal_bytes, "bytes"),
+        ("jobs rows read by seq scans", work.seq_read, "rows"),
+        ("claim index entries read", work.fetch_index_read, "entries"),
     ] {
         bench.record(
             workload,

@@ -105,6 +105,12 @@ pub struct Counters {
     pub updated: i64,
     /// Rows deleted in this database, by the statistics (as `inserted`).
     pub deleted: i64,
+    /// Rows of the jobs table read by sequential scans (as `inserted`): a plan that scans the
+    /// table where it should look rows up by key shows here.
+    pub seq_read: i64,
+    /// Entries of the claim's index read (as `inserted`): claims that step over many entries
+    /// of rows no longer available show here.
+    pub fetch_index_read: i64,
     wal_lsn: String,
 }
 
@@ -117,6 +123,8 @@ impl Counters {
             inserted: c.inserted,
             updated: c.updated,
             deleted: c.deleted,
+            seq_read: c.seq_read,
+            fetch_index_read: c.fetch_index_read,
             wal_lsn: c.wal_lsn,
         })
     }
