@@ -41,15 +41,9 @@ pub async fn complete(pool: &PgPool, tokens: &[Token]) -> Result<usize, Error> {
     Ok(jobs::complete(pool, &completions(tokens)).await?.len())
 }
 
-/// The plan of the worker's completion write for `tokens`, from `EXPLAIN` (nothing is written):
-/// the generic plan a session's prepared statement settles on after a few executions when
-/// `generic`, else the plan for these values.
-pub async fn completion_plan(
-    pool: &PgPool,
-    tokens: &[Token],
-    generic: bool,
-) -> Result<String, Error> {
-    jobs::complete_plan(pool, &completions(tokens), generic).await
+/// Completes the claimed jobs like [`complete`], on `conn` (in its transaction, if one is open).
+pub async fn complete_on(conn: &mut sqlx::PgConnection, tokens: &[Token]) -> Result<usize, Error> {
+    Ok(jobs::complete(conn, &completions(tokens)).await?.len())
 }
 
 /// In one transaction, claims up to `limit` jobs and completes them: the cycle at the size the

@@ -411,62 +411,6 @@ pub(crate) struct Written {
     pub(crate) due_in_ms: Option<f64>,
 }
 
-/// The completer's write: many attempts' outcomes in one statement, each row fenced by id,
-/// attempt and `state = 'running'`. Parameters: ids, attempts, outcomes, outputs, delays (s),
-/// errors, one element per attempt.
-macro_rules! complete_sql {
-    () => {
-        concat!(
-            r#"
-            WITH u AS (
-                SELECT * FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::float8[],
-                                     $6::text[]) AS u(id, attempt, outcome, output, delay_s, error)
-            ),
-            done AS (
-                UPDATE runledger.jobs j
-                SET state = CASE u.outcome
-                        WHEN 'completed' THEN 'completed'
-                        WHEN 'retry' THEN CASE WHEN j.attempt >= j.max_attempts
-                                               THEN 'failed' ELSE 'retryable' END
-                        WHEN 'failed' THEN 'failed'
-                        WHEN 'cancelled' THEN 'cancelled'
-                        WHEN 'snoozed' THEN 'scheduled'
-                        ELSE 'available' END,
-                    output = CASE WHEN u.outcome = 'completed' THEN u.output::jsonb END,
-                    finished_at = CASE
-                        WHEN u.outcome IN ('completed', 'failed', 'cancelled')
-                          OR (u.outcome = 'retry' AND j.attempt >= j.max_attempts) THEN now() END,
-                    run_at = CASE
-                        WHEN u.outcome IN ('retry', 'snoozed')
-                            THEN now() + make_interval(secs => COALESCE(u.delay_s, 0))
-                        -- Handed back: available again, in its place in the queue.
-                        WHEN u.outcome = 'released' THEN LEAST(j.run_at, now())
-                        ELSE j.run_at END,
-                    max_attempts = CASE WHEN u.outcome IN ('snoozed', 'released')
-                                        THEN j.max_attempts + 1 ELSE j.max_attempts END,
-                    errors = CASE WHEN u.error IS NULL THEN j.errors
-                        ELSE j.errors || jsonb_build_array(jsonb_build_object(
-                            'attempt', j.attempt, 'at', now(), 'error', u.error)) END,
-                    lease_expires_at = NULL
-                FROM u
-                WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running'
-                RETURNING j.id, j.state, j.queue, j.run_at
-            ),
-            notified AS (
-                SELECT "#,
-            notify_queue!("q.queue"),
-            r#"
-                FROM (SELECT DISTINCT queue FROM done WHERE state = 'available') q
-            )
-            SELECT done.id, done.state, done.queue,
-                   CASE WHEN done.state IN ('retryable', 'scheduled')
-                        THEN EXTRACT(EPOCH FROM (done.run_at - now()))::float8 * 1000 END AS due_in_ms
-            FROM done CROSS JOIN (SELECT count(*) FROM notified) n
-            "#
-        )
-    };
-}
-
 /// [`complete`]'s parameters, one array per column.
 struct OutcomeColumns<'a> {
     ids: Vec<i64>,
@@ -520,46 +464,15 @@ pub(crate) async fn complete<'e>(
     db: impl PgExecutor<'e>,
     outcomes: &[Outcome],
 ) -> Result<Vec<Written>, Error> {
+    // The statement is `runledger.complete_jobs` (migration 0010), which plans it without
+    // regard to the table's statistics or the batch's size.
     let columns = OutcomeColumns::new(outcomes);
     Ok(columns
-        .bind(sqlx::query_as::<_, Written>(complete_sql!()))
+        .bind(sqlx::query_as::<_, Written>(
+            "SELECT id, state, queue, due_in_ms FROM runledger.complete_jobs($1, $2, $3, $4, $5, $6)",
+        ))
         .fetch_all(db)
         .await?)
-}
-
-/// The plan [`complete`] runs for `outcomes`, without running it (`EXPLAIN`): the prepared
-/// statement's generic plan, which a session settles on after a few executions, when `generic`,
-/// else the plan for these values.
-#[cfg(feature = "bench")]
-pub(crate) async fn complete_plan(
-    pool: &PgPool,
-    outcomes: &[Outcome],
-    generic: bool,
-) -> Result<String, Error> {
-    let columns = OutcomeColumns::new(outcomes);
-    let mut tx = pool.begin().await?;
-    let mode = if generic {
-        "force_generic_plan"
-    } else {
-        "force_custom_plan"
-    };
-    sqlx::query("SELECT set_config('plan_cache_mode', $1, true)")
-        .bind(mode)
-        .execute(&mut *tx)
-        .await?;
-    let lines: Vec<(String,)> = columns
-        .bind(sqlx::query_as(concat!(
-            "EXPLAIN (COSTS OFF) ",
-            complete_sql!()
-        )))
-        .fetch_all(&mut *tx)
-        .await?;
-    tx.rollback().await?;
-    Ok(lines
-        .into_iter()
-        .map(|(line,)| line)
-        .collect::<Vec<_>>()
-        .join("\n"))
 }
 
 /// Writes `outcomes` like [`complete`]. When some belong to workflow runs, their run rows are
