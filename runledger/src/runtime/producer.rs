@@ -13,8 +13,9 @@
 //! at once every held job that finds no free slot.
 //!
 //! A second claim goes out while one is in flight when the room left beyond what that one asked
-//! for (free slots plus allowance, less the held jobs) still covers a full batch: a worker whose
-//! slots and buffer span two batches claims on two connections while its jobs are short (see
+//! for (free slots plus allowance, less the held jobs) still covers a full batch and the last
+//! two claims came back full (a backlog of more than a batch): a worker whose slots and buffer
+//! span two batches claims on two connections while its jobs are short (see
 //! [`claims_per_queue`]). Each claim locks its rows on its own, skipping those the other holds,
 //! so the lock order and the fencing are those of a single claim. The jobs of a claim that comes
 //! back before one sent ahead of it wait for that one, so that the jobs which usually locked
@@ -133,6 +134,9 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
     // When the last claim that came back full was sent: full claims coming fast show that the
     // queue has work and that its jobs start and finish fast.
     let mut last_full_claim: Option<Instant> = None;
+    // Claims that came back full in a row: two or more show a backlog of more than a batch,
+    // which a second claim in flight can take; a queue fed a batch at a time has none.
+    let mut full_in_row = 0u32;
     loop {
         // Start held jobs while slots are free. At shutdown too: a job claimed for a free slot
         // runs within the grace period, as it would have a moment earlier; only the jobs held
@@ -191,7 +195,13 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                 claims.send(&shared, &queue, want);
             }
         }
-        if !claims.is_empty() && claims.len() < max_claims && busy && !dry && !stopping {
+        if !claims.is_empty()
+            && claims.len() < max_claims
+            && busy
+            && full_in_row >= 2
+            && !dry
+            && !stopping
+        {
             // Room for a full database batch beyond what the claim in flight asked for: a
             // second one.
             let want = (free + allowance)
@@ -236,7 +246,9 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                         // whatever another claim in flight brings back.
                         if jobs.len() < want {
                             dry = true;
+                            full_in_row = 0;
                         } else {
+                            full_in_row = full_in_row.saturating_add(1);
                             // The buffer ran dry with slots idle while this claim was in flight,
                             // and the last full one was moments ago (the jobs are short): hold
                             // more from now on.
