@@ -526,14 +526,10 @@ pub(crate) async fn heartbeat(
     attempts: &[i32],
     lease: Duration,
 ) -> Result<Vec<Renewed>, Error> {
+    // The statement is `runledger.renew_leases` (migration 0011): rows looked up by key, in
+    // the order of `ids`, whatever the statistics say.
     let rows = sqlx::query_as::<_, Renewed>(
-        r#"
-        UPDATE runledger.jobs j
-        SET lease_expires_at = now() + make_interval(secs => $3)
-        FROM unnest($1::int8[], $2::int4[]) AS u(id, attempt)
-        WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running'
-        RETURNING j.id, j.attempt, j.cancel_requested
-        "#,
+        "SELECT id, attempt, cancel_requested FROM runledger.renew_leases($1, $2, $3)",
     )
     .bind(ids)
     .bind(attempts)
