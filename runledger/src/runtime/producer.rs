@@ -190,7 +190,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                 // Slots stand idle waiting for this claim, and the last full one was moments ago
                 // (the jobs are short): hold more from now on. Long jobs never grow the buffer.
                 if holding == 0 && free > 0 && busy {
-                    allowance = (allowance * 2).max(1).min(prefetch);
+                    allowance = doubled(allowance, prefetch);
                 }
                 claims.send(&shared, &queue, want);
             }
@@ -225,20 +225,12 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                         // leases run out and the rescuer returns those jobs to the queue.
                         tracing::error!(worker = %shared.config.id, queue = %queue, %error,
                             "a claim failed unexpectedly");
-                        if claims.is_empty() {
-                            claims.asked = 0;
-                            claims.numbers.clear();
-                            held.extend(early.drain(..));
-                        }
+                        claims.finished(None);
+                        release_early(&claims, &mut early, &mut held);
                         continue;
                     }
                 };
-                claims.asked = claims.asked.saturating_sub(want);
-                claims.numbers.retain(|n| *n != number);
-                if claims.is_empty() {
-                    // None in flight, whatever a claim that panicked left behind.
-                    claims.numbers.clear();
-                }
+                claims.finished(Some((number, want)));
                 match jobs {
                     Ok(jobs) => {
                         error_delay = Duration::from_millis(100);
@@ -258,13 +250,13 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                             let recent =
                                 last_full_claim.is_some_and(|at| at.elapsed() < TARGET_WAIT);
                             if idle && recent {
-                                allowance = (allowance * 2).max(1).min(prefetch);
+                                allowance = doubled(allowance, prefetch);
                             }
                             last_full_claim = Some(sent);
                         }
                         shared.metrics.add(MetricKind::Claimed, jobs.len() as u64);
                         let now = Instant::now();
-                        let wait = claims.numbers.iter().any(|n| *n < number);
+                        let wait = claims.first() < number;
                         for (place, job) in jobs.into_iter().enumerate() {
                             let stop = executor::hold(&shared, &job, sent);
                             let job = Held { job, stop, since: now, seq: (number, place) };
@@ -286,15 +278,7 @@ pub(crate) async fn run(shared: Arc<Shared>, queue: String) {
                         error_delay = (error_delay * 2).min(Duration::from_secs(5));
                     }
                 }
-                if !early.is_empty() {
-                    // Jobs that came back ahead of an earlier claim join the buffer once no
-                    // claim sent before theirs is in flight.
-                    let first = claims.numbers.iter().min().copied().unwrap_or(u64::MAX);
-                    let (ready, behind): (Vec<Held>, Vec<Held>) =
-                        early.drain(..).partition(|h| h.seq.0 < first);
-                    held.extend(ready);
-                    early = behind;
-                }
+                release_early(&claims, &mut early, &mut held);
             }
             _ = shared.shutting_down(), if !stopping => {}
             permit = shared.slots.acquire(), if waiting_for_slot => {
@@ -344,6 +328,24 @@ impl Claims {
         self.tasks.len()
     }
 
+    /// The number of the earliest claim in flight (`u64::MAX` when none is).
+    fn first(&self) -> u64 {
+        self.numbers.iter().min().copied().unwrap_or(u64::MAX)
+    }
+
+    /// Forgets a claim that came back (its number and how many jobs it asked for), or one whose
+    /// task panicked (`None`: known only once none is left in flight).
+    fn finished(&mut self, claim: Option<(u64, usize)>) {
+        if let Some((number, want)) = claim {
+            self.asked = self.asked.saturating_sub(want);
+            self.numbers.retain(|n| *n != number);
+        }
+        if self.is_empty() {
+            self.asked = 0;
+            self.numbers.clear();
+        }
+    }
+
     /// Sends a claim for `want` jobs of `queue`, numbered after the last one sent.
     fn send(&mut self, shared: &Arc<Shared>, queue: &str, want: usize) {
         self.last += 1;
@@ -371,6 +373,24 @@ impl Claims {
             }
         });
     }
+}
+
+/// The allowance after a sign that the buffer should grow: doubled, at least one, at most
+/// `prefetch`.
+fn doubled(allowance: usize, prefetch: usize) -> usize {
+    (allowance * 2).max(1).min(prefetch)
+}
+
+/// Moves the jobs that came back ahead of an earlier claim into the buffer once no claim sent
+/// before theirs is in flight.
+fn release_early(claims: &Claims, early: &mut Vec<Held>, held: &mut BinaryHeap<Held>) {
+    if early.is_empty() {
+        return;
+    }
+    let first = claims.first();
+    let (ready, behind): (Vec<Held>, Vec<Held>) = early.drain(..).partition(|h| h.seq.0 < first);
+    held.extend(ready);
+    *early = behind;
 }
 
 /// Hands held jobs back to the queue without spending an attempt: a `Released` outcome each,

@@ -411,52 +411,6 @@ pub(crate) struct Written {
     pub(crate) due_in_ms: Option<f64>,
 }
 
-/// [`complete`]'s parameters, one array per column.
-struct OutcomeColumns<'a> {
-    ids: Vec<i64>,
-    attempts: Vec<i32>,
-    kinds: Vec<&'static str>,
-    outputs: Vec<Option<&'a str>>,
-    delays: Vec<Option<f64>>,
-    errors: Vec<Option<&'a str>>,
-}
-
-impl<'a> OutcomeColumns<'a> {
-    fn new(outcomes: &'a [Outcome]) -> Self {
-        let n = outcomes.len();
-        let mut columns = OutcomeColumns {
-            ids: Vec::with_capacity(n),
-            attempts: Vec::with_capacity(n),
-            kinds: Vec::with_capacity(n),
-            outputs: Vec::with_capacity(n),
-            delays: Vec::with_capacity(n),
-            errors: Vec::with_capacity(n),
-        };
-        for o in outcomes {
-            columns.ids.push(o.id);
-            columns.attempts.push(o.attempt);
-            columns.kinds.push(o.kind.as_str());
-            columns.outputs.push(o.output.as_deref());
-            columns.delays.push(o.delay.map(|d| d.as_secs_f64()));
-            columns.errors.push(o.error.as_deref());
-        }
-        columns
-    }
-
-    fn bind<'q, O>(
-        &'q self,
-        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
-        query
-            .bind(&self.ids)
-            .bind(&self.attempts)
-            .bind(&self.kinds)
-            .bind(&self.outputs)
-            .bind(&self.delays)
-            .bind(&self.errors)
-    }
-}
-
 /// Writes many attempts' outcomes in one statement. A row is changed only if it is still
 /// `running` under the same attempt: a worker that lost its lease changes nothing. Returns the
 /// rows actually changed.
@@ -464,15 +418,34 @@ pub(crate) async fn complete<'e>(
     db: impl PgExecutor<'e>,
     outcomes: &[Outcome],
 ) -> Result<Vec<Written>, Error> {
+    let n = outcomes.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut kinds = Vec::with_capacity(n);
+    let mut outputs = Vec::with_capacity(n);
+    let mut delays = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
+    for o in outcomes {
+        ids.push(o.id);
+        attempts.push(o.attempt);
+        kinds.push(o.kind.as_str());
+        outputs.push(o.output.as_deref());
+        delays.push(o.delay.map(|d| d.as_secs_f64()));
+        errors.push(o.error.as_deref());
+    }
     // The statement is `runledger.complete_jobs` (migration 0010), which plans it without
     // regard to the table's statistics or the batch's size.
-    let columns = OutcomeColumns::new(outcomes);
-    Ok(columns
-        .bind(sqlx::query_as::<_, Written>(
-            "SELECT id, state, queue, due_in_ms FROM runledger.complete_jobs($1, $2, $3, $4, $5, $6)",
-        ))
-        .fetch_all(db)
-        .await?)
+    Ok(sqlx::query_as::<_, Written>(
+        "SELECT id, state, queue, due_in_ms FROM runledger.complete_jobs($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&ids)
+    .bind(&attempts)
+    .bind(&kinds)
+    .bind(&outputs)
+    .bind(&delays)
+    .bind(&errors)
+    .fetch_all(db)
+    .await?)
 }
 
 /// Writes `outcomes` like [`complete`]. When some belong to workflow runs, their run rows are
