@@ -460,7 +460,7 @@ async fn pruner_deletes_only_finished_jobs_past_their_retention() {
             .unwrap();
         sqlx::query(
             "UPDATE runledger.jobs SET state = $2, created_at = now() - interval '1 day', \
-                 run_at = now() + CASE WHEN $2 IN ('scheduled', 'retryable') \
+                 run_at = now() + CASE WHEN $2 IN ('scheduled', 'retryable', 'waiting') \
                                        THEN interval '1 day' ELSE interval '-1 day' END, \
                  finished_at = now() - make_interval(secs => $3), \
                  lease_expires_at = CASE WHEN $2 = 'running' THEN now() + interval '1 hour' END \

@@ -11,6 +11,7 @@
 //!
 #![doc = include_str!("job.md")]
 
+mod event;
 mod job;
 mod shared;
 mod workflow;
@@ -35,4 +36,12 @@ pub fn job(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
     workflow::workflow(attr.into(), item.into()).into()
+}
+
+/// Derives `runledger::durable::Event` for a struct:
+/// `#[event(name = "orders.packed", key = order_id)]` names the event and the field whose
+/// value routes it (any type that implements `Display`).
+#[proc_macro_derive(Event, attributes(event))]
+pub fn derive_event(item: TokenStream) -> TokenStream {
+    event::derive(item.into()).into()
 }

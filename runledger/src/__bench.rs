@@ -140,6 +140,8 @@ fn completions(tokens: &[Token]) -> Vec<Outcome> {
             delay: None,
             error: None,
             run_id: None,
+            wait: None,
+            durable: false,
         })
         .collect()
 }

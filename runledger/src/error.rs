@@ -83,6 +83,17 @@ pub enum Error {
         reason: Option<String>,
     },
 
+    /// A durable job's code no longer matches its journal; the job stopped for good in state
+    /// `diverged`. Deploy code that makes the recorded calls again (or declare the old
+    /// version), or cancel the job.
+    #[error("job {id} diverged from its journal: {diff}")]
+    JobDiverged {
+        /// The job.
+        id: JobId,
+        /// The first difference between the journal and what the code does now.
+        diff: String,
+    },
+
     /// Waiting for a job took longer than the given timeout; the job goes on.
     #[error("timed out waiting for job {id}; it is still {state}")]
     WaitTimeout {

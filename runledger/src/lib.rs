@@ -108,6 +108,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
+pub mod durable;
 mod error;
 mod ids;
 pub mod job;

@@ -250,6 +250,7 @@ impl JobRunner {
             client: self.client.clone(),
             stop,
             lease: Duration::from_secs(30),
+            journal: None,
         };
         let output = job.run(&ctx).await?;
         let json = Storable::to_value(&output).map_err(JobError::fatal)?;

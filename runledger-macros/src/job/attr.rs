@@ -30,6 +30,9 @@ pub(crate) const JOB_OPTIONS: &[&str] = &[
     "missed",
     "cron_args",
     "sensitive",
+    "durable",
+    "version",
+    "resumes",
 ];
 
 /// The keys of `backoff(...)`.
@@ -78,6 +81,12 @@ pub(crate) struct JobAttr {
     pub(crate) cron_args: Option<Spanned<Expr>>,
     /// `sensitive`: payloads and outputs are kept out of `Debug`, logs and error texts.
     pub(crate) sensitive: Option<Spanned<bool>>,
+    /// `durable`: the handler's journaled calls are recorded and replayed.
+    pub(crate) durable: Option<Spanned<bool>>,
+    /// `version = N`: the durable code's version.
+    pub(crate) version: Option<Spanned<i128>>,
+    /// `resumes = [1, 2]`: earlier versions this code resumes.
+    pub(crate) resumes: Option<Spanned<Vec<Spanned<i128>>>>,
 }
 
 /// `backoff(base = "1s", factor = 2.0, max = "1h", jitter = 0.25)` or `backoff(constant = "5s")`.
@@ -189,11 +198,11 @@ impl JobAttr {
                 let value = value_of(meta, &key, example, errors, expr)?;
                 store(&mut self.cron_args, value, &key, "#[job]", errors);
             }
-            "sensitive" => {
+            "sensitive" | "durable" => {
                 if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
                     errors.spanned(
                         &key,
-                        "`sensitive` takes no value; write `#[job(sensitive)]`",
+                        format!("`{name}` takes no value; write `#[job({name})]`"),
                     );
                     return skip_value(meta);
                 }
@@ -202,7 +211,20 @@ impl JobAttr {
                     value: true,
                     tokens: quote::quote!(#key),
                 };
-                store(&mut self.sensitive, Some(value), &key, "#[job]", errors);
+                let slot = if name == "durable" {
+                    &mut self.durable
+                } else {
+                    &mut self.sensitive
+                };
+                store(slot, Some(value), &key, "#[job]", errors);
+            }
+            "version" => {
+                let value = value_of(meta, &key, "version = 2", errors, integer)?;
+                store(&mut self.version, value, &key, "#[job]", errors);
+            }
+            "resumes" => {
+                let value = value_of(meta, &key, "resumes = [1, 2]", errors, integers)?;
+                store(&mut self.resumes, value, &key, "#[job]", errors);
             }
             _ => unreachable!("every name in JOB_OPTIONS has an arm"),
         }
@@ -434,6 +456,26 @@ fn strings(key: &Ident, expr: &Expr) -> syn::Result<Vec<Spanned<String>>> {
             Ok(Spanned {
                 key: key.clone(),
                 value: string(key, elem)?,
+                tokens: elem.to_token_stream(),
+            })
+        })
+        .collect()
+}
+
+fn integers(key: &Ident, expr: &Expr) -> syn::Result<Vec<Spanned<i128>>> {
+    let Expr::Array(array) = expr else {
+        return Err(syn::Error::new_spanned(
+            expr,
+            format!("`{key}` takes a list of integers, such as `{key} = [1, 2]`"),
+        ));
+    };
+    array
+        .elems
+        .iter()
+        .map(|elem| {
+            Ok(Spanned {
+                key: key.clone(),
+                value: integer(key, elem)?,
                 tokens: elem.to_token_stream(),
             })
         })

@@ -390,6 +390,20 @@ fn job_options(options: &JobAttr) -> TokenStream {
     if options.unique.is_some() {
         calls.push(quote!(.unique(true)));
     }
+    if options.durable.is_some() {
+        calls.push(quote!(.durable(true)));
+    }
+    if let Some(version) = &options.version {
+        let version = Literal::i128_unsuffixed(version.value);
+        calls.push(quote!(.version(#version)));
+    }
+    if let Some(resumes) = &options.resumes {
+        let versions = resumes
+            .value
+            .iter()
+            .map(|v| Literal::i128_unsuffixed(v.value));
+        calls.push(quote!(.resumes(&[#(#versions),*])));
+    }
     if let Some(timeout) = &options.timeout {
         let timeout = duration(timeout.value);
         calls.push(quote!(.timeout(#timeout)));

@@ -38,6 +38,159 @@ pub(crate) fn job(attr: &JobAttr, job: &JobFn, errors: &mut Errors) {
     check_missed(attr, errors);
     check_cron_options_need_cron(attr, errors);
     check_cron_args(attr, job, errors);
+    check_durable(attr, job, errors);
+}
+
+/// `version` and `resumes` need `durable`; versions are positive `i32`s; a durable handler does
+/// not call two journaled calls of one kind by the same literal name without `.key(..)`, nor one
+/// inside a loop (each pass would record a call of the same identity).
+fn check_durable(attr: &JobAttr, job: &JobFn, errors: &mut Errors) {
+    if attr.durable.is_none() {
+        for (given, key) in [
+            (attr.version.as_ref().map(|v| &v.key), "version"),
+            (attr.resumes.as_ref().map(|v| &v.key), "resumes"),
+        ] {
+            if let Some(given) = given {
+                errors.spanned(
+                    given,
+                    format!(
+                        "`{key}` is for durable jobs; add `durable`: `#[job(durable, {key} = ...)]`"
+                    ),
+                );
+            }
+        }
+        return;
+    }
+    let version = attr.version.as_ref().map_or(1, |v| v.value);
+    for v in attr
+        .version
+        .iter()
+        .chain(attr.resumes.iter().flat_map(|r| r.value.iter()))
+    {
+        if v.value < 1 || i32::try_from(v.value).is_err() {
+            errors.spanned(&v.tokens, format!("a version is from 1 to {}", i32::MAX));
+        }
+    }
+    if let Some(resumes) = &attr.resumes {
+        for v in &resumes.value {
+            if v.value >= version {
+                errors.spanned(
+                    &v.tokens,
+                    format!(
+                        "`resumes` lists earlier versions than this code's (version {version}); the code always resumes its own version"
+                    ),
+                );
+            }
+        }
+    }
+    let mut seen: Vec<(String, String)> = Vec::new();
+    journaled_names(job.item.block.to_token_stream(), false, &mut seen, errors);
+}
+
+/// Journaled calls whose name is a literal: `.step("a")`, `.sleep("a", ..)`,
+/// `.sleep_until("a", ..)`, `.spawn("a", ..)`.
+const NAMED_CALLS: &[&str] = &["step", "sleep", "sleep_until", "spawn"];
+
+fn journaled_names(
+    tokens: proc_macro2::TokenStream,
+    in_loop: bool,
+    seen: &mut Vec<(String, String)>,
+    errors: &mut Errors,
+) {
+    use proc_macro2::{Delimiter, TokenTree};
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut loop_body_next = false;
+    for (i, token) in tokens.iter().enumerate() {
+        match token {
+            TokenTree::Ident(ident)
+                if matches!(ident.to_string().as_str(), "for" | "while" | "loop") =>
+            {
+                loop_body_next = true;
+            }
+            TokenTree::Group(group) => {
+                let body = loop_body_next && group.delimiter() == Delimiter::Brace;
+                if body {
+                    loop_body_next = false;
+                }
+                journaled_names(group.stream(), in_loop || body, seen, errors);
+            }
+            TokenTree::Ident(ident) if NAMED_CALLS.contains(&ident.to_string().as_str()) => {
+                let after_dot =
+                    i > 0 && matches!(&tokens[i - 1], TokenTree::Punct(p) if p.as_char() == '.');
+                let Some(TokenTree::Group(args)) = tokens.get(i + 1) else {
+                    continue;
+                };
+                if !after_dot || args.delimiter() != Delimiter::Parenthesis {
+                    continue;
+                }
+                let Some(TokenTree::Literal(literal)) = args.stream().into_iter().next() else {
+                    continue;
+                };
+                let Ok(syn::Lit::Str(name)) = syn::parse2::<syn::Lit>(literal.to_token_stream())
+                else {
+                    continue;
+                };
+                if keyed(&tokens[i + 2..]) {
+                    continue;
+                }
+                let kind = if ident == "sleep_until" {
+                    "sleep".to_owned()
+                } else {
+                    ident.to_string()
+                };
+                let call = (kind.clone(), name.value());
+                if in_loop {
+                    errors.spanned(
+                        &literal,
+                        format!(
+                            "{kind} `{}` is inside a loop: every pass records a call with the same identity; add `.key(..)` with what tells the passes apart (the loop variable)",
+                            name.value()
+                        ),
+                    );
+                } else if seen.contains(&call) {
+                    errors.spanned(
+                        &literal,
+                        format!(
+                            "{kind} `{}` is called twice in this handler; give each call its own name, or tell them apart with `.key(..)`",
+                            name.value()
+                        ),
+                    );
+                } else {
+                    seen.push(call);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Whether the method chain that follows a call (`.retry(..).key(..)`) sets a key.
+fn keyed(rest: &[proc_macro2::TokenTree]) -> bool {
+    use proc_macro2::TokenTree;
+    let mut i = 0;
+    while let (Some(TokenTree::Punct(dot)), Some(TokenTree::Ident(method))) =
+        (rest.get(i), rest.get(i + 1))
+    {
+        if dot.as_char() != '.' {
+            return false;
+        }
+        if method == "key" {
+            return true;
+        }
+        i += 2;
+        // Skip a turbofish and the arguments.
+        while let Some(token) = rest.get(i) {
+            match token {
+                TokenTree::Group(_) => {
+                    i += 1;
+                    break;
+                }
+                TokenTree::Punct(p) if p.as_char() == '.' => break,
+                _ => i += 1,
+            }
+        }
+    }
+    false
 }
 
 fn check_async(job: &JobFn, errors: &mut Errors) {

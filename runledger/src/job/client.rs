@@ -88,7 +88,9 @@ impl Runledger {
     /// to stop (its handler's future is dropped at the worker's next lease renewal or sooner)
     /// and is recorded `cancelled` unless it completes first; a finished job is left as it is.
     pub async fn cancel(&self, id: JobId) -> Result<CancelOutcome, Error> {
-        let before = store::jobs::cancel(self.pool(), id.0).await?;
+        let mut tx = self.pool().begin().await?;
+        let before = store::jobs::cancel(&mut tx, id.0).await?;
+        tx.commit().await?;
         CancelOutcome::from_previous_state(id, before)
     }
 

@@ -39,6 +39,8 @@ pub struct JobContext {
     pub(crate) client: Runledger,
     pub(crate) stop: watch::Receiver<Option<StopReason>>,
     pub(crate) lease: Duration,
+    /// The journal of a durable job's attempt; `None` for other jobs.
+    pub(crate) journal: Option<Arc<crate::durable::Journal>>,
 }
 
 impl fmt::Debug for JobContext {

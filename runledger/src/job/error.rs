@@ -24,6 +24,13 @@ pub(crate) enum JobErrorKind {
     Fatal(String),
     Snooze(Duration),
     Cancel(String),
+    /// A durable call cannot go on now: the job leaves its worker until one of the conditions
+    /// happens or the time comes.
+    Suspended(crate::durable::Suspension),
+    /// The code no longer matches the job's journal (the text is the difference).
+    Diverged(String),
+    /// The attempt no longer holds the job; nothing it writes counts.
+    LeaseLost,
 }
 
 impl JobError {
@@ -67,6 +74,15 @@ impl JobError {
     pub fn is_fatal(&self) -> bool {
         matches!(self.kind, JobErrorKind::Fatal(_))
     }
+    /// True when a durable call suspended the job (a sleep, a wait for an event or a child):
+    /// return it with `?` so that the job leaves its worker; it runs again, replaying its
+    /// journal, when what it waits for happens.
+    pub fn is_suspended(&self) -> bool {
+        matches!(self.kind, JobErrorKind::Suspended(_))
+    }
+    pub(crate) fn new(kind: JobErrorKind) -> Self {
+        Self { kind }
+    }
 }
 
 impl fmt::Debug for JobError {
@@ -82,6 +98,9 @@ impl fmt::Display for JobError {
             JobErrorKind::Fatal(message) => write!(f, "fatal: {message}"),
             JobErrorKind::Snooze(delay) => write!(f, "snoozed for {delay:?}"),
             JobErrorKind::Cancel(reason) => write!(f, "cancelled: {reason}"),
+            JobErrorKind::Suspended(suspension) => write!(f, "suspended: {suspension}"),
+            JobErrorKind::Diverged(diff) => write!(f, "diverged from its journal: {diff}"),
+            JobErrorKind::LeaseLost => f.write_str("the attempt lost its lease"),
         }
     }
 }

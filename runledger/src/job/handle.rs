@@ -71,6 +71,12 @@ impl<O: Storable> JobHandle<O> {
                         .last_error
                         .unwrap_or_else(|| "no error recorded".into()),
                 }),
+                JobState::Diverged => Err(Error::JobDiverged {
+                    id,
+                    diff: status
+                        .last_error
+                        .unwrap_or_else(|| "no difference recorded".into()),
+                }),
                 JobState::Cancelled => Err(Error::JobCancelled {
                     id,
                     reason: status.last_error,

@@ -36,6 +36,16 @@ pub struct JobOptions {
     /// job cannot be a workflow step (`#[workflow]` refuses it at compile time: a step is
     /// never deduplicated by a key; the run's idempotency key does that). Default false.
     pub unique: bool,
+    /// Declared `#[job(durable)]`: the handler's journaled calls (steps, sleeps, waits,
+    /// children) are recorded and replayed on later attempts; see [`crate::durable`].
+    /// Default false.
+    pub durable: bool,
+    /// The version of a durable job's code, stored with each call it records. Default 1.
+    pub version: i32,
+    /// Earlier versions whose journals this code can resume (`#[job(durable, version = 3,
+    /// resumes = [2])]`). A job recorded by a version not listed waits, visibly, for a worker
+    /// that declares it. Default none.
+    pub resumes: &'static [i32],
 }
 
 impl JobOptions {
@@ -51,7 +61,29 @@ impl JobOptions {
             cron: None,
             sensitive: false,
             unique: false,
+            durable: false,
+            version: 1,
+            resumes: &[],
         }
+    }
+    /// Marks the kind as durable (see [`JobOptions::durable`]).
+    pub const fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
+    }
+    /// Sets the durable code's version (see [`JobOptions::version`]).
+    pub const fn version(mut self, version: i32) -> Self {
+        self.version = version;
+        self
+    }
+    /// Sets the earlier versions this code resumes (see [`JobOptions::resumes`]).
+    pub const fn resumes(mut self, resumes: &'static [i32]) -> Self {
+        self.resumes = resumes;
+        self
+    }
+    /// Whether this code can resume a journal recorded by `version`.
+    pub fn can_resume(&self, version: i32) -> bool {
+        version == self.version || self.resumes.contains(&version)
     }
     /// Marks the kind as declared unique (see [`JobOptions::unique`]).
     pub const fn unique(mut self, unique: bool) -> Self {

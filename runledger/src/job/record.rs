@@ -68,6 +68,13 @@ pub struct JobRecord {
     pub finished_at: Option<DateTime<Utc>>,
     /// Its unique key, if any.
     pub unique_key: Option<String>,
+    /// The durable job that spawned it, for a child job.
+    pub parent_id: Option<JobId>,
+    /// While `waiting`: what wakes it (a JSON array: `{"event", "key"}`, `{"child"}`,
+    /// `{"sleep"}`, `{"kind", "version"}`); `run_at` wakes it regardless.
+    pub waiting_for: Option<serde_json::Value>,
+    /// The last progress its handler reported ([`JobContext::progress`](crate::JobContext::progress)).
+    pub progress: Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for JobRecord {
@@ -96,6 +103,9 @@ impl std::fmt::Debug for JobRecord {
             .field("attempted_at", &self.attempted_at)
             .field("finished_at", &self.finished_at)
             .field("unique_key", &format_args!("{}", redact(&self.unique_key)))
+            .field("parent_id", &self.parent_id)
+            .field("waiting_for", &self.waiting_for)
+            .field("progress", &self.progress)
             .finish()
     }
 }
@@ -123,6 +133,9 @@ impl JobRecord {
             attempted_at: row.attempted_at,
             finished_at: row.finished_at,
             unique_key: row.unique_key,
+            parent_id: row.parent_id.map(JobId),
+            waiting_for: row.waiting_for,
+            progress: row.progress,
         }
     }
 

@@ -14,7 +14,8 @@ pub enum JobState {
     Running,
     /// Failed an attempt; waits for its backoff before running again.
     Retryable,
-    /// Suspended (durable sleep, event or child job).
+    /// A durable job suspended until a time, an event or a child job's end; it holds no
+    /// worker meanwhile.
     Waiting,
     /// Finished successfully.
     Completed,
@@ -22,11 +23,13 @@ pub enum JobState {
     Failed,
     /// Cancelled.
     Cancelled,
+    /// A durable job whose code no longer matches its journal (terminal; see `docs/durable.md`).
+    Diverged,
 }
 
 impl JobState {
     /// All states.
-    pub const ALL: [JobState; 8] = [
+    pub const ALL: [JobState; 9] = [
         JobState::Scheduled,
         JobState::Available,
         JobState::Running,
@@ -35,6 +38,7 @@ impl JobState {
         JobState::Completed,
         JobState::Failed,
         JobState::Cancelled,
+        JobState::Diverged,
     ];
 
     /// The name stored in the database.
@@ -48,14 +52,15 @@ impl JobState {
             JobState::Completed => "completed",
             JobState::Failed => "failed",
             JobState::Cancelled => "cancelled",
+            JobState::Diverged => "diverged",
         }
     }
 
-    /// Completed, failed or cancelled: no transition leaves these states.
+    /// Completed, failed, cancelled or diverged: no transition leaves these states.
     pub fn is_finished(self) -> bool {
         matches!(
             self,
-            JobState::Completed | JobState::Failed | JobState::Cancelled
+            JobState::Completed | JobState::Failed | JobState::Cancelled | JobState::Diverged
         )
     }
 

@@ -1,7 +1,8 @@
-//! The pruner (leader only): deletes finished jobs (`completed`, `failed`, `cancelled`) whose
+//! The pruner (leader only): deletes finished jobs (`completed`, `failed`, `cancelled`,
+//! `diverged`, each with its journal) whose
 //! `finished_at` is older than their state's [`Retention`](crate::worker::Retention), in batches of at
 //! most [`PASS_LIMIT`] rows, the record of cron slots fired before the completed jobs'
-//! retention, and finished workflow runs (with their steps, edges and bindings). Unfinished jobs are never touched: the state filter is in the statement.
+//! retention, events past theirs, and finished workflow runs (with their steps, edges and bindings). Unfinished jobs are never touched: the state filter is in the statement.
 
 use std::time::Duration;
 
@@ -60,6 +61,20 @@ impl Service for Pruner {
             any |= deleted > 0;
             if deleted > 0 {
                 tracing::info!(worker = %shared.config.id, fires = deleted, "pruned cron fire records");
+            }
+        }
+        if let Some(keep) = retention.events {
+            let deleted = store::retention::prune_events(
+                &shared.pool,
+                keep.as_secs_f64(),
+                PASS_LIMIT,
+                leader,
+            )
+            .await?;
+            more |= deleted >= PASS_LIMIT as u64;
+            any |= deleted > 0;
+            if deleted > 0 {
+                tracing::info!(worker = %shared.config.id, events = deleted, "pruned events");
             }
         }
         if let Some(keep) = retention.workflow_runs {

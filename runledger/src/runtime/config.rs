@@ -48,13 +48,17 @@ const DAY: Duration = Duration::from_secs(86_400);
 pub struct Retention {
     /// Retention of completed jobs (and of the record of fired cron slots). Default 1 day.
     pub completed: Option<Duration>,
-    /// Retention of jobs failed for good. Default 7 days.
+    /// Retention of jobs failed for good, and of durable jobs that diverged from their
+    /// journal. Default 7 days.
     pub failed: Option<Duration>,
     /// Retention of cancelled jobs. Default 7 days.
     pub cancelled: Option<Duration>,
     /// Retention of finished workflow runs (completed, failed or cancelled), with their steps,
     /// edges and bindings. Default 7 days. Runs still running are never deleted.
     pub workflow_runs: Option<Duration>,
+    /// Retention of events emitted for durable jobs, from their emission (a wait that begins
+    /// later no longer finds them). Journals go with their jobs. Default 7 days.
+    pub events: Option<Duration>,
 }
 
 impl Retention {
@@ -65,6 +69,7 @@ impl Retention {
             failed: Some(keep),
             cancelled: Some(keep),
             workflow_runs: Some(keep),
+            events: Some(keep),
         }
     }
 
@@ -75,6 +80,7 @@ impl Retention {
             failed: None,
             cancelled: None,
             workflow_runs: None,
+            events: None,
         }
     }
 
@@ -96,6 +102,12 @@ impl Retention {
         self
     }
 
+    /// Sets the retention of events.
+    pub fn events(mut self, keep: impl Into<Option<Duration>>) -> Self {
+        self.events = keep.into();
+        self
+    }
+
     /// Sets the retention of finished workflow runs.
     pub fn workflow_runs(mut self, keep: impl Into<Option<Duration>>) -> Self {
         self.workflow_runs = keep.into();
@@ -107,6 +119,7 @@ impl Retention {
         [
             ("completed", self.completed),
             ("failed", self.failed),
+            ("diverged", self.failed),
             ("cancelled", self.cancelled),
         ]
         .into_iter()
@@ -121,6 +134,7 @@ impl Default for Retention {
             failed: Some(7 * DAY),
             cancelled: Some(7 * DAY),
             workflow_runs: Some(7 * DAY),
+            events: Some(7 * DAY),
         }
     }
 }

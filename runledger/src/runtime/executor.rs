@@ -12,9 +12,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::shared::{MetricKind, RunningEntry, Shared};
-use crate::job::{JobContext, JobErrorKind, JobId, JobOptions, StopReason};
+use crate::durable::Journal;
+use crate::job::{JobContext, JobError, JobErrorKind, JobId, JobOptions, StopReason};
 use crate::random::random_unit;
-use crate::store::jobs::{Claimed, Outcome, OutcomeKind};
+use crate::store::jobs::{Claimed, Outcome, OutcomeKind, Wait};
 
 /// Records a claimed job's attempt as held by this worker, from the claim until its outcome is
 /// written: its lease is renewed and guarded from now on, whether it runs at once or waits in
@@ -87,6 +88,47 @@ async fn execute(
             )),
         ));
     };
+    let durable = registration.options.durable;
+    let journal = if durable {
+        match Journal::load(
+            shared.client.clone(),
+            job.id,
+            job.attempt,
+            registration.options.version,
+        )
+        .await
+        {
+            Ok(journal) => Some(Arc::new(journal)),
+            Err(error) => {
+                let delay = registration
+                    .options
+                    .backoff
+                    .delay(job.attempt, random_unit());
+                return Some(outcome(
+                    &job,
+                    OutcomeKind::Retry,
+                    None,
+                    Some(delay),
+                    Some(format!("could not read the job's journal: {error}")),
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    // A journal recorded by a version this code does not declare it can resume: the job waits
+    // for a worker that does (a worker wakes such jobs when it starts).
+    if let Some(version) = journal.as_ref().and_then(|j| j.recorded_version())
+        && !registration.options.can_resume(version)
+    {
+        let mut held = outcome(&job, OutcomeKind::Suspended, None, None, None);
+        held.wait = Some(Wait {
+            conditions: vec![version_condition(registration.kind, version)],
+            until: None,
+        });
+        held.durable = true;
+        return Some(held);
+    }
     let ctx = Arc::new(JobContext {
         id: JobId(job.id),
         kind: registration.kind,
@@ -97,6 +139,7 @@ async fn execute(
         client: shared.client.clone(),
         stop: stop.clone(),
         lease: shared.config.lease,
+        journal: journal.clone(),
     });
     let args = std::mem::take(&mut job.args);
     let handler = CatchUnwind((registration.handler)(ctx, args));
@@ -129,6 +172,12 @@ async fn execute(
         } => Ended::Stopped(reason),
         ended = run => ended,
     };
+    // A durable attempt ends as its journal says first: changed code, a lost lease, or recorded
+    // calls the code no longer reaches.
+    let ended = match &journal {
+        Some(journal) => journal_verdict(journal, ended),
+        None => ended,
+    };
     match decide(
         ended,
         job.attempt,
@@ -136,7 +185,11 @@ async fn execute(
         shared.config.max_payload_bytes,
         random_unit(),
     ) {
-        Some(decided) => Some(decided.into_outcome(&job)),
+        Some(decided) => {
+            let mut written = decided.into_outcome(&job);
+            written.durable = durable;
+            Some(written)
+        }
         None => {
             // Someone else owns the job now: nothing this attempt could write would count.
             shared.metrics.add(MetricKind::LeaseLost, 1);
@@ -156,6 +209,31 @@ pub(crate) struct Decided {
     /// Delay before the next run, for `Retry` and `Snoozed`.
     pub(crate) delay: Option<Duration>,
     pub(crate) error: Option<String>,
+    /// What a suspended job waits for.
+    pub(crate) wait: Option<Wait>,
+}
+
+/// The wait condition of a job recorded by `version` of `kind`'s code.
+pub(crate) fn version_condition(kind: &str, version: i32) -> String {
+    serde_json::json!({ "kind": kind, "version": version }).to_string()
+}
+
+/// How a durable attempt ended, given its journal: a difference from the journal wins over
+/// anything the handler returned, a lost lease over the rest.
+fn journal_verdict(journal: &Journal, ended: Ended) -> Ended {
+    if let Some(diff) = journal.diverged() {
+        return Ended::Returned(Err(JobError::new(JobErrorKind::Diverged(diff))));
+    }
+    if journal.lease_lost() {
+        return Ended::Stopped(StopReason::LeaseLost);
+    }
+    match ended {
+        Ended::Returned(Ok(output)) => match journal.check_complete() {
+            Some(diff) => Ended::Returned(Err(JobError::new(JobErrorKind::Diverged(diff)))),
+            None => Ended::Returned(Ok(output)),
+        },
+        other => other,
+    }
 }
 
 impl Decided {
@@ -170,11 +248,14 @@ impl Decided {
             output,
             delay,
             error,
+            wait: None,
         }
     }
 
     fn into_outcome(self, job: &Claimed) -> Outcome {
-        outcome(job, self.kind, self.output, self.delay, self.error)
+        let mut written = outcome(job, self.kind, self.output, self.delay, self.error);
+        written.wait = self.wait;
+        written
     }
 }
 
@@ -235,6 +316,21 @@ pub(crate) fn decide(
             JobErrorKind::Cancel(reason) => {
                 Decided::new(OutcomeKind::Cancelled, None, None, Some(reason))
             }
+            JobErrorKind::Suspended(suspension) => Decided {
+                wait: Some(Wait {
+                    conditions: suspension
+                        .conditions
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect(),
+                    until: suspension.until,
+                }),
+                ..Decided::new(OutcomeKind::Suspended, None, None, None)
+            },
+            JobErrorKind::Diverged(diff) => {
+                Decided::new(OutcomeKind::Diverged, None, None, Some(diff))
+            }
+            JobErrorKind::LeaseLost => return None,
         },
         Ended::Panicked(message) => Decided::new(
             OutcomeKind::Retry,
@@ -279,6 +375,8 @@ pub(crate) fn outcome(
         delay: delay.map(|d| d.min(crate::validate::MAX_DELAY)),
         error: error.map(crate::validate::error_message),
         run_id: job.run_id,
+        wait: None,
+        durable: false,
     }
 }
 

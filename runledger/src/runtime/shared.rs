@@ -111,6 +111,8 @@ impl Shared {
             K::Cancelled => &self.metrics.cancelled,
             K::Snoozed => &self.metrics.snoozed,
             K::Released => &self.metrics.released,
+            K::Suspended => &self.metrics.suspended,
+            K::Diverged => &self.metrics.diverged,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -126,6 +128,8 @@ pub(crate) struct Metrics {
     cancelled: AtomicU64,
     snoozed: AtomicU64,
     released: AtomicU64,
+    suspended: AtomicU64,
+    diverged: AtomicU64,
     fenced: AtomicU64,
     lease_lost: AtomicU64,
     rescued: AtomicU64,
@@ -157,6 +161,8 @@ impl Metrics {
             cancelled: get(&self.cancelled),
             snoozed: get(&self.snoozed),
             released: get(&self.released),
+            suspended: get(&self.suspended),
+            diverged: get(&self.diverged),
             fenced: get(&self.fenced),
             lease_lost: get(&self.lease_lost),
             rescued: get(&self.rescued),
@@ -193,6 +199,10 @@ pub struct WorkerMetrics {
     pub snoozed: u64,
     /// Attempts handed back at shutdown.
     pub released: u64,
+    /// Attempts of durable jobs that suspended (sleep, event, child).
+    pub suspended: u64,
+    /// Attempts of durable jobs that found their code no longer matches their journal.
+    pub diverged: u64,
     /// Outcomes the database refused because this worker no longer held the lease.
     pub fenced: u64,
     /// Running attempts that found their lease taken and were dropped.

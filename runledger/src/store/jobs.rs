@@ -370,6 +370,10 @@ pub(crate) enum OutcomeKind {
     Snoozed,
     /// Handed back by a worker that is shutting down; run again now without spending an attempt.
     Released,
+    /// A durable job waits (for time, an event, a child) without spending an attempt.
+    Suspended,
+    /// A durable job's code no longer matches its journal: finished for good.
+    Diverged,
 }
 
 impl OutcomeKind {
@@ -381,6 +385,8 @@ impl OutcomeKind {
             OutcomeKind::Cancelled => "cancelled",
             OutcomeKind::Snoozed => "snoozed",
             OutcomeKind::Released => "released",
+            OutcomeKind::Suspended => "suspended",
+            OutcomeKind::Diverged => "diverged",
         }
     }
 }
@@ -399,6 +405,19 @@ pub(crate) struct Outcome {
     /// The workflow run of a step's job: its row is locked before the write (see
     /// [`complete_batch`]).
     pub(crate) run_id: Option<i64>,
+    /// For `Suspended`: what wakes the job (a JSON array of conditions) and when time does.
+    pub(crate) wait: Option<Wait>,
+    /// The job is durable: when it fails, its unfinished descendants are cancelled.
+    pub(crate) durable: bool,
+}
+
+/// What a suspended job waits for.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Wait {
+    /// Each condition as JSON text (`{"event": .., "key": ..}`, `{"child": id}`, ...).
+    pub(crate) conditions: Vec<String>,
+    /// The time that wakes the job regardless.
+    pub(crate) until: Option<DateTime<Utc>>,
 }
 
 /// What a fenced write changed.
@@ -407,8 +426,20 @@ pub(crate) struct Written {
     pub(crate) id: i64,
     pub(crate) state: String,
     pub(crate) queue: String,
-    /// Milliseconds until the job is due again, for retries and snoozes.
+    /// Milliseconds until the job is due again, for retries, snoozes and timed waits.
     pub(crate) due_in_ms: Option<f64>,
+    /// The job's parent, for a child job.
+    pub(crate) parent_id: Option<i64>,
+}
+
+impl Written {
+    /// Finished: completed, failed, cancelled or diverged.
+    pub(crate) fn is_finished(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            "completed" | "failed" | "cancelled" | "diverged"
+        )
+    }
 }
 
 /// Writes many attempts' outcomes in one statement. A row is changed only if it is still
@@ -425,6 +456,8 @@ pub(crate) async fn complete<'e>(
     let mut outputs = Vec::with_capacity(n);
     let mut delays = Vec::with_capacity(n);
     let mut errors = Vec::with_capacity(n);
+    let mut waits = Vec::with_capacity(n);
+    let mut untils = Vec::with_capacity(n);
     for o in outcomes {
         ids.push(o.id);
         attempts.push(o.attempt);
@@ -432,11 +465,18 @@ pub(crate) async fn complete<'e>(
         outputs.push(o.output.as_deref());
         delays.push(o.delay.map(|d| d.as_secs_f64()));
         errors.push(o.error.as_deref());
+        waits.push(
+            o.wait
+                .as_ref()
+                .map(|w| format!("[{}]", w.conditions.join(","))),
+        );
+        untils.push(o.wait.as_ref().and_then(|w| w.until));
     }
     // The statement is `runledger.complete_jobs` (migration 0010), which plans it without
     // regard to the table's statistics or the batch's size.
     Ok(sqlx::query_as::<_, Written>(
-        "SELECT id, state, queue, due_in_ms FROM runledger.complete_jobs($1, $2, $3, $4, $5, $6)",
+        "SELECT id, state, queue, due_in_ms, parent_id \
+         FROM runledger.complete_jobs($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&ids)
     .bind(&attempts)
@@ -444,6 +484,8 @@ pub(crate) async fn complete<'e>(
     .bind(&outputs)
     .bind(&delays)
     .bind(&errors)
+    .bind(&waits)
+    .bind(&untils)
     .fetch_all(db)
     .await?)
 }
@@ -452,19 +494,45 @@ pub(crate) async fn complete<'e>(
 /// locked first, in id order, in the same transaction, so two workers' batches that touch the
 /// same runs cannot deadlock (lock order everywhere: run rows, then job rows, then step rows);
 /// the steps whose jobs finished are then settled together, in that transaction.
+///
+/// Durable jobs add two things to the same transaction: before the write, the locks of the
+/// conditions suspended jobs wait for (so an event or a child's end committed meanwhile is
+/// seen; see migration 0012); after it, the parents of finished children wake and the
+/// descendants of failed durable jobs are cancelled.
 pub(crate) async fn complete_batch(
     pool: &PgPool,
     outcomes: &[Outcome],
 ) -> Result<Vec<Written>, Error> {
     let mut runs: Vec<i64> = outcomes.iter().filter_map(|o| o.run_id).collect();
-    if runs.is_empty() {
-        return complete(pool, outcomes).await;
+    let waits: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| o.wait.as_ref())
+        .flat_map(|w| w.conditions.iter().cloned())
+        .collect();
+    let durable = !waits.is_empty() || outcomes.iter().any(|o| o.durable);
+    if runs.is_empty() && !durable {
+        let written = complete(pool, outcomes).await?;
+        if !written
+            .iter()
+            .any(|w| w.parent_id.is_some() && w.is_finished())
+        {
+            return Ok(written);
+        }
+        // Children finished: their parents wake (a statement of its own, after the write).
+        settle_durable(pool, outcomes, &written).await?;
+        return Ok(written);
     }
     runs.sort_unstable();
     runs.dedup();
     let mut tx = pool.begin().await?;
-    super::workflows::lock_runs_to_settle(&mut tx, &runs).await?;
+    if !runs.is_empty() {
+        super::workflows::lock_runs_to_settle(&mut tx, &runs).await?;
+    }
+    if !waits.is_empty() {
+        super::durable::lock_waits(&mut tx, &waits).await?;
+    }
     let written = complete(&mut *tx, outcomes).await?;
+    settle_durable(&mut *tx, outcomes, &written).await?;
     let mut step_jobs: Vec<i64> = outcomes
         .iter()
         .filter(|o| o.run_id.is_some())
@@ -473,7 +541,7 @@ pub(crate) async fn complete_batch(
     step_jobs.sort_unstable();
     let steps: Vec<i64> = written
         .iter()
-        .filter(|w| matches!(w.state.as_str(), "completed" | "failed" | "cancelled"))
+        .filter(|w| w.is_finished())
         .filter(|w| step_jobs.binary_search(&w.id).is_ok())
         .map(|w| w.id)
         .collect();
@@ -482,6 +550,30 @@ pub(crate) async fn complete_batch(
     }
     tx.commit().await?;
     Ok(written)
+}
+
+/// Wakes the parents of the children in `written` that finished, and cancels the descendants
+/// of the durable jobs that failed (failed, cancelled, diverged).
+async fn settle_durable<'e>(
+    db: impl PgExecutor<'e>,
+    outcomes: &[Outcome],
+    written: &[Written],
+) -> Result<(), Error> {
+    let finished: Vec<i64> = written
+        .iter()
+        .filter(|w| w.parent_id.is_some() && w.is_finished())
+        .map(|w| w.id)
+        .collect();
+    let failed: Vec<i64> = written
+        .iter()
+        .filter(|w| w.is_finished() && w.state != "completed")
+        .filter(|w| outcomes.iter().any(|o| o.id == w.id && o.durable))
+        .map(|w| w.id)
+        .collect();
+    if finished.is_empty() && failed.is_empty() {
+        return Ok(());
+    }
+    super::durable::settle(db, &finished, &failed).await
 }
 
 /// A running job whose lease was renewed.
@@ -561,7 +653,7 @@ pub(crate) async fn rescue(pool: &PgPool, limit: i64) -> Result<Vec<Written>, Er
                              || ' stopped renewing it (crashed, hung or cut off)'))
             FROM expired
             WHERE j.id = expired.id
-            RETURNING j.id, j.state, j.queue
+            RETURNING j.id, j.state, j.queue, j.parent_id
         ),
         notified AS (
             SELECT "#,
@@ -569,13 +661,22 @@ pub(crate) async fn rescue(pool: &PgPool, limit: i64) -> Result<Vec<Written>, Er
         r#"
             FROM (SELECT DISTINCT queue FROM done WHERE state = 'available') q
         )
-        SELECT done.id, done.state, done.queue, NULL::float8 AS due_in_ms
+        SELECT done.id, done.state, done.queue, NULL::float8 AS due_in_ms, done.parent_id
         FROM done CROSS JOIN (SELECT count(*) FROM notified) n
         "#
     ))
     .bind(limit)
     .fetch_all(&mut *tx)
     .await?;
+    // Whatever ended here (failed, cancelled) wakes its parent and takes its descendants along.
+    let ended: Vec<i64> = rows
+        .iter()
+        .filter(|w| w.is_finished())
+        .map(|w| w.id)
+        .collect();
+    if !ended.is_empty() {
+        super::durable::settle(&mut *tx, &ended, &ended).await?;
+    }
     tx.commit().await?;
     Ok(rows)
 }
@@ -595,13 +696,13 @@ pub(crate) async fn stage(pool: &PgPool, limit: i64) -> Result<Staged, Error> {
         r#"
         WITH due AS (
             SELECT id FROM runledger.jobs
-            WHERE state IN ('scheduled', 'retryable') AND run_at <= now()
+            WHERE state IN ('scheduled', 'retryable', 'waiting') AND run_at <= now()
             ORDER BY run_at
             LIMIT $1
             FOR UPDATE SKIP LOCKED
         ),
         moved AS (
-            UPDATE runledger.jobs j SET state = 'available'
+            UPDATE runledger.jobs j SET state = 'available', waiting_for = NULL
             FROM due WHERE j.id = due.id
             RETURNING j.queue
         ),
@@ -614,7 +715,8 @@ pub(crate) async fn stage(pool: &PgPool, limit: i64) -> Result<Staged, Error> {
         SELECT (SELECT count(*) FROM moved) AS moved,
                (SELECT EXTRACT(EPOCH FROM (min(run_at) - now()))::float8 * 1000
                 FROM runledger.jobs
-                WHERE state IN ('scheduled', 'retryable') AND run_at > now()) AS next_due_ms
+                WHERE state IN ('scheduled', 'retryable', 'waiting') AND run_at > now()
+                  AND run_at < runledger.never()) AS next_due_ms
         FROM (SELECT count(*) FROM notified) n
         "#
     ))
@@ -624,8 +726,9 @@ pub(crate) async fn stage(pool: &PgPool, limit: i64) -> Result<Staged, Error> {
     Ok(row)
 }
 
-/// The state a job was in when a cancel was requested; `None` if no such job exists.
-pub(crate) async fn cancel<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Option<String>, Error> {
+/// The state a job was in when a cancel was requested; `None` if no such job exists. The job's
+/// unfinished descendants are cancelled with it, and a parent waiting for it wakes.
+pub(crate) async fn cancel(conn: &mut PgConnection, id: i64) -> Result<Option<String>, Error> {
     let before: Option<String> = sqlx::query_scalar(concat!(
         r#"
         WITH target AS (
@@ -635,9 +738,10 @@ pub(crate) async fn cancel<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Optio
             UPDATE runledger.jobs j
             SET state = CASE WHEN t.state = 'running' THEN j.state ELSE 'cancelled' END,
                 finished_at = CASE WHEN t.state = 'running' THEN j.finished_at ELSE now() END,
+                waiting_for = CASE WHEN t.state = 'running' THEN j.waiting_for END,
                 cancel_requested = true
             FROM target t
-            WHERE j.id = t.id AND t.state NOT IN ('completed', 'failed', 'cancelled')
+            WHERE j.id = t.id AND t.state NOT IN ('completed', 'failed', 'cancelled', 'diverged')
             RETURNING j.id
         ),
         notified AS (
@@ -652,8 +756,17 @@ pub(crate) async fn cancel<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Optio
         "#
     ))
     .bind(id)
-    .fetch_optional(db)
+    .fetch_optional(&mut *conn)
     .await?;
+    if let Some(state) = &before
+        && !matches!(
+            state.as_str(),
+            "completed" | "failed" | "cancelled" | "diverged"
+        )
+    {
+        let finished: &[i64] = if state == "running" { &[] } else { &[id] };
+        super::durable::settle(&mut *conn, finished, &[id]).await?;
+    }
     Ok(before)
 }
 
@@ -675,12 +788,15 @@ pub(crate) struct JobRow {
     pub(crate) attempted_at: Option<DateTime<Utc>>,
     pub(crate) finished_at: Option<DateTime<Utc>>,
     pub(crate) unique_key: Option<String>,
+    pub(crate) parent_id: Option<i64>,
+    pub(crate) waiting_for: Option<serde_json::Value>,
+    pub(crate) progress: Option<serde_json::Value>,
 }
 
 macro_rules! job_columns {
     () => {
         "id, kind, queue, state, priority, args, output, errors, attempt, max_attempts, run_at, \
-         created_at, attempted_at, finished_at, unique_key"
+         created_at, attempted_at, finished_at, unique_key, parent_id, waiting_for, progress"
     };
 }
 

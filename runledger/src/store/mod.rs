@@ -53,6 +53,7 @@ macro_rules! insert_jobs {
 pub(crate) mod admin;
 #[cfg(feature = "bench")]
 pub(crate) mod bench;
+pub(crate) mod durable;
 pub(crate) mod jobs;
 pub(crate) mod leader;
 pub(crate) mod notify;

@@ -22,7 +22,7 @@ pub(crate) async fn prune_jobs(
         WITH doomed AS (
             SELECT id FROM runledger.jobs
             WHERE state = $1
-              AND state IN ('completed', 'failed', 'cancelled')
+              AND state IN ('completed', 'failed', 'cancelled', 'diverged')
               AND finished_at IS NOT NULL
               AND finished_at < now() - make_interval(secs => $2)
               AND "#,
@@ -34,10 +34,43 @@ pub(crate) async fn prune_jobs(
         )
         DELETE FROM runledger.jobs j
         USING doomed
-        WHERE j.id = doomed.id AND j.state IN ('completed', 'failed', 'cancelled')
+        WHERE j.id = doomed.id AND j.state IN ('completed', 'failed', 'cancelled', 'diverged')
         "#
     ))
     .bind(state)
+    .bind(keep_s)
+    .bind(limit)
+    .bind(leader)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Deletes up to `limit` events emitted more than `keep_s` seconds ago, oldest first. Returns
+/// the rows deleted. With `leader`, as [`prune_jobs`].
+pub(crate) async fn prune_events(
+    pool: &PgPool,
+    keep_s: f64,
+    limit: i64,
+    leader: Option<&str>,
+) -> Result<u64, Error> {
+    Ok(sqlx::query(concat!(
+        r#"
+        WITH doomed AS (
+            SELECT name, key FROM runledger.events
+            WHERE emitted_at < now() - make_interval(secs => $1)
+              AND "#,
+        leader_holds_lease!("3"),
+        r#"
+            ORDER BY emitted_at
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        )
+        DELETE FROM runledger.events e
+        USING doomed
+        WHERE e.name = doomed.name AND e.key = doomed.key
+        "#
+    ))
     .bind(keep_s)
     .bind(limit)
     .bind(leader)

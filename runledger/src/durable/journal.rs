@@ -1,0 +1,253 @@
+//! The journal of one attempt of a durable job: what was recorded before it, the positions its
+//! calls take, and how the attempt ends when a call suspends or finds the code changed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::client::runledger::Runledger;
+use crate::error::Error;
+use crate::job::JobError;
+use crate::job::error::JobErrorKind;
+use crate::store::durable::{EntryRow, NewEntry};
+
+/// Why a durable job left its worker: what wakes it, and the time that wakes it regardless.
+///
+/// A suspending call returns it inside a [`JobError`] ([`JobError::is_suspended`]); return that
+/// error with `?` so the job can leave its worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suspension {
+    /// Conditions as stored in `waiting_for`: `{"event": name, "key": key}`, `{"child": id}`,
+    /// `{"sleep": name}`, `{"kind": kind, "version": v}`.
+    pub(crate) conditions: Vec<Value>,
+    pub(crate) until: Option<DateTime<Utc>>,
+}
+
+impl Suspension {
+    pub(crate) fn new(condition: Value, until: Option<DateTime<Utc>>) -> Self {
+        Self {
+            conditions: vec![condition],
+            until,
+        }
+    }
+
+    /// Waiting for either: every condition wakes the job, and the earlier time.
+    pub(crate) fn or(mut self, other: Suspension) -> Self {
+        for c in other.conditions {
+            if !self.conditions.contains(&c) {
+                self.conditions.push(c);
+            }
+        }
+        self.until = match (self.until, other.until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self
+    }
+
+    /// The time that wakes the job regardless, if any.
+    pub fn until(&self) -> Option<DateTime<Utc>> {
+        self.until
+    }
+
+    pub(crate) fn into_error(self) -> JobError {
+        JobError::new(JobErrorKind::Suspended(self))
+    }
+}
+
+impl fmt::Display for Suspension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("waiting for ")?;
+        for (i, c) in self.conditions.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" or ")?;
+            }
+            if let Some(name) = c.get("event").and_then(Value::as_str) {
+                let key = c.get("key").and_then(Value::as_str).unwrap_or_default();
+                write!(f, "event `{name}` with key `{key}`")?;
+            } else if let Some(child) = c.get("child") {
+                write!(f, "child job {child}")?;
+            } else if let Some(name) = c.get("sleep").and_then(Value::as_str) {
+                write!(f, "sleep `{name}` to end")?;
+            } else if let Some(version) = c.get("version") {
+                write!(f, "a worker that resumes version {version}")?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        if let Some(until) = self.until {
+            write!(f, " until {until}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One attempt's view of a durable job's journal.
+pub(crate) struct Journal {
+    pub(crate) job: i64,
+    pub(crate) attempt: i32,
+    pub(crate) version: i32,
+    pub(crate) client: Runledger,
+    recorded: BTreeMap<i32, EntryRow>,
+    next: AtomicI32,
+    db_now: DateTime<Utc>,
+    loaded: Instant,
+    diverged: Mutex<Option<String>>,
+    lease_lost: AtomicBool,
+}
+
+impl fmt::Debug for Journal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Journal")
+            .field("job", &self.job)
+            .field("attempt", &self.attempt)
+            .field("recorded", &self.recorded.len())
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Journal {
+    /// Reads the journal of `job` for attempt `attempt`.
+    pub(crate) async fn load(
+        client: Runledger,
+        job: i64,
+        attempt: i32,
+        version: i32,
+    ) -> Result<Self, Error> {
+        let rows = crate::store::durable::journal(client.pool(), job).await?;
+        let db_now = rows.first().map_or_else(Utc::now, |r| r.db_now);
+        Ok(Self::new(client, job, attempt, version, rows, db_now))
+    }
+
+    pub(crate) fn new(
+        client: Runledger,
+        job: i64,
+        attempt: i32,
+        version: i32,
+        rows: Vec<EntryRow>,
+        db_now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            job,
+            attempt,
+            version,
+            client,
+            recorded: rows.into_iter().map(|r| (r.position, r)).collect(),
+            next: AtomicI32::new(0),
+            db_now,
+            loaded: Instant::now(),
+            diverged: Mutex::new(None),
+            lease_lost: AtomicBool::new(false),
+        }
+    }
+
+    /// The newest version of the code that recorded a call, if any was recorded.
+    pub(crate) fn recorded_version(&self) -> Option<i32> {
+        self.recorded.values().map(|r| r.version).max()
+    }
+
+    /// Takes the next position: a call's place is fixed when it is built.
+    pub(crate) fn position(&self) -> i32 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The database's clock, as read when the journal was loaded plus the time since.
+    pub(crate) fn db_now(&self) -> DateTime<Utc> {
+        self.db_now
+            + chrono::Duration::from_std(self.loaded.elapsed()).unwrap_or(chrono::Duration::zero())
+    }
+
+    /// The recorded entry at `position`, checked against the call the code makes there now.
+    pub(crate) fn entry(
+        &self,
+        position: i32,
+        kind: &'static str,
+        name: &str,
+        key: Option<&str>,
+    ) -> Result<Option<&EntryRow>, JobError> {
+        if let Some(diff) = self.diverged() {
+            return Err(JobError::new(JobErrorKind::Diverged(diff)));
+        }
+        let Some(entry) = self.recorded.get(&position) else {
+            return Ok(None);
+        };
+        if entry.kind == kind && entry.name == name && entry.key.as_deref() == key {
+            return Ok(Some(entry));
+        }
+        Err(self.diverge(format!(
+            "position {position}: recorded {}, the code now calls {}",
+            describe(&entry.kind, &entry.name, entry.key.as_deref()),
+            describe(kind, name, key)
+        )))
+    }
+
+    /// Records the first difference found; the attempt ends `diverged`.
+    pub(crate) fn diverge(&self, diff: String) -> JobError {
+        let mut slot = self.diverged.lock().expect("journal lock poisoned");
+        let diff = slot.get_or_insert(diff).clone();
+        JobError::new(JobErrorKind::Diverged(diff))
+    }
+
+    /// The difference found, if the code no longer matches the journal.
+    pub(crate) fn diverged(&self) -> Option<String> {
+        self.diverged.lock().expect("journal lock poisoned").clone()
+    }
+
+    /// After the handler returned: a recorded call the code did not make is a difference too.
+    pub(crate) fn check_complete(&self) -> Option<String> {
+        if let Some(diff) = self.diverged() {
+            return Some(diff);
+        }
+        let next = self.next.load(Ordering::Relaxed);
+        let (position, entry) = self.recorded.range(next..).next()?;
+        let diff = format!(
+            "position {position}: recorded {}, the code now returns before it",
+            describe(&entry.kind, &entry.name, entry.key.as_deref())
+        );
+        let _ = self.diverge(diff);
+        self.diverged()
+    }
+
+    /// The attempt no longer holds the job.
+    pub(crate) fn lost(&self) -> JobError {
+        self.lease_lost.store(true, Ordering::Relaxed);
+        JobError::new(JobErrorKind::LeaseLost)
+    }
+
+    pub(crate) fn lease_lost(&self) -> bool {
+        self.lease_lost.load(Ordering::Relaxed)
+    }
+
+    /// The row a call at `position` records.
+    pub(crate) fn new_entry<'a>(
+        &self,
+        position: i32,
+        kind: &'static str,
+        name: &'a str,
+        key: Option<&'a str>,
+    ) -> NewEntry<'a> {
+        NewEntry {
+            job: self.job,
+            attempt: self.attempt,
+            version: self.version,
+            position,
+            kind,
+            name,
+            key,
+        }
+    }
+}
+
+/// `step `charge`` or `step `charge` (key `42`)`.
+fn describe(kind: &str, name: &str, key: Option<&str>) -> String {
+    match key {
+        Some(key) => format!("{kind} `{name}` (key `{key}`)"),
+        None => format!("{kind} `{name}`"),
+    }
+}

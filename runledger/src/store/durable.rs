@@ -1,0 +1,290 @@
+//! Statements of durable jobs: their journal, events, child jobs and wake-ups (migration 0012).
+//!
+//! Every journal write is fenced: it records nothing unless the attempt still holds the job
+//! (`runledger.journal_fence`, which also keeps the row from being claimed or rescued until the
+//! write commits).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor, PgPool};
+
+use crate::error::Error;
+
+/// One recorded call.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct EntryRow {
+    pub(crate) position: i32,
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    pub(crate) key: Option<String>,
+    pub(crate) state: String,
+    pub(crate) output: Option<serde_json::Value>,
+    pub(crate) attempt: i32,
+    pub(crate) version: i32,
+    pub(crate) recorded_at: DateTime<Utc>,
+    /// The database's clock when the journal was read.
+    pub(crate) db_now: DateTime<Utc>,
+}
+
+/// A job's journal, in position order.
+pub(crate) async fn journal<'e>(db: impl PgExecutor<'e>, job: i64) -> Result<Vec<EntryRow>, Error> {
+    Ok(sqlx::query_as::<_, EntryRow>(
+        "SELECT position, kind, name, key, state, output, attempt, version, recorded_at, \
+                now() AS db_now \
+         FROM runledger.journal WHERE job_id = $1 ORDER BY position",
+    )
+    .bind(job)
+    .fetch_all(db)
+    .await?)
+}
+
+/// A call to record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewEntry<'a> {
+    pub(crate) job: i64,
+    pub(crate) attempt: i32,
+    pub(crate) version: i32,
+    pub(crate) position: i32,
+    pub(crate) kind: &'static str,
+    pub(crate) name: &'a str,
+    pub(crate) key: Option<&'a str>,
+}
+
+/// Records a finished call with its output (JSON text). False if the attempt no longer holds
+/// the job (or, which the fence rules out, the position is taken).
+pub(crate) async fn record<'e>(
+    db: impl PgExecutor<'e>,
+    entry: NewEntry<'_>,
+    output: &str,
+) -> Result<bool, Error> {
+    let recorded: Option<i32> = sqlx::query_scalar(
+        "INSERT INTO runledger.journal \
+             (job_id, position, kind, name, key, state, output, attempt, version) \
+         SELECT $1, $3, $4, $5, $6, 'done', $7::jsonb, $2, $8 \
+         WHERE runledger.journal_fence($1, $2) \
+         ON CONFLICT (job_id, position) DO NOTHING \
+         RETURNING position",
+    )
+    .bind(entry.job)
+    .bind(entry.attempt)
+    .bind(entry.position)
+    .bind(entry.kind)
+    .bind(entry.name)
+    .bind(entry.key)
+    .bind(output)
+    .bind(entry.version)
+    .fetch_optional(db)
+    .await?;
+    Ok(recorded.is_some())
+}
+
+/// Records a sleep until `until`, or for `delay_s` seconds from now by the database clock.
+/// Returns the time it ends and whether that time has come, or `None` if the attempt no longer
+/// holds the job.
+pub(crate) async fn record_sleep(
+    pool: &PgPool,
+    entry: NewEntry<'_>,
+    until: Option<DateTime<Utc>>,
+    delay_s: f64,
+) -> Result<Option<(DateTime<Utc>, bool)>, Error> {
+    Ok(sqlx::query_as(
+        "WITH e AS ( \
+             INSERT INTO runledger.journal \
+                 (job_id, position, kind, name, key, state, output, attempt, version) \
+             SELECT $1, $3, 'sleep', $4, $5, 'done', \
+                    jsonb_build_object('until', \
+                        COALESCE($6::timestamptz, now() + make_interval(secs => $7))), $2, $8 \
+             WHERE runledger.journal_fence($1, $2) \
+             ON CONFLICT (job_id, position) DO NOTHING \
+             RETURNING output \
+         ) \
+         SELECT (output ->> 'until')::timestamptz, (output ->> 'until')::timestamptz <= now() \
+         FROM e",
+    )
+    .bind(entry.job)
+    .bind(entry.attempt)
+    .bind(entry.position)
+    .bind(entry.name)
+    .bind(entry.key)
+    .bind(until)
+    .bind(delay_s)
+    .bind(entry.version)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// A wait or join resolved (`done`) or not yet (`waiting`), with what was recorded.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Resolved {
+    pub(crate) state: String,
+    pub(crate) output: Option<serde_json::Value>,
+}
+
+/// Resolves the wait at `entry.position` for event (`entry.name`, `entry.key`); see
+/// `runledger.journal_wait`. `None` if the attempt no longer holds the job.
+pub(crate) async fn resolve_wait(
+    pool: &PgPool,
+    entry: NewEntry<'_>,
+    timeout_s: Option<f64>,
+) -> Result<Option<Resolved>, Error> {
+    Ok(sqlx::query_as::<_, Resolved>(
+        "SELECT state, output FROM runledger.journal_wait($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(entry.job)
+    .bind(entry.attempt)
+    .bind(entry.version)
+    .bind(entry.position)
+    .bind(entry.name)
+    .bind(entry.key.unwrap_or_default())
+    .bind(timeout_s)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Resolves the join of child `child` at `entry.position`; see `runledger.journal_join`.
+pub(crate) async fn resolve_join(
+    pool: &PgPool,
+    entry: NewEntry<'_>,
+    child: i64,
+) -> Result<Option<Resolved>, Error> {
+    Ok(sqlx::query_as::<_, Resolved>(
+        "SELECT state, output FROM runledger.journal_join($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(entry.job)
+    .bind(entry.attempt)
+    .bind(entry.version)
+    .bind(entry.position)
+    .bind(entry.name)
+    .bind(child)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Whether the attempt still holds the job; in a transaction, the row stays locked in share
+/// mode until it ends.
+pub(crate) async fn fence(conn: &mut PgConnection, job: i64, attempt: i32) -> Result<bool, Error> {
+    Ok(sqlx::query_scalar("SELECT runledger.journal_fence($1, $2)")
+        .bind(job)
+        .bind(attempt)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Makes job `child` (just inserted in the same transaction) a child of `parent`.
+pub(crate) async fn adopt(conn: &mut PgConnection, parent: i64, child: i64) -> Result<(), Error> {
+    sqlx::query("UPDATE runledger.jobs SET parent_id = $1 WHERE id = $2")
+        .bind(parent)
+        .bind(child)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records event (`name`, `key`) with `payload` (JSON text) unless one is recorded already, and
+/// wakes the jobs waiting for it. True if this emission was the first.
+pub(crate) async fn emit<'e>(
+    db: impl PgExecutor<'e>,
+    name: &str,
+    key: &str,
+    payload: &str,
+) -> Result<bool, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT runledger.emit_event($1, $2, $3::jsonb)")
+            .bind(name)
+            .bind(key)
+            .bind(payload)
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+/// An event as recorded.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct EventRow {
+    pub(crate) payload: serde_json::Value,
+    pub(crate) emitted_at: DateTime<Utc>,
+}
+
+/// Event (`name`, `key`), if emitted.
+pub(crate) async fn event<'e>(
+    db: impl PgExecutor<'e>,
+    name: &str,
+    key: &str,
+) -> Result<Option<EventRow>, Error> {
+    Ok(sqlx::query_as::<_, EventRow>(
+        "SELECT payload, emitted_at FROM runledger.events WHERE name = $1 AND key = $2",
+    )
+    .bind(name)
+    .bind(key)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// Takes the advisory locks of wait conditions (JSON texts) until the transaction ends, in a
+/// fixed order; see migration 0012.
+pub(crate) async fn lock_waits(
+    conn: &mut PgConnection,
+    conditions: &[String],
+) -> Result<(), Error> {
+    sqlx::query("SELECT runledger.lock_waits($1::text[]::jsonb[])")
+        .bind(conditions)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// After jobs finished: parents waiting for them wake; the unfinished descendants of those in
+/// `failed` (failed, cancelled or diverged) are cancelled.
+pub(crate) async fn settle<'e>(
+    db: impl PgExecutor<'e>,
+    finished: &[i64],
+    failed: &[i64],
+) -> Result<(), Error> {
+    sqlx::query("SELECT runledger.settle_durable($1, $2)")
+        .bind(finished)
+        .bind(failed)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Makes the jobs waiting for any of `conditions` (JSON texts) available.
+pub(crate) async fn wake(pool: &PgPool, conditions: &[String]) -> Result<i32, Error> {
+    let mut tx = pool.begin().await?;
+    lock_waits(&mut tx, conditions).await?;
+    let woken: i32 = sqlx::query_scalar("SELECT runledger.wake_waiting($1::text[]::jsonb[])")
+        .bind(conditions)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(woken)
+}
+
+/// Records a running job's progress (JSON text). False if the attempt no longer holds the job.
+pub(crate) async fn progress(
+    pool: &PgPool,
+    job: i64,
+    attempt: i32,
+    value: &str,
+) -> Result<bool, Error> {
+    Ok(sqlx::query(
+        "UPDATE runledger.jobs SET progress = $3::jsonb \
+         WHERE id = $1 AND attempt = $2 AND state = 'running'",
+    )
+    .bind(job)
+    .bind(attempt)
+    .bind(value)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// The children of job `id`, oldest first.
+pub(crate) async fn children<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Vec<i64>, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM runledger.jobs WHERE parent_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(db)
+            .await?,
+    )
+}

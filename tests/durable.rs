@@ -1,0 +1,666 @@
+//! Durable jobs against a real PostgreSQL: each test reads back the exact journal (position,
+//! kind, name, key) the job recorded.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{StartOk, db, hit, hits, job, token, wait_until};
+use runledger::durable::{Event, Selected, Waited};
+use runledger::job::{JobId, JobState};
+use runledger::testing::TestDatabase;
+use runledger::worker::WorkerBuilder;
+use runledger::{Error, JobContext, JobError, Runledger, Worker, job};
+use serde::{Deserialize, Serialize};
+
+/// (position, kind, name, key) of each recorded call.
+async fn journal(rl: &Runledger, id: JobId) -> Vec<(i32, String, String, Option<String>)> {
+    rl.journal(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.position, e.kind, e.name, e.key))
+        .collect()
+}
+
+fn call(
+    position: i32,
+    kind: &str,
+    name: &str,
+    key: Option<&str>,
+) -> (i32, String, String, Option<String>) {
+    (position, kind.into(), name.into(), key.map(Into::into))
+}
+
+fn worker(db: &TestDatabase) -> WorkerBuilder {
+    Worker::builder(db.pool().clone())
+        .queues(["default", "durable"])
+        .poll_interval(Duration::from_millis(100))
+}
+
+/// Three steps; the second fails on the job's first attempt, after the first was recorded.
+#[job(durable, queue = "durable", backoff(constant = "50ms"))]
+async fn three_steps(ctx: &JobContext, key: String) -> Result<String, JobError> {
+    let a: String = ctx
+        .step("a")
+        .run(|| async {
+            hit(&format!("{key}:a"));
+            Ok("A".to_owned())
+        })
+        .await?;
+    let b: u32 = ctx
+        .step("b")
+        .run(|| async {
+            if hit(&format!("{key}:b")) == 1 {
+                return Err(JobError::retry("provider down"));
+            }
+            Ok(2)
+        })
+        .await?;
+    let c: String = ctx
+        .step("c")
+        .key(b)
+        .run(|| async {
+            hit(&format!("{key}:c"));
+            Ok(format!("{a}{b}"))
+        })
+        .await?;
+    Ok(c)
+}
+
+#[tokio::test]
+async fn a_failed_step_runs_again_and_recorded_steps_do_not() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("three");
+    let handle = ThreeSteps { key: key.clone() }.enqueue(&rl).await.unwrap();
+    let w = worker(&db).start_ok().await;
+    assert_eq!(
+        handle.wait_timeout(Duration::from_secs(10)).await.unwrap(),
+        "A2"
+    );
+    w.shutdown().await.unwrap();
+    assert_eq!(
+        (
+            hits(&format!("{key}:a")),
+            hits(&format!("{key}:b")),
+            hits(&format!("{key}:c"))
+        ),
+        (1, 2, 1)
+    );
+    assert_eq!(
+        journal(&rl, handle.id()).await,
+        [
+            call(0, "step", "a", None),
+            call(1, "step", "b", None),
+            call(2, "step", "c", Some("2"))
+        ]
+    );
+    let entries = rl.journal(handle.id()).await.unwrap();
+    assert_eq!(
+        entries.iter().map(|e| e.attempt).collect::<Vec<_>>(),
+        [1, 2, 2]
+    );
+    assert_eq!(entries[0].output, Some(serde_json::json!("A")));
+    assert_eq!(entries[0].version, 1);
+}
+
+/// Sleeps, then records a step.
+#[job(durable, queue = "durable")]
+async fn napper(ctx: &JobContext, key: String, millis: u64) -> Result<u64, JobError> {
+    hit(&format!("{key}:start"));
+    ctx.sleep("nap", Duration::from_millis(millis)).await?;
+    let woke: u64 = ctx
+        .step("woke")
+        .run(|| async {
+            hit(&format!("{key}:woke"));
+            Ok(millis)
+        })
+        .await?;
+    Ok(woke)
+}
+
+#[job(queue = "durable")]
+async fn quick(key: String) -> Result<(), JobError> {
+    hit(&key);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_sleep_releases_the_worker_and_wakes_on_time() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("nap");
+    let started = Instant::now();
+    let sleeper = Napper {
+        key: key.clone(),
+        millis: 1500,
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    let w = worker(&db).concurrency(1).start_ok().await;
+    wait_until(Duration::from_secs(5), "the sleeper suspends", || async {
+        job(&rl, sleeper.id()).await.state == JobState::Waiting
+    })
+    .await;
+    let record = job(&rl, sleeper.id()).await;
+    assert_eq!(
+        record.waiting_for,
+        Some(serde_json::json!([{ "sleep": "nap" }]))
+    );
+    // One slot, and the sleeper does not hold it: another job runs meanwhile.
+    let other = token("other");
+    let quick = Quick { key: other.clone() }.enqueue(&rl).await.unwrap();
+    quick.wait_timeout(Duration::from_secs(5)).await.unwrap();
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    assert_eq!(job(&rl, sleeper.id()).await.state, JobState::Waiting);
+    assert_eq!(
+        sleeper.wait_timeout(Duration::from_secs(10)).await.unwrap(),
+        1500
+    );
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    w.shutdown().await.unwrap();
+    assert_eq!(hits(&format!("{key}:start")), 2);
+    assert_eq!(hits(&format!("{key}:woke")), 1);
+    assert_eq!(
+        journal(&rl, sleeper.id()).await,
+        [call(0, "sleep", "nap", None), call(1, "step", "woke", None)]
+    );
+    let record = job(&rl, sleeper.id()).await;
+    // Suspending spends no attempt and records no error.
+    assert!(record.errors.is_empty(), "{:?}", record.errors);
+    assert_eq!(record.waiting_for, None);
+}
+
+#[tokio::test]
+async fn a_sleep_outlives_its_worker() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("restart");
+    let sleeper = Napper {
+        key: key.clone(),
+        millis: 1200,
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    let w = worker(&db).start_ok().await;
+    wait_until(Duration::from_secs(5), "the sleeper suspends", || async {
+        job(&rl, sleeper.id()).await.state == JobState::Waiting
+    })
+    .await;
+    w.shutdown().await.unwrap();
+    let due = job(&rl, sleeper.id()).await.run_at;
+    let w = worker(&db).start_ok().await;
+    assert_eq!(
+        sleeper.wait_timeout(Duration::from_secs(10)).await.unwrap(),
+        1200
+    );
+    w.shutdown().await.unwrap();
+    let woke = rl.journal(sleeper.id()).await.unwrap()[1].recorded_at;
+    assert!(woke >= due, "woke at {woke}, due at {due}");
+    assert!(
+        woke - due < chrono::Duration::seconds(2),
+        "woke {} late",
+        woke - due
+    );
+    assert_eq!(hits(&format!("{key}:woke")), 1);
+}
+
+/// A parcel packed for an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Event)]
+#[event(name = "test.packed", key = order)]
+struct Packed {
+    order: String,
+    parcels: u32,
+}
+
+/// A signal that carries nothing: its payload is JSON `null`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Ping;
+
+impl Event for Ping {
+    const NAME: &'static str = "test.ping";
+    fn key(&self) -> String {
+        String::new()
+    }
+}
+
+#[job(durable, queue = "durable")]
+async fn await_packed(
+    ctx: &JobContext,
+    order: String,
+    timeout_ms: u64,
+) -> Result<Option<u32>, JobError> {
+    let waited = ctx
+        .wait::<Packed>(&order)
+        .timeout(Duration::from_millis(timeout_ms))
+        .await?;
+    Ok(waited.received().map(|p| p.parcels))
+}
+
+#[job(durable, queue = "durable")]
+async fn await_ping(ctx: &JobContext, timeout_ms: u64) -> Result<String, JobError> {
+    match ctx
+        .wait::<Ping>("")
+        .timeout(Duration::from_millis(timeout_ms))
+        .await?
+    {
+        Waited::Received(Ping) => Ok("received".into()),
+        Waited::TimedOut => Ok("timed out".into()),
+    }
+}
+
+#[tokio::test]
+async fn events_before_during_twice_and_after_the_timeout() {
+    let db = db().await;
+    let rl = db.client();
+    let w = worker(&db).start_ok().await;
+    let packed = |order: &str, parcels| Packed {
+        order: order.into(),
+        parcels,
+    };
+
+    // Emitted before the wait begins: found at once.
+    assert!(rl.emit(&packed("early", 3)).await.unwrap());
+    let early = AwaitPacked {
+        order: "early".into(),
+        timeout_ms: 60_000,
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    assert_eq!(
+        early.wait_timeout(Duration::from_secs(5)).await.unwrap(),
+        Some(3)
+    );
+
+    // Emitted while the job is suspended, twice: the first emission wins.
+    let during = AwaitPacked {
+        order: "during".into(),
+        timeout_ms: 60_000,
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    wait_until(Duration::from_secs(5), "the wait suspends", || async {
+        job(&rl, during.id()).await.state == JobState::Waiting
+    })
+    .await;
+    assert_eq!(
+        job(&rl, during.id()).await.waiting_for,
+        Some(serde_json::json!([{ "event": "test.packed", "key": "during" }]))
+    );
+    let mut tx = rl.pool().begin().await.unwrap();
+    assert!(rl.emit_tx(&mut tx, &packed("during", 5)).await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(!rl.emit(&packed("during", 9)).await.unwrap());
+    assert_eq!(
+        during.wait_timeout(Duration::from_secs(5)).await.unwrap(),
+        Some(5)
+    );
+    assert_eq!(
+        rl.event::<Packed>("during").await.unwrap().unwrap().event,
+        packed("during", 5)
+    );
+
+    // Emitted after the timeout: the wait ended timed out, the event is kept and visible.
+    let late = AwaitPacked {
+        order: "late".into(),
+        timeout_ms: 300,
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    assert_eq!(
+        late.wait_timeout(Duration::from_secs(5)).await.unwrap(),
+        None
+    );
+    assert!(rl.emit(&packed("late", 1)).await.unwrap());
+    let entries = rl.journal(late.id()).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    let output = entries[0].output.clone().unwrap();
+    assert_eq!(output["timed_out"], true);
+    let emitted = rl.event::<Packed>("late").await.unwrap().unwrap();
+    assert!(emitted.emitted_at > entries[0].recorded_at);
+
+    // A `null` payload is an event, not a timeout.
+    let timed_out = AwaitPing { timeout_ms: 200 }.enqueue(&rl).await.unwrap();
+    assert_eq!(
+        timed_out
+            .wait_timeout(Duration::from_secs(5))
+            .await
+            .unwrap(),
+        "timed out"
+    );
+    let ping = AwaitPing { timeout_ms: 60_000 }.enqueue(&rl).await.unwrap();
+    wait_until(Duration::from_secs(5), "the ping wait suspends", || async {
+        job(&rl, ping.id()).await.state == JobState::Waiting
+    })
+    .await;
+    assert!(rl.emit(&Ping).await.unwrap());
+    assert_eq!(
+        ping.wait_timeout(Duration::from_secs(5)).await.unwrap(),
+        "received"
+    );
+    let pinged = rl.journal(ping.id()).await.unwrap();
+    let recorded = pinged[0].output.as_ref().unwrap();
+    assert_eq!(recorded.get("event"), Some(&serde_json::Value::Null));
+    assert_eq!(recorded.get("timed_out"), None);
+    w.shutdown().await.unwrap();
+
+    for (handle, key) in [
+        (early.id(), "early"),
+        (during.id(), "during"),
+        (late.id(), "late"),
+    ] {
+        assert_eq!(
+            journal(&rl, handle).await,
+            [call(0, "wait", "test.packed", Some(key))]
+        );
+    }
+}
+
+#[job(queue = "durable")]
+async fn label(key: String, parcel: u32) -> Result<String, JobError> {
+    hit(&format!("{key}:label"));
+    Ok(format!("L{parcel}"))
+}
+
+#[job(durable, queue = "durable", backoff(constant = "50ms"))]
+async fn ship(ctx: &JobContext, key: String) -> Result<String, JobError> {
+    let child = ctx
+        .spawn(
+            "label",
+            Label {
+                key: key.clone(),
+                parcel: 7,
+            },
+        )
+        .await?;
+    // The first attempt stops right after the spawn, as a crash would.
+    if hit(&format!("{key}:after-spawn")) == 1 {
+        return Err(JobError::retry("stopped after the spawn"));
+    }
+    let label = child.join().await?;
+    Ok(label)
+}
+
+#[tokio::test]
+async fn a_child_is_spawned_once_and_its_output_joined() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("ship");
+    let parent = Ship { key: key.clone() }.enqueue(&rl).await.unwrap();
+    let w = worker(&db).start_ok().await;
+    assert_eq!(
+        parent.wait_timeout(Duration::from_secs(10)).await.unwrap(),
+        "L7"
+    );
+    w.shutdown().await.unwrap();
+    let children = rl.children(parent.id()).await.unwrap();
+    assert_eq!(children.len(), 1);
+    assert_eq!(hits(&format!("{key}:label")), 1);
+    let child = job(&rl, children[0]).await;
+    assert_eq!(child.parent_id, Some(parent.id()));
+    let child_key = children[0].to_string();
+    assert_eq!(
+        journal(&rl, parent.id()).await,
+        [
+            call(0, "spawn", "label", None),
+            call(1, "join", "label", Some(&child_key))
+        ]
+    );
+}
+
+#[job(queue = "durable")]
+async fn stuck(ctx: &JobContext, key: String) -> Result<(), JobError> {
+    hit(&key);
+    ctx.stopped().await;
+    Ok(())
+}
+
+#[job(durable, queue = "durable")]
+async fn fan_out(ctx: &JobContext, key: String) -> Result<(), JobError> {
+    let a = ctx
+        .spawn(
+            "a",
+            Stuck {
+                key: format!("{key}:a"),
+            },
+        )
+        .await?;
+    let b = ctx
+        .spawn(
+            "b",
+            Stuck {
+                key: format!("{key}:b"),
+            },
+        )
+        .await?;
+    let _ = b;
+    a.join().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn cancelling_a_parent_cancels_its_children() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("fan");
+    let parent = FanOut { key: key.clone() }.enqueue(&rl).await.unwrap();
+    let w = worker(&db).start_ok().await;
+    wait_until(Duration::from_secs(5), "the parent waits for a", || async {
+        job(&rl, parent.id()).await.state == JobState::Waiting
+    })
+    .await;
+    wait_until(Duration::from_secs(5), "both children run", || async {
+        hits(&format!("{key}:a")) == 1 && hits(&format!("{key}:b")) == 1
+    })
+    .await;
+    rl.cancel(parent.id()).await.unwrap();
+    let children = rl.children(parent.id()).await.unwrap();
+    assert_eq!(children.len(), 2);
+    for child in &children {
+        let child = *child;
+        wait_until(Duration::from_secs(5), "the child is cancelled", || async {
+            job(&rl, child).await.state == JobState::Cancelled
+        })
+        .await;
+    }
+    assert_eq!(job(&rl, parent.id()).await.state, JobState::Cancelled);
+    w.shutdown().await.unwrap();
+}
+
+#[job(durable, queue = "durable")]
+async fn pair(ctx: &JobContext, key: String, slow_first: bool) -> Result<(u64, u64), JobError> {
+    let delays = if slow_first { (120, 10) } else { (10, 120) };
+    let first = ctx.step("first").run(|| async move {
+        tokio::time::sleep(Duration::from_millis(delays.0)).await;
+        Ok(delays.0)
+    });
+    let second = ctx.step("second").run(|| async move {
+        tokio::time::sleep(Duration::from_millis(delays.1)).await;
+        Ok(delays.1)
+    });
+    let both = ctx.join(first, second).await?;
+    let raced = ctx
+        .select(
+            ctx.sleep(
+                "short",
+                Duration::from_millis(if slow_first { 50 } else { 400 }),
+            ),
+            ctx.wait::<Packed>(&key).timeout(Duration::from_secs(60)),
+        )
+        .await?;
+    let now = ctx.now().await?;
+    let id = ctx.uuid7().await?;
+    let roll = ctx.random().await?;
+    assert!(now.timestamp() > 0 && id.len() == 36 && (0.0..1.0).contains(&roll));
+    match raced {
+        Selected::First(()) => Ok(both),
+        Selected::Second(_) => Ok((both.1, both.0)),
+    }
+}
+
+#[tokio::test]
+async fn join_and_select_record_the_same_journal_whatever_finishes_first() {
+    let db = db().await;
+    let rl = db.client();
+    let w = worker(&db).start_ok().await;
+    let mut journals = Vec::new();
+    for slow_first in [true, false] {
+        let key = token("pair");
+        let handle = Pair {
+            key: key.clone(),
+            slow_first,
+        }
+        .enqueue(&rl)
+        .await
+        .unwrap();
+        if !slow_first {
+            // The event wins the select this time, while the sleep still runs.
+            wait_until(Duration::from_secs(5), "the pair suspends", || async {
+                job(&rl, handle.id()).await.state == JobState::Waiting
+            })
+            .await;
+            rl.emit(&Packed {
+                order: key.clone(),
+                parcels: 1,
+            })
+            .await
+            .unwrap();
+        }
+        let out = handle.wait_timeout(Duration::from_secs(10)).await.unwrap();
+        // Either way round, the outputs come back in the same order.
+        assert_eq!(out, (120, 10));
+        let recorded: Vec<_> = journal(&rl, handle.id())
+            .await
+            .into_iter()
+            .map(|(p, k, n, key)| (p, k, n, key.map(|_| "key")))
+            .collect();
+        journals.push(recorded);
+    }
+    assert_eq!(journals[0], journals[1]);
+    let kinds: Vec<_> = journals[0]
+        .iter()
+        .map(|c| (c.0, c.1.as_str(), c.2.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (0, "step", "first"),
+            (1, "step", "second"),
+            (2, "sleep", "short"),
+            (3, "wait", "test.packed"),
+            (4, "select", "select"),
+            (5, "now", "now"),
+            (6, "uuid", "uuid"),
+            (7, "random", "random"),
+        ]
+    );
+    w.shutdown().await.unwrap();
+}
+
+static DEPLOYED: AtomicBool = AtomicBool::new(false);
+
+/// Records a step; "after a deploy" the code sleeps at that position instead.
+#[job(durable, queue = "durable", backoff(constant = "50ms"))]
+async fn evolving(ctx: &JobContext, key: String) -> Result<(), JobError> {
+    if DEPLOYED.load(Ordering::SeqCst) {
+        ctx.sleep("cool-off", Duration::from_millis(1)).await?;
+    } else {
+        ctx.step("charge").run(|| async { Ok(hit(&key)) }).await?;
+        return Err(JobError::retry("crash after charging"));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn changed_code_against_an_old_journal_ends_diverged_with_the_difference() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("evolving");
+    let handle = Evolving { key: key.clone() }.enqueue(&rl).await.unwrap();
+    let w = worker(&db).start_ok().await;
+    wait_until(
+        Duration::from_secs(5),
+        "the first attempt charges",
+        || async { !rl.journal(handle.id()).await.unwrap().is_empty() },
+    )
+    .await;
+    DEPLOYED.store(true, Ordering::SeqCst);
+    let error = handle
+        .wait_timeout(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    w.shutdown().await.unwrap();
+    let diff = "position 0: recorded step `charge`, the code now calls sleep `cool-off`";
+    match error {
+        Error::JobDiverged { diff: got, .. } => assert_eq!(got, diff),
+        other => panic!("expected a divergence, got {other:?}"),
+    }
+    let record = job(&rl, handle.id()).await;
+    assert_eq!(record.state, JobState::Diverged);
+    assert!(record.finished_at.is_some());
+    assert_eq!(
+        journal(&rl, handle.id()).await,
+        [call(0, "step", "charge", None)]
+    );
+    assert_eq!(hits(&key), 1);
+}
+
+#[job(durable, queue = "durable", timeout = "300ms")]
+async fn patient(ctx: &JobContext, key: String) -> Result<(), JobError> {
+    hit(&key);
+    ctx.sleep("long", Duration::from_millis(2500)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_suspended_job_is_never_rescued_or_timed_out() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("patient");
+    let handle = Patient { key: key.clone() }.enqueue(&rl).await.unwrap();
+    // Leases of 500 ms and a rescuer every 100 ms: far shorter than the sleep.
+    let w = worker(&db)
+        .lease(Duration::from_millis(500))
+        .rescue_interval(Duration::from_millis(100))
+        .start_ok()
+        .await;
+    handle.wait_timeout(Duration::from_secs(10)).await.unwrap();
+    let metrics = w.metrics();
+    w.shutdown().await.unwrap();
+    assert_eq!(metrics.rescued, 0);
+    let record = job(&rl, handle.id()).await;
+    assert!(record.errors.is_empty(), "{:?}", record.errors);
+    assert_eq!(record.attempt, 2);
+    assert_eq!(hits(&key), 2);
+}
+
+#[tokio::test]
+async fn calls_of_a_job_that_is_not_durable_fail_with_advice() {
+    let db = db().await;
+    let rl = db.client();
+    let handle = NotDurable {}.enqueue(&rl).await.unwrap();
+    let w = worker(&db).start_ok().await;
+    let error = handle
+        .wait_timeout(Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    w.shutdown().await.unwrap();
+    assert!(
+        error
+            .to_string()
+            .contains("declare the job `#[job(durable)]`"),
+        "{error}"
+    );
+}
+
+#[job(queue = "durable")]
+async fn not_durable(ctx: &JobContext) -> Result<(), JobError> {
+    ctx.sleep("nap", Duration::from_millis(1)).await
+}

@@ -1,0 +1,41 @@
+//! Accepted: a durable job with keyed steps in a loop, a sleep, a wait, a child and a select.
+
+use std::time::Duration;
+
+use runledger::durable::{Event, Selected};
+use runledger::{JobContext, JobError, job};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, Event)]
+#[event(name = "orders.packed", key = order_id)]
+pub struct Packed {
+    pub order_id: i64,
+}
+
+#[job]
+async fn label(order_id: i64) -> Result<String, JobError> {
+    Ok(format!("L{order_id}"))
+}
+
+#[job(durable, version = 3, resumes = [1, 2])]
+async fn fulfil(ctx: &JobContext, order_id: i64, lines: Vec<u32>) -> Result<String, JobError> {
+    for line in &lines {
+        let line = *line;
+        let _: u32 = ctx.step("reserve").key(line).run(|| async move { Ok(line) }).await?;
+    }
+    ctx.sleep("cool-off", Duration::from_secs(1)).await?;
+    let child = ctx.spawn("label", Label { order_id }).await?;
+    let raced = ctx
+        .select(
+            ctx.wait::<Packed>(order_id).timeout(Duration::from_secs(60)),
+            ctx.sleep("deadline", Duration::from_secs(30)),
+        )
+        .await?;
+    let label = child.join().await?;
+    Ok(match raced {
+        Selected::First(_) => label,
+        Selected::Second(()) => format!("{label} (late)"),
+    })
+}
+
+fn main() {}
