@@ -15,6 +15,7 @@ mod bad_input;
 #[path = "../common/mod.rs"]
 mod common;
 mod crashes;
+mod durable;
 mod hardening;
 mod harness;
 mod races;
@@ -55,6 +56,7 @@ fn main() {
     let args = Args::parse();
     let scenarios: Vec<Scenario> = [
         crashes::SCENARIOS,
+        durable::SCENARIOS,
         races::SCENARIOS,
         bad_input::SCENARIOS,
         hardening::SCENARIOS,
