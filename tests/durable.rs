@@ -664,3 +664,124 @@ async fn calls_of_a_job_that_is_not_durable_fail_with_advice() {
 async fn not_durable(ctx: &JobContext) -> Result<(), JobError> {
     ctx.sleep("nap", Duration::from_millis(1)).await
 }
+
+/// Version 1 of a durable job: records a step, then fails its first attempt.
+#[job(durable, queue = "durable", backoff(constant = "300ms"))]
+async fn versioned(ctx: &JobContext, key: String) -> Result<String, JobError> {
+    let one: String = ctx
+        .step("one")
+        .run(|| async { Ok("v1".to_owned()) })
+        .await?;
+    if hit(&key) == 1 {
+        return Err(JobError::retry("first attempt fails"));
+    }
+    Ok(one)
+}
+
+/// Version 8 of the same kind, which resumes only journals of version 7 (and its own): the
+/// code another deploy would run. Not registered with the linked jobs; a worker is given it.
+#[derive(Debug, Serialize, Deserialize)]
+struct VersionedV8 {
+    key: String,
+}
+
+impl runledger::Job for VersionedV8 {
+    const KIND: &'static str = "versioned";
+    const OPTIONS: runledger::job::JobOptions = runledger::job::JobOptions::new()
+        .queue("durable")
+        .durable(true)
+        .version(8)
+        .resumes(&[7]);
+    type Output = String;
+    async fn run(self, _ctx: &JobContext) -> Result<String, JobError> {
+        Ok("v8".into())
+    }
+}
+
+static VERSIONED_V8: runledger::__private::JobRegistration =
+    runledger::__private::JobRegistration::of::<VersionedV8>();
+
+#[tokio::test]
+async fn a_journal_of_a_version_the_worker_cannot_resume_waits_visibly_for_one_that_can() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("versioned");
+    let handle = Versioned { key: key.clone() }.enqueue(&rl).await.unwrap();
+    let v1 = worker(&db).start_ok().await;
+    wait_until(
+        Duration::from_secs(5),
+        "version 1 records its step",
+        || async { job(&rl, handle.id()).await.state == JobState::Retryable },
+    )
+    .await;
+    v1.shutdown().await.unwrap();
+    assert_eq!(rl.journal(handle.id()).await.unwrap()[0].version, 1);
+
+    let v8 = worker(&db)
+        .__registrations(vec![&VERSIONED_V8])
+        .start_ok()
+        .await;
+    wait_until(
+        Duration::from_secs(5),
+        "version 8 leaves it waiting",
+        || async { job(&rl, handle.id()).await.state == JobState::Waiting },
+    )
+    .await;
+    v8.shutdown().await.unwrap();
+    let record = job(&rl, handle.id()).await;
+    assert_eq!(
+        record.waiting_for,
+        Some(serde_json::json!([{ "kind": "versioned", "version": 1 }]))
+    );
+    assert_eq!(hits(&key), 1, "version 8 ran nothing");
+
+    // A worker that runs version 1 wakes it when it starts.
+    let v1 = worker(&db).start_ok().await;
+    assert_eq!(
+        handle.wait_timeout(Duration::from_secs(5)).await.unwrap(),
+        "v1"
+    );
+    v1.shutdown().await.unwrap();
+    assert_eq!(
+        journal(&rl, handle.id()).await,
+        [call(0, "step", "one", None)]
+    );
+}
+
+#[job(durable, queue = "durable")]
+async fn reporter(ctx: &JobContext, order: String) -> Result<(), JobError> {
+    ctx.progress(serde_json::json!({ "done": 1, "of": 2 }))
+        .await
+        .map_err(JobError::retry)?;
+    ctx.wait::<Packed>(&order).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn progress_is_readable_while_the_job_waits() {
+    let db = db().await;
+    let rl = db.client();
+    let order = token("progress");
+    let handle = Reporter {
+        order: order.clone(),
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    let w = worker(&db).start_ok().await;
+    wait_until(Duration::from_secs(5), "the job waits", || async {
+        job(&rl, handle.id()).await.state == JobState::Waiting
+    })
+    .await;
+    assert_eq!(
+        job(&rl, handle.id()).await.progress,
+        Some(serde_json::json!({ "done": 1, "of": 2 }))
+    );
+    assert_eq!(
+        handle.progress().await.unwrap(),
+        Some(serde_json::json!({ "done": 1, "of": 2 }))
+    );
+    rl.emit(&Packed { order, parcels: 2 }).await.unwrap();
+    handle.wait_timeout(Duration::from_secs(5)).await.unwrap();
+    w.shutdown().await.unwrap();
+}

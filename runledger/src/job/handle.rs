@@ -46,6 +46,14 @@ impl<O: Storable> JobHandle<O> {
         self.wait_inner(None).await
     }
 
+    /// The progress the job last reported
+    /// ([`JobContext::progress`](crate::JobContext::progress)), if any.
+    pub async fn progress(&self) -> Result<Option<serde_json::Value>, Error> {
+        store::durable::progress_of(self.client.pool(), self.id.0)
+            .await?
+            .ok_or(Error::JobNotFound { id: self.id })
+    }
+
     /// Like [`wait`](Self::wait), giving up with [`Error::WaitTimeout`] after `timeout`.
     pub async fn wait_timeout(&self, timeout: Duration) -> Result<O, Error> {
         self.wait_inner(Some(timeout)).await

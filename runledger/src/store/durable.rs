@@ -279,6 +279,19 @@ pub(crate) async fn progress(
         == 1)
 }
 
+/// The progress of job `id`: `None` if there is no such job, `Some(None)` if it reported none.
+pub(crate) async fn progress_of(
+    pool: &PgPool,
+    id: i64,
+) -> Result<Option<Option<serde_json::Value>>, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT progress FROM runledger.jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
 /// The children of job `id`, oldest first.
 pub(crate) async fn children<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Vec<i64>, Error> {
     Ok(
