@@ -785,3 +785,166 @@ async fn progress_is_readable_while_the_job_waits() {
     handle.wait_timeout(Duration::from_secs(5)).await.unwrap();
     w.shutdown().await.unwrap();
 }
+
+/// An order: charge, a day's cool-off, the warehouse's event, a label from a child job.
+#[job(durable, queue = "durable")]
+async fn order_flow(ctx: &JobContext, order: String) -> Result<String, JobError> {
+    let receipt: String = ctx
+        .step("charge")
+        .run(|| async { Ok("R-1".to_owned()) })
+        .await?;
+    ctx.sleep("cool-off", Duration::from_secs(86_400)).await?;
+    let packed = ctx
+        .wait::<Packed>(&order)
+        .await?
+        .received()
+        .ok_or_else(|| JobError::fatal("never packed"))?;
+    let child = ctx
+        .spawn(
+            "label",
+            Label {
+                key: order.clone(),
+                parcel: packed.parcels,
+            },
+        )
+        .await?;
+    let label = child.join().await?;
+    let done: String = ctx
+        .step("notify")
+        .run(|| async { Ok(format!("{receipt}/{label}")) })
+        .await?;
+    Ok(done)
+}
+
+/// The same kind after a change: a fraud check where the sleep was.
+#[derive(Debug, Serialize, Deserialize)]
+struct OrderFlowChanged {
+    order: String,
+}
+
+impl runledger::Job for OrderFlowChanged {
+    const KIND: &'static str = "order_flow";
+    type Output = String;
+    async fn run(self, ctx: &JobContext) -> Result<String, JobError> {
+        let _: String = ctx
+            .step("charge")
+            .run(|| async { Ok("R-1".to_owned()) })
+            .await?;
+        let _: bool = ctx.step("fraud-check").run(|| async { Ok(true) }).await?;
+        Ok(self.order)
+    }
+}
+
+#[tokio::test]
+async fn the_test_driver_skips_sleeps_supplies_events_and_stops_where_asked() {
+    use runledger::testing::durable::{DurableDriver, Outcome, Replay, replay, replay_journal};
+    let db = db().await;
+    let rl = db.client();
+    let order = token("flow");
+    let packed = Packed {
+        order: order.clone(),
+        parcels: 4,
+    };
+
+    let started = Instant::now();
+    let run = DurableDriver::new(&rl)
+        .event(packed.clone())
+        .run(OrderFlow {
+            order: order.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(run.outcome, Outcome::Completed("R-1/L4".to_owned()));
+    let child = rl.children(run.id).await.unwrap()[0].to_string();
+    let recorded: Vec<_> = run
+        .journal
+        .iter()
+        .map(|e| (e.position, e.kind.clone(), e.name.clone(), e.key.clone()))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            call(0, "step", "charge", None),
+            call(1, "sleep", "cool-off", None),
+            call(2, "wait", "test.packed", Some(&order)),
+            call(3, "spawn", "label", None),
+            call(4, "join", "label", Some(&child)),
+            call(5, "step", "notify", None),
+        ]
+    );
+
+    // Replaying the journal against the same code matches it to the end; against the changed
+    // code it reports the first difference, and writes nothing.
+    assert_eq!(
+        replay::<OrderFlow>(&rl, run.id).await.unwrap(),
+        Replay::Matches {
+            replayed: 6,
+            next: None
+        }
+    );
+    assert_eq!(
+        replay::<OrderFlowChanged>(&rl, run.id).await.unwrap(),
+        Replay::Diverged {
+            diff: "position 1: recorded sleep `cool-off`, the code now calls step `fraud-check`"
+                .into()
+        }
+    );
+    assert_eq!(rl.journal(run.id).await.unwrap().len(), 6);
+
+    // Without the event it stops waiting for it; stopped before a named call, it resumes.
+    let other = token("flow");
+    let waiting = DurableDriver::new(&rl)
+        .run(OrderFlow {
+            order: other.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        waiting.outcome,
+        Outcome::Waiting {
+            waiting_for: serde_json::json!([{ "event": "test.packed", "key": other }])
+        }
+    );
+    let partial = replay_journal(
+        &rl,
+        OrderFlow {
+            order: other.clone(),
+        },
+        waiting.journal.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        partial,
+        Replay::Matches {
+            replayed: 2,
+            next: Some(format!(
+                "wait `test.packed` (key `{other}`) (still waiting)"
+            )),
+        }
+    );
+
+    let third = token("flow");
+    let driver = DurableDriver::new(&rl)
+        .event(Packed {
+            order: third.clone(),
+            parcels: 1,
+        })
+        .stop_before("label");
+    let stopped = driver
+        .run(OrderFlow {
+            order: third.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        stopped.outcome,
+        Outcome::Stopped {
+            before: "label".into()
+        }
+    );
+    assert_eq!(stopped.journal.len(), 3);
+    let resumed = driver.resume::<String>(stopped.id).await.unwrap();
+    assert_eq!(resumed.outcome, Outcome::Completed("R-1/L1".to_owned()));
+}

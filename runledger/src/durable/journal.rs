@@ -99,6 +99,16 @@ pub(crate) struct Journal {
     loaded: Instant,
     diverged: Mutex<Option<String>>,
     lease_lost: AtomicBool,
+    stop: Option<Stop>,
+}
+
+/// Where a journal stops a handler before it makes a call it has not recorded (testing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Before the first unrecorded call of this name.
+    Before(&'static str),
+    /// Before any unrecorded call: a replay that writes nothing.
+    Unrecorded,
 }
 
 impl fmt::Debug for Journal {
@@ -144,12 +154,30 @@ impl Journal {
             loaded: Instant::now(),
             diverged: Mutex::new(None),
             lease_lost: AtomicBool::new(false),
+            stop: None,
         }
+    }
+
+    /// Stops the handler before the first unrecorded call named `name` (see [`Stop`]).
+    pub(crate) fn stop_before(mut self, name: Option<&'static str>) -> Self {
+        self.stop = name.map(Stop::Before);
+        self
+    }
+
+    /// Stops the handler before any call it has not recorded.
+    pub(crate) fn replay_only(mut self) -> Self {
+        self.stop = Some(Stop::Unrecorded);
+        self
     }
 
     /// The newest version of the code that recorded a call, if any was recorded.
     pub(crate) fn recorded_version(&self) -> Option<i32> {
         self.recorded.values().map(|r| r.version).max()
+    }
+
+    /// Calls built so far.
+    pub(crate) fn built(&self) -> usize {
+        self.next.load(Ordering::Relaxed).max(0) as usize
     }
 
     /// Takes the next position: a call's place is fixed when it is built.
@@ -175,9 +203,33 @@ impl Journal {
             return Err(JobError::new(JobErrorKind::Diverged(diff)));
         }
         let Some(entry) = self.recorded.get(&position) else {
-            return Ok(None);
+            return match self.stop {
+                Some(Stop::Before(stop)) if stop == name => {
+                    Err(Suspension::new(serde_json::json!({ "stop": name }), None).into_error())
+                }
+                Some(Stop::Unrecorded) => Err(Suspension::new(
+                    serde_json::json!({
+                        "replayed": position,
+                        "next": describe(kind, name, key),
+                    }),
+                    None,
+                )
+                .into_error()),
+                _ => Ok(None),
+            };
         };
         if entry.kind == kind && entry.name == name && entry.key.as_deref() == key {
+            if self.stop == Some(Stop::Unrecorded) && entry.state != "done" {
+                // A replay resolves nothing: it stops at a call still waiting.
+                return Err(Suspension::new(
+                    serde_json::json!({
+                        "replayed": position,
+                        "next": format!("{} (still waiting)", describe(kind, name, key)),
+                    }),
+                    None,
+                )
+                .into_error());
+            }
             return Ok(Some(entry));
         }
         Err(self.diverge(format!(

@@ -12,9 +12,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::shared::{MetricKind, RunningEntry, Shared};
+use crate::client::runledger::Runledger;
 use crate::durable::Journal;
+use crate::job::StateMap;
 use crate::job::{JobContext, JobError, JobErrorKind, JobId, JobOptions, StopReason};
 use crate::random::random_unit;
+use crate::registry::JobRegistration;
 use crate::store::jobs::{Claimed, Outcome, OutcomeKind, Wait};
 
 /// Records a claimed job's attempt as held by this worker, from the claim until its outcome is
@@ -72,8 +75,8 @@ pub(crate) enum Ended {
 
 async fn execute(
     shared: &Arc<Shared>,
-    mut job: Claimed,
-    mut stop: watch::Receiver<Option<StopReason>>,
+    job: Claimed,
+    stop: watch::Receiver<Option<StopReason>>,
 ) -> Option<Outcome> {
     let Some(registration) = shared.handlers.get(job.kind.as_str()).copied() else {
         // Claims only ask for known kinds; this is unreachable unless the table changed under us.
@@ -88,17 +91,53 @@ async fn execute(
             )),
         ));
     };
+    let env = Env {
+        client: &shared.client,
+        state: &shared.state,
+        lease: shared.config.lease,
+        max_output_bytes: shared.config.max_payload_bytes,
+        stop_before: None,
+    };
+    let (id, attempt) = (job.id, job.attempt);
+    let written = attempt_job(&env, registration, job, stop).await;
+    if written.is_none() {
+        // Someone else owns the job now: nothing this attempt could write would count.
+        shared.metrics.add(MetricKind::LeaseLost, 1);
+        let mut running = shared.running.lock().expect("running map poisoned");
+        running.remove(&(id, attempt));
+    }
+    written
+}
+
+/// What an attempt runs with.
+pub(crate) struct Env<'a> {
+    pub(crate) client: &'a Runledger,
+    pub(crate) state: &'a Arc<StateMap>,
+    pub(crate) lease: Duration,
+    pub(crate) max_output_bytes: usize,
+    /// Stops a durable job before the first call of this name it has not recorded (testing).
+    pub(crate) stop_before: Option<&'static str>,
+}
+
+/// Runs one attempt of `job` with `registration`'s handler, under its timeout and stop signal,
+/// and returns the outcome to write; `None` when nothing may be written (the lease was lost).
+pub(crate) async fn attempt_job(
+    env: &Env<'_>,
+    registration: &JobRegistration,
+    mut job: Claimed,
+    mut stop: watch::Receiver<Option<StopReason>>,
+) -> Option<Outcome> {
     let durable = registration.options.durable;
     let journal = if durable {
         match Journal::load(
-            shared.client.clone(),
+            env.client.clone(),
             job.id,
             job.attempt,
             registration.options.version,
         )
         .await
         {
-            Ok(journal) => Some(Arc::new(journal)),
+            Ok(journal) => Some(Arc::new(journal.stop_before(env.stop_before))),
             Err(error) => {
                 let delay = registration
                     .options
@@ -135,10 +174,10 @@ async fn execute(
         queue: std::mem::take(&mut job.queue),
         attempt: job.attempt,
         max_attempts: job.max_attempts,
-        state: shared.state.clone(),
-        client: shared.client.clone(),
+        state: env.state.clone(),
+        client: env.client.clone(),
         stop: stop.clone(),
-        lease: shared.config.lease,
+        lease: env.lease,
         journal: journal.clone(),
     });
     let args = std::mem::take(&mut job.args);
@@ -178,26 +217,16 @@ async fn execute(
         Some(journal) => journal_verdict(journal, ended),
         None => ended,
     };
-    match decide(
+    let decided = decide(
         ended,
         job.attempt,
         &registration.options,
-        shared.config.max_payload_bytes,
+        env.max_output_bytes,
         random_unit(),
-    ) {
-        Some(decided) => {
-            let mut written = decided.into_outcome(&job);
-            written.durable = durable;
-            Some(written)
-        }
-        None => {
-            // Someone else owns the job now: nothing this attempt could write would count.
-            shared.metrics.add(MetricKind::LeaseLost, 1);
-            let mut running = shared.running.lock().expect("running map poisoned");
-            running.remove(&(job.id, job.attempt));
-            None
-        }
-    }
+    )?;
+    let mut written = decided.into_outcome(&job);
+    written.durable = durable;
+    Some(written)
 }
 
 /// What an attempt's end means for its job: the outcome to write, without the job's identity.

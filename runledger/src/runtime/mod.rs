@@ -5,7 +5,7 @@
 
 mod completer;
 pub(crate) mod config;
-mod executor;
+pub(crate) mod executor;
 mod lease;
 mod listener;
 mod producer;

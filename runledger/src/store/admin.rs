@@ -128,3 +128,70 @@ pub(crate) async fn statement_calls(pool: &sqlx::PgPool) -> Result<Option<i64>, 
         .await?,
     ))
 }
+
+/// Claims job `id` for an attempt run by the test driver, whatever its due time, if it is
+/// available, scheduled or retryable.
+pub(crate) async fn claim_one(
+    pool: &sqlx::PgPool,
+    id: i64,
+    lease: std::time::Duration,
+) -> Result<Option<super::jobs::Claimed>, Error> {
+    Ok(sqlx::query_as::<_, super::jobs::Claimed>(
+        "UPDATE runledger.jobs \
+         SET state = 'running', attempt = attempt + 1, attempted_at = now(), \
+             attempted_by = 'runledger-testing', waiting_for = NULL, \
+             lease_expires_at = now() + make_interval(secs => $2) \
+         WHERE id = $1 AND state IN ('available', 'scheduled', 'retryable') \
+         RETURNING id, kind, queue, args::text AS args, attempt, max_attempts, timeout_ms, \
+                   run_id, priority",
+    )
+    .bind(id)
+    .bind(lease.as_secs_f64())
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// A job of a durable job's tree (itself and its descendants).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct TreeJob {
+    pub(crate) id: i64,
+    pub(crate) state: String,
+    pub(crate) waiting_for: Option<serde_json::Value>,
+}
+
+/// Job `id` and its descendants, in id order.
+pub(crate) async fn tree(pool: &sqlx::PgPool, id: i64) -> Result<Vec<TreeJob>, Error> {
+    Ok(sqlx::query_as::<_, TreeJob>(
+        "WITH RECURSIVE tree AS ( \
+             SELECT $1::int8 AS id \
+             UNION SELECT j.id FROM runledger.jobs j JOIN tree t ON j.parent_id = t.id \
+         ) \
+         SELECT j.id, j.state, j.waiting_for FROM runledger.jobs j JOIN tree t ON t.id = j.id \
+         ORDER BY j.id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Ends the sleeps of waiting job `id` now (its recorded sleeps end now), and makes it
+/// available.
+pub(crate) async fn end_sleeps(pool: &sqlx::PgPool, id: i64) -> Result<(), Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "UPDATE runledger.journal SET output = jsonb_build_object('until', now()) \
+         WHERE job_id = $1 AND kind = 'sleep' AND (output ->> 'until')::timestamptz > now()",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE runledger.jobs SET state = 'available', run_at = now(), waiting_for = NULL \
+         WHERE id = $1 AND state = 'waiting'",
+    )
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

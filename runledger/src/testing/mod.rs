@@ -18,6 +18,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod durable;
+
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
