@@ -425,3 +425,48 @@ BEGIN
     RETURN QUERY SELECT 'done'::text, v_output;
 END
 $$;
+
+-- Records many finished calls at once (the worker batches the calls of all its running durable
+-- jobs): each row under its attempt's fence, rows of attempts that lost their job left out. A
+-- row's output is `p_outputs`, or for a sleep `{"until": ...}` from `p_untils` or `p_delays_s`
+-- seconds from now. Returns the rows recorded, with their output and, for sleeps, whether
+-- their time has come.
+CREATE FUNCTION runledger.record_calls(
+    p_jobs bigint[], p_attempts integer[], p_positions integer[], p_kinds text[],
+    p_names text[], p_keys text[], p_outputs text[], p_untils timestamptz[],
+    p_delays_s double precision[], p_versions integer[]
+) RETURNS TABLE (job_id bigint, "position" integer, output jsonb, due boolean)
+LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH u AS (
+        SELECT * FROM unnest(p_jobs, p_attempts, p_positions, p_kinds, p_names, p_keys,
+                             p_outputs, p_untils, p_delays_s, p_versions)
+            AS u(job, attempt, pos, kind, name, key, output, until_at, delay_s, version)
+    ),
+    fence AS (
+        SELECT j.id, j.attempt FROM runledger.jobs j
+        WHERE j.id IN (SELECT u.job FROM u) AND j.state = 'running'
+        ORDER BY j.id
+        FOR SHARE
+    ),
+    ins AS (
+        INSERT INTO runledger.journal AS r
+            (job_id, position, kind, name, key, state, output, attempt, version)
+        SELECT u.job, u.pos, u.kind, u.name, u.key, 'done',
+               COALESCE(u.output::jsonb, jsonb_build_object('until',
+                   COALESCE(u.until_at, now() + make_interval(secs => u.delay_s)))),
+               u.attempt, u.version
+        FROM u JOIN fence f ON f.id = u.job AND f.attempt = u.attempt
+        ORDER BY u.job, u.pos
+        ON CONFLICT (job_id, position) DO NOTHING
+        RETURNING r.job_id, r.position, r.kind, r.output
+    )
+    SELECT ins.job_id, ins.position, ins.output,
+           CASE WHEN ins.kind = 'sleep' THEN (ins.output ->> 'until')::timestamptz <= now() END
+    FROM ins;
+END
+$$;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use runledger::__bench::Counters;
 use runledger::embedded::EmbeddedPostgres;
 use runledger::testing::TestDatabase;
-use runledger::{JobError, Runledger, Worker, job, workflow};
+use runledger::{JobContext, JobError, Runledger, Worker, job, workflow};
 use serde_json::json;
 
 /// A no-op job: the cost measured is the framework's and the database's.
@@ -24,6 +24,28 @@ use serde_json::json;
 async fn bench_noop(seq: u64) -> Result<(), JobError> {
     let _ = seq;
     Ok(())
+}
+
+/// W6's durable job: `steps` journaled no-op steps.
+#[job(durable, queue = "durable")]
+async fn bench_steps(ctx: &JobContext, steps: u32) -> Result<(), JobError> {
+    for i in 0..steps {
+        ctx.step("noop").key(i).run(|| async { Ok(()) }).await?;
+    }
+    Ok(())
+}
+
+/// W6's sleeper: sleeps `millis`, then records when it woke (wall clock, microseconds).
+#[job(durable, queue = "sleepy")]
+async fn bench_sleeper(ctx: &JobContext, seq: u64, millis: u64) -> Result<(), JobError> {
+    ctx.sleep("nap", Duration::from_millis(millis)).await?;
+    wakes().lock().expect("wakes").insert(seq, wall_clock_us());
+    Ok(())
+}
+
+fn wakes() -> &'static Mutex<HashMap<u64, i64>> {
+    static WAKES: OnceLock<Mutex<HashMap<u64, i64>>> = OnceLock::new();
+    WAKES.get_or_init(Default::default)
 }
 
 /// Records when its handler started, for pickup latency.
@@ -128,7 +150,7 @@ fn parse_args() -> Result<Args, String> {
     }
     if !matches!(
         parsed.workload.as_str(),
-        "w1" | "w2" | "w3" | "w4" | "w5" | "idle" | "raw" | "raw-insert" | "all"
+        "w1" | "w2" | "w3" | "w4" | "w5" | "w6" | "idle" | "raw" | "raw-insert" | "all"
     ) {
         return Err(format!("unknown workload `{}`", parsed.workload));
     }
@@ -143,7 +165,7 @@ fn number(value: Option<String>, flag: &str) -> Result<usize, String> {
 }
 
 const USAGE: &str =
-    "usage: runledger-bench <w1|w2|w3|w4|w5|idle|raw|raw-insert|all> [--jobs N] [--concurrency C]
+    "usage: runledger-bench <w1|w2|w3|w4|w5|w6|idle|raw|raw-insert|all> [--jobs N] [--concurrency C]
        [--clients K] [--prefetch P] [--json]
   w1   bulk-enqueue N jobs (default 20000), drain with one worker (concurrency 10 and 50, or C);
        also runs raw (ratio_to_raw) and raw --clients 8 (ratio_to_raw8), and reports the
@@ -156,6 +178,9 @@ const USAGE: &str =
   w5   producers enqueue 10000 jobs/s (N) for 60 s while one worker (concurrency 50, or C)
        runs them, completed jobs pruned after 10 s: completed/s, end-to-end latency, backlog,
        finished rows kept and dead tuples of the jobs table over time (not part of `all`)
+  w6   durable jobs: 2000 jobs (N) of 10 journaled no-op steps run by one worker
+       (concurrency 50, or C): journaled steps/s; then 10000 jobs (5 x N) that sleep 1 s:
+       wake-up lag after each sleep's end, p50 and p99 (not part of `all`)
   idle one worker (the maintenance leader) on an empty database for 30 s (N): the
        transactions it sends per second (not part of `all`)
   raw  the claim/complete cycle of w1 with no framework around it: one task claims batches
@@ -389,6 +414,10 @@ async fn run(args: Args) -> Result<(), runledger::Error> {
         )
         .await?;
     }
+    if w == "w6" {
+        let jobs = args.jobs.unwrap_or(2_000);
+        w6(&mut bench, jobs, args.concurrency.unwrap_or(50)).await?;
+    }
     if w == "idle" {
         idle(&mut bench, args.jobs.unwrap_or(30)).await?;
     }
@@ -413,6 +442,124 @@ async fn run(args: Args) -> Result<(), runledger::Error> {
             );
         }
     }
+    Ok(())
+}
+
+/// Durable jobs. First `jobs` jobs of ten journaled no-op steps, enqueued in bulk, then run by
+/// one worker: journaled steps per second (each step is one fenced insert into the journal; each
+/// attempt reads its journal once). Then `5 * jobs` jobs that sleep one second each: the lag
+/// between the end of each sleep (the wake time recorded in its journal, by the database's
+/// clock) and the moment its handler passed the sleep (this machine's clock, the same one).
+async fn w6(bench: &mut Bench, jobs: usize, concurrency: usize) -> Result<(), runledger::Error> {
+    const STEPS: u32 = 10;
+    let db = bench.database().await?;
+    let rl = db.client();
+    rl.enqueue_many((0..jobs).map(|_| BenchSteps { steps: STEPS }))
+        .await?;
+    let worker_pool = own_pool(&db).await?;
+    let worker = tuned(
+        Worker::builder(worker_pool.clone())
+            .queues(["durable"])
+            .kinds(["bench_steps"])
+            .concurrency(concurrency)
+            .migrate(false),
+    )
+    .build()?;
+    let cpu = CpuTimes::read();
+    let started = Instant::now();
+    let running = worker.start().await?;
+    loop {
+        let counts = runledger::testing::count_by_state(&rl).await?;
+        let done = counts
+            .iter()
+            .find(|(state, _)| *state == runledger::job::JobState::Completed)
+            .map_or(0, |c| c.1);
+        if done as usize >= jobs {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = CpuTimes::since(cpu);
+    running.shutdown().await?;
+    worker_pool.close().await;
+    let steps: i64 = sqlx::query_scalar("SELECT count(*) FROM runledger.journal")
+        .fetch_one(db.pool())
+        .await?;
+    assert_eq!(
+        steps as usize,
+        jobs * STEPS as usize,
+        "every step recorded once"
+    );
+    let extra = json!({"jobs": jobs, "steps_per_job": STEPS, "concurrency": concurrency});
+    bench.record(
+        "w6",
+        format!("journaled steps, C={concurrency}"),
+        steps as f64 / elapsed,
+        "steps/s",
+        extra.clone(),
+    );
+    bench.record(
+        "w6",
+        format!("durable jobs, C={concurrency}"),
+        jobs as f64 / elapsed,
+        "jobs/s",
+        extra.clone(),
+    );
+    record_cpu(bench, "w6", "steps", cpu, extra);
+    drop(db);
+
+    let sleepers = jobs * 5;
+    let db = bench.database().await?;
+    let rl = db.client();
+    let worker_pool = own_pool(&db).await?;
+    let running = tuned(
+        Worker::builder(worker_pool.clone())
+            .queues(["sleepy"])
+            .kinds(["bench_sleeper"])
+            .concurrency(concurrency)
+            .migrate(false),
+    )
+    .build()?
+    .start()
+    .await?;
+    wakes().lock().expect("wakes").clear();
+    rl.enqueue_many((0..sleepers as u64).map(|seq| BenchSleeper { seq, millis: 1_000 }))
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while wakes().lock().expect("wakes").len() < sleepers && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.shutdown().await?;
+    worker_pool.close().await;
+    let ends: Vec<(String, f64)> = sqlx::query_as(
+        "SELECT j.args ->> 'seq', \
+                EXTRACT(EPOCH FROM (r.output ->> 'until')::timestamptz)::float8 * 1e6 \
+         FROM runledger.journal r JOIN runledger.jobs j ON j.id = r.job_id \
+         WHERE r.kind = 'sleep'",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let woke = wakes().lock().expect("wakes").clone();
+    let mut lags: Vec<f64> = ends
+        .iter()
+        .filter_map(|(seq, until_us)| {
+            let at = *woke.get(&seq.parse::<u64>().ok()?)?;
+            Some((at as f64 - until_us) / 1000.0)
+        })
+        .collect();
+    if lags.len() < sleepers {
+        eprintln!(
+            "warning: {} of {sleepers} sleepers did not wake within 120 s",
+            sleepers - lags.len()
+        );
+    }
+    lags.sort_by(f64::total_cmp);
+    let pct = |p: f64| lags[((lags.len() as f64 - 1.0) * p).round() as usize];
+    let extra = json!({"jobs": sleepers, "sleep_ms": 1000, "concurrency": concurrency});
+    bench.record("w6", "wake-up lag p50", pct(0.50), "ms", extra.clone());
+    bench.record("w6", "wake-up lag p99", pct(0.99), "ms", extra.clone());
+    bench.record("w6", "wake-up lag max", pct(1.0), "ms", extra);
     Ok(())
 }
 

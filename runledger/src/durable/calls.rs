@@ -38,7 +38,7 @@ fn not_durable(kind: &str, call: &str) -> JobError {
 
 /// A database error during a journaled call: the attempt fails and is retried, and the call
 /// runs again (nothing was recorded).
-fn db_error(call: &str, error: Error) -> JobError {
+fn db_error(call: &str, error: impl fmt::Display) -> JobError {
     JobError::retry(format!("could not record {call}: {error}"))
 }
 
@@ -181,7 +181,8 @@ impl JobContext {
             let value = make();
             let text = serde_json::to_string(&value).map_err(JobError::fatal)?;
             let entry = journal.new_entry(position, kind, kind, None);
-            if !store::record(self.client.pool(), entry, &text)
+            if !journal
+                .record(entry, &text)
                 .await
                 .map_err(|e| db_error(kind, e))?
             {
@@ -319,13 +320,10 @@ impl JobContext {
                 1
             };
             let entry = journal.new_entry(position, "select", "select", None);
-            if !store::record(
-                self.client.pool(),
-                entry,
-                &json!({ "winner": winner }).to_string(),
-            )
-            .await
-            .map_err(|e| db_error("select", e))?
+            if !journal
+                .record(entry, &json!({ "winner": winner }).to_string())
+                .await
+                .map_err(|e| db_error("select", e))?
             {
                 return Err(journal.lost());
             }
@@ -487,7 +485,8 @@ impl<'a> Step<'a> {
             )));
         }
         let entry = journal.new_entry(position, "step", self.name, key);
-        if !store::record(self.ctx.client.pool(), entry, &text)
+        if !journal
+            .record(entry, &text)
             .await
             .map_err(|e| db_error(&what, e))?
         {
@@ -555,7 +554,8 @@ impl Sleep<'_> {
             None => {
                 let entry = journal.new_entry(position, "sleep", self.name, key);
                 let delay = self.duration.min(crate::validate::MAX_DELAY).as_secs_f64();
-                match store::record_sleep(self.ctx.client.pool(), entry, self.until, delay)
+                match journal
+                    .record_sleep(entry, self.until, delay)
                     .await
                     .map_err(|e| db_error("sleep", e))?
                 {

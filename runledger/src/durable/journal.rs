@@ -14,7 +14,8 @@ use crate::client::runledger::Runledger;
 use crate::error::Error;
 use crate::job::JobError;
 use crate::job::error::JobErrorKind;
-use crate::store::durable::{EntryRow, NewEntry};
+use crate::runtime::journaler::Journaler;
+use crate::store::durable::{CallRow, EntryRow, NewEntry};
 
 /// Why a durable job left its worker: what wakes it, and the time that wakes it regardless.
 ///
@@ -100,6 +101,7 @@ pub(crate) struct Journal {
     diverged: Mutex<Option<String>>,
     lease_lost: AtomicBool,
     stop: Option<Stop>,
+    writer: Option<Journaler>,
 }
 
 /// Where a journal stops a handler before it makes a call it has not recorded (testing).
@@ -123,16 +125,69 @@ impl fmt::Debug for Journal {
 }
 
 impl Journal {
-    /// Reads the journal of `job` for attempt `attempt`.
+    /// Reads the journal of `job` for attempt `attempt` (a first attempt has none to read).
+    /// Calls are recorded through `writer` when given, else one statement each.
     pub(crate) async fn load(
         client: Runledger,
         job: i64,
         attempt: i32,
         version: i32,
+        writer: Option<Journaler>,
     ) -> Result<Self, Error> {
-        let rows = crate::store::durable::journal(client.pool(), job).await?;
+        let rows = if attempt > 1 {
+            crate::store::durable::journal(client.pool(), job).await?
+        } else {
+            Vec::new()
+        };
         let db_now = rows.first().map_or_else(Utc::now, |r| r.db_now);
-        Ok(Self::new(client, job, attempt, version, rows, db_now))
+        let mut journal = Self::new(client, job, attempt, version, rows, db_now);
+        journal.writer = writer;
+        Ok(journal)
+    }
+
+    /// Records a finished call with its output (JSON text). False if the attempt no longer
+    /// holds the job.
+    pub(crate) async fn record(&self, entry: NewEntry<'_>, output: &str) -> Result<bool, String> {
+        check_identity(&entry)?;
+        match &self.writer {
+            Some(writer) => Ok(writer
+                .record(call_row(&entry, Some(output.to_owned()), None, None))
+                .await?
+                .is_some()),
+            None => crate::store::durable::record(self.client.pool(), entry, output)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Records a sleep until `until`, or for `delay_s` seconds from now by the database clock:
+    /// its end and whether that has come, or `None` if the attempt no longer holds the job.
+    pub(crate) async fn record_sleep(
+        &self,
+        entry: NewEntry<'_>,
+        until: Option<DateTime<Utc>>,
+        delay_s: f64,
+    ) -> Result<Option<(DateTime<Utc>, bool)>, String> {
+        check_identity(&entry)?;
+        match &self.writer {
+            Some(writer) => {
+                let Some(recorded) = writer
+                    .record(call_row(&entry, None, until, Some(delay_s)))
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let end = recorded
+                    .output
+                    .get("until")
+                    .and_then(|u| serde_json::from_value(u.clone()).ok())
+                    .ok_or("the recorded sleep has no end")?;
+                Ok(Some((end, recorded.due.unwrap_or(false))))
+            }
+            None => crate::store::durable::record_sleep(self.client.pool(), entry, until, delay_s)
+                .await
+                .map_err(|e| e.to_string()),
+        }
     }
 
     pub(crate) fn new(
@@ -155,6 +210,7 @@ impl Journal {
             diverged: Mutex::new(None),
             lease_lost: AtomicBool::new(false),
             stop: None,
+            writer: None,
         }
     }
 
@@ -165,6 +221,7 @@ impl Journal {
     }
 
     /// Stops the handler before any call it has not recorded.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) fn replay_only(mut self) -> Self {
         self.stop = Some(Stop::Unrecorded);
         self
@@ -176,6 +233,7 @@ impl Journal {
     }
 
     /// Calls built so far.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub(crate) fn built(&self) -> usize {
         self.next.load(Ordering::Relaxed).max(0) as usize
     }
@@ -293,6 +351,35 @@ impl Journal {
             name,
             key,
         }
+    }
+}
+
+/// A name or key PostgreSQL cannot store in text (a NUL character) is refused before it reaches
+/// a batch, where it would fail every call recorded with it.
+fn check_identity(entry: &NewEntry<'_>) -> Result<(), String> {
+    for text in std::iter::once(entry.name).chain(entry.key) {
+        crate::validate::text("the call's name or key", text).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+fn call_row(
+    entry: &NewEntry<'_>,
+    output: Option<String>,
+    until: Option<DateTime<Utc>>,
+    delay_s: Option<f64>,
+) -> CallRow {
+    CallRow {
+        job: entry.job,
+        attempt: entry.attempt,
+        version: entry.version,
+        position: entry.position,
+        kind: entry.kind,
+        name: entry.name.to_owned(),
+        key: entry.key.map(str::to_owned),
+        output,
+        until,
+        delay_s,
     }
 }
 

@@ -97,6 +97,7 @@ async fn execute(
         lease: shared.config.lease,
         max_output_bytes: shared.config.max_payload_bytes,
         stop_before: None,
+        journaler: shared.journaler.clone(),
     };
     let (id, attempt) = (job.id, job.attempt);
     let written = attempt_job(&env, registration, job, stop).await;
@@ -117,6 +118,8 @@ pub(crate) struct Env<'a> {
     pub(crate) max_output_bytes: usize,
     /// Stops a durable job before the first call of this name it has not recorded (testing).
     pub(crate) stop_before: Option<&'static str>,
+    /// Records durable jobs' calls in batches; without it, one statement each.
+    pub(crate) journaler: Option<super::journaler::Journaler>,
 }
 
 /// Runs one attempt of `job` with `registration`'s handler, under its timeout and stop signal,
@@ -134,6 +137,7 @@ pub(crate) async fn attempt_job(
             job.id,
             job.attempt,
             registration.options.version,
+            env.journaler.clone(),
         )
         .await
         {

@@ -6,6 +6,7 @@
 mod completer;
 pub(crate) mod config;
 pub(crate) mod executor;
+pub(crate) mod journaler;
 mod lease;
 mod listener;
 mod producer;
@@ -451,6 +452,11 @@ impl Worker {
             .map(|q| (q.clone(), Arc::new(Notify::new())))
             .collect();
         let lease_pool = lease::pool(&self.pool, self.config.lease);
+        let journaler = self
+            .handlers
+            .values()
+            .any(|reg| reg.options.durable)
+            .then(|| journaler::Journaler::start(self.pool.clone()));
         let shared = Arc::new(Shared {
             pool: self.pool.clone(),
             lease_pool,
@@ -459,6 +465,7 @@ impl Worker {
             handlers: self.handlers,
             kinds: self.kinds,
             state: self.state,
+            journaler,
             slots: Arc::new(Semaphore::new(self.config.concurrency)),
             running: Mutex::new(HashMap::new()),
             completions,

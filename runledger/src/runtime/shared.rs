@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) handlers: HashMap<&'static str, &'static JobRegistration>,
     pub(crate) kinds: Vec<&'static str>,
     pub(crate) state: Arc<StateMap>,
+    /// Records the calls of durable jobs in batches; `None` when the worker runs none.
+    pub(crate) journaler: Option<super::journaler::Journaler>,
     /// One permit per job slot, held from the claim until the job's outcome is queued for the
     /// completer.
     pub(crate) slots: Arc<Semaphore>,

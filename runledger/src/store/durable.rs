@@ -301,3 +301,78 @@ pub(crate) async fn children<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Vec
             .await?,
     )
 }
+
+/// A finished call to record in a batch (see [`record_calls`]).
+#[derive(Debug, Clone)]
+pub(crate) struct CallRow {
+    pub(crate) job: i64,
+    pub(crate) attempt: i32,
+    pub(crate) version: i32,
+    pub(crate) position: i32,
+    pub(crate) kind: &'static str,
+    pub(crate) name: String,
+    pub(crate) key: Option<String>,
+    /// The output as JSON text; `None` for a sleep, whose output is its end.
+    pub(crate) output: Option<String>,
+    /// A sleep's end.
+    pub(crate) until: Option<DateTime<Utc>>,
+    /// A sleep's length, from now by the database clock, when `until` is `None`.
+    pub(crate) delay_s: Option<f64>,
+}
+
+/// A call recorded by [`record_calls`].
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct RecordedCall {
+    pub(crate) job_id: i64,
+    pub(crate) position: i32,
+    pub(crate) output: serde_json::Value,
+    /// For a sleep: whether its end has come.
+    pub(crate) due: Option<bool>,
+}
+
+/// Records many calls in one statement (`runledger.record_calls`), each under its attempt's
+/// fence; the calls of attempts that lost their job are not returned.
+pub(crate) async fn record_calls(
+    pool: &PgPool,
+    rows: &[&CallRow],
+) -> Result<Vec<RecordedCall>, Error> {
+    let n = rows.len();
+    let mut jobs = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut positions = Vec::with_capacity(n);
+    let mut kinds = Vec::with_capacity(n);
+    let mut names = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    let mut outputs = Vec::with_capacity(n);
+    let mut untils = Vec::with_capacity(n);
+    let mut delays = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
+    for row in rows {
+        jobs.push(row.job);
+        attempts.push(row.attempt);
+        positions.push(row.position);
+        kinds.push(row.kind);
+        names.push(row.name.as_str());
+        keys.push(row.key.as_deref());
+        outputs.push(row.output.as_deref());
+        untils.push(row.until);
+        delays.push(row.delay_s);
+        versions.push(row.version);
+    }
+    Ok(sqlx::query_as::<_, RecordedCall>(
+        "SELECT job_id, position, output, due \
+         FROM runledger.record_calls($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&jobs)
+    .bind(&attempts)
+    .bind(&positions)
+    .bind(&kinds)
+    .bind(&names)
+    .bind(&keys)
+    .bind(&outputs)
+    .bind(&untils)
+    .bind(&delays)
+    .bind(&versions)
+    .fetch_all(pool)
+    .await?)
+}

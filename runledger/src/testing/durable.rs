@@ -260,6 +260,7 @@ impl DurableDriver {
             lease: Duration::from_secs(300),
             max_output_bytes: self.client.max_payload_bytes(),
             stop_before: self.stop_before,
+            journaler: None,
         };
         let (_stop_tx, stop) = tokio::sync::watch::channel::<Option<StopReason>>(None);
         if let Some(outcome) = attempt_job(&env, registration, claimed, stop).await {
