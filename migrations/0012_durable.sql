@@ -162,6 +162,13 @@ DECLARE
     v_condition jsonb := jsonb_build_object('event', p_name, 'key', p_key);
     v_first     boolean;
 BEGIN
+    -- The wake-up reads jobs that suspended concurrently: only statements of their own
+    -- snapshots (read committed) see them.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'runledger: events are emitted in read committed transactions; this one is %',
+            current_setting('transaction_isolation')
+            USING HINT = 'emit the event in a read committed transaction (the default), or after this one commits';
+    END IF;
     PERFORM runledger.lock_waits(ARRAY[v_condition]);
     INSERT INTO runledger.events (name, key, payload) VALUES (p_name, p_key, p_payload)
     ON CONFLICT DO NOTHING;
@@ -254,20 +261,24 @@ $$;
 
 -- The completer's write, with two more outcomes: `suspended` (to `waiting`, or straight back to
 -- `available` when what it waits for has already happened or its time has come) and
--- `diverged`. The caller holds the locks of the conditions it suspends on.
+-- `diverged`. The caller holds the locks of the conditions it suspends on. Children that
+-- finish wake their waiting parents in the same transaction, in a statement of its own (which
+-- sees every suspension committed before it takes the conditions' locks).
 DROP FUNCTION runledger.complete_jobs(bigint[], integer[], text[], text[], double precision[], text[]);
 
 CREATE FUNCTION runledger.complete_jobs(
     p_ids bigint[], p_attempts integer[], p_outcomes text[], p_outputs text[],
     p_delays double precision[], p_errors text[], p_waits text[], p_untils timestamptz[]
-) RETURNS TABLE (id bigint, state text, queue text, due_in_ms double precision,
-                parent_id bigint)
+) RETURNS TABLE (id bigint, state text, queue text, due_in_ms double precision)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
+DECLARE
+    v_row      record;
+    v_children bigint[] := '{}';
 BEGIN
-    RETURN QUERY
+    FOR v_row IN
     WITH u AS (
         SELECT u.*,
                CASE WHEN u.outcome = 'suspended'
@@ -320,9 +331,23 @@ BEGIN
     SELECT done.id, done.state, done.queue,
            CASE WHEN done.state IN ('retryable', 'scheduled')
                   OR (done.state = 'waiting' AND done.run_at < runledger.never())
-                THEN EXTRACT(EPOCH FROM (done.run_at - now()))::float8 * 1000 END,
+                THEN EXTRACT(EPOCH FROM (done.run_at - now()))::float8 * 1000 END AS due_in_ms,
            done.parent_id
-    FROM done CROSS JOIN (SELECT count(*) FROM notified) n;
+    FROM done CROSS JOIN (SELECT count(*) FROM notified) n
+    LOOP
+        id := v_row.id;
+        state := v_row.state;
+        queue := v_row.queue;
+        due_in_ms := v_row.due_in_ms;
+        RETURN NEXT;
+        IF v_row.parent_id IS NOT NULL
+           AND v_row.state IN ('completed', 'failed', 'cancelled', 'diverged') THEN
+            v_children := v_children || v_row.id;
+        END IF;
+    END LOOP;
+    IF cardinality(v_children) > 0 THEN
+        PERFORM runledger.wake_parents(v_children);
+    END IF;
 END
 $$;
 

@@ -948,3 +948,27 @@ async fn the_test_driver_skips_sleeps_supplies_events_and_stops_where_asked() {
     let resumed = driver.resume::<String>(stopped.id).await.unwrap();
     assert_eq!(resumed.outcome, Outcome::Completed("R-1/L1".to_owned()));
 }
+
+#[tokio::test]
+async fn events_are_emitted_only_in_read_committed_transactions() {
+    let db = db().await;
+    let rl = db.client();
+    let mut tx = rl.pool().begin().await.unwrap();
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let error = rl
+        .emit_tx(
+            &mut tx,
+            &Packed {
+                order: "rr".into(),
+                parcels: 1,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("read committed"), "{error}");
+    tx.rollback().await.unwrap();
+    assert!(rl.event::<Packed>("rr").await.unwrap().is_none());
+}

@@ -83,9 +83,10 @@ pub enum Error {
         reason: Option<String>,
     },
 
-    /// A durable job's code no longer matches its journal; the job stopped for good in state
-    /// `diverged`. Deploy code that makes the recorded calls again (or declare the old
-    /// version), or cancel the job.
+    /// A durable job's code no longer matches its journal; the job stopped for good in the
+    /// terminal state `diverged`, its journal kept for inspection. Change the code so that it
+    /// makes the recorded calls again (branching on a version the payload carries, say) before
+    /// the next deploy, and enqueue the work again; see `docs/durable.md`.
     #[error("job {id} diverged from its journal: {diff}")]
     JobDiverged {
         /// The job.

@@ -734,8 +734,12 @@ impl<'a, J: Job> Spawn<'a, J> {
             }
             let handle = Enqueue::new_tx(client, &mut tx, self.job).await?;
             let id = handle.id().0;
-            if handle.inserted() {
-                store::adopt(&mut tx, journal.job, id).await?;
+            // A unique job that exists already becomes the child, unless it has a parent.
+            if let Some(other) = store::adopt(&mut tx, journal.job, id).await? {
+                return Err(Error::InvalidInput(format!(
+                    "job {id}, which holds the same unique key, is already the child of job \
+                     {other}; a job has one parent"
+                )));
             }
             let entry = journal.new_entry(position, "spawn", self.name, key);
             if !store::record(&mut *tx, entry, &json!({ "child": id }).to_string()).await? {

@@ -7,8 +7,10 @@ use crate::error::Error;
 use crate::ids::JobId;
 use crate::store::durable as store;
 
-/// One recorded call of a durable job, as [`Runledger::journal`] reads it.
-#[derive(Debug, Clone, PartialEq)]
+/// One recorded call of a durable job, as [`Runledger::journal`] reads it. It serializes, so
+/// that a journal can be stored with a test and replayed (`testing::durable::replay_journal`,
+/// feature `testing`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct JournalEntry {
     /// The call's place in the handler, fixed when the call was built (from 0).

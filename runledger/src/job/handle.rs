@@ -41,7 +41,8 @@ impl<O: Storable> JobHandle<O> {
     }
 
     /// Waits until the job finishes: its typed output if it completed,
-    /// [`Error::JobFailed`] or [`Error::JobCancelled`] otherwise.
+    /// [`Error::JobFailed`], [`Error::JobCancelled`] or (a durable job whose code no longer
+    /// matches its journal) [`Error::JobDiverged`] otherwise.
     pub async fn wait(&self) -> Result<O, Error> {
         self.wait_inner(None).await
     }

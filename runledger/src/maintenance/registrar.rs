@@ -1,6 +1,8 @@
 //! The registrar: records this worker in `runledger.workers` (its queues and kinds) at start,
 //! refreshes the record every 30 s, and deletes it at graceful shutdown, so that the leader can
-//! tell which kinds no running worker serves.
+//! tell which kinds no running worker serves. On the same beat it wakes the durable jobs that
+//! wait for a worker able to resume the version of the code that recorded their journal, when
+//! this worker is one.
 
 use std::time::Duration;
 
@@ -30,6 +32,19 @@ impl Service for Registrar {
             &shared.kinds,
         )
         .await?;
+        let resumable: Vec<String> = shared
+            .handlers
+            .values()
+            .filter(|reg| reg.options.durable)
+            .flat_map(|reg| {
+                std::iter::once(reg.options.version)
+                    .chain(reg.options.resumes.iter().copied())
+                    .map(|v| crate::runtime::executor::version_condition(reg.kind, v))
+            })
+            .collect();
+        if !resumable.is_empty() {
+            store::durable::wake(&shared.pool, &resumable).await?;
+        }
         Ok(REFRESH)
     }
 

@@ -28,7 +28,8 @@ pub(crate) struct WorkerConfig {
 const DAY: Duration = Duration::from_secs(86_400);
 
 /// How long finished jobs are kept before the pruner deletes them, by final state; `None` keeps
-/// them forever. Only `completed`, `failed` and `cancelled` jobs are ever deleted, and only once
+/// them forever. Only `completed`, `failed`, `cancelled` and `diverged` jobs are ever deleted
+/// (with their journals), and only once
 /// their `finished_at` is older than the state's retention.
 ///
 /// The default keeps completed jobs for 1 day, failed and cancelled jobs and finished workflow

@@ -424,21 +424,6 @@ impl Worker {
         if self.config.migrate {
             crate::store::migrate(&self.pool).await?;
         }
-        // Durable jobs recorded by a version of their code that an earlier worker could not
-        // resume wait for one that can: this one, for the versions it declares.
-        let resumable: Vec<String> = self
-            .handlers
-            .values()
-            .filter(|reg| reg.options.durable)
-            .flat_map(|reg| {
-                std::iter::once(reg.options.version)
-                    .chain(reg.options.resumes.iter().copied())
-                    .map(|v| executor::version_condition(reg.kind, v))
-            })
-            .collect();
-        if !resumable.is_empty() {
-            crate::store::durable::wake(&self.pool, &resumable).await?;
-        }
         let client = Runledger::builder(self.pool.clone())
             .max_payload_bytes(self.config.max_payload_bytes)
             .build();

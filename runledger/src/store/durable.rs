@@ -169,14 +169,31 @@ pub(crate) async fn fence(conn: &mut PgConnection, job: i64, attempt: i32) -> Re
         .await?)
 }
 
-/// Makes job `child` (just inserted in the same transaction) a child of `parent`.
-pub(crate) async fn adopt(conn: &mut PgConnection, parent: i64, child: i64) -> Result<(), Error> {
-    sqlx::query("UPDATE runledger.jobs SET parent_id = $1 WHERE id = $2")
-        .bind(parent)
-        .bind(child)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Makes job `child` a child of `parent`, unless it belongs to another parent already: the
+/// parent it has then (`None`: adopted).
+pub(crate) async fn adopt(
+    conn: &mut PgConnection,
+    parent: i64,
+    child: i64,
+) -> Result<Option<i64>, Error> {
+    let adopted: Option<i64> = sqlx::query_scalar(
+        "UPDATE runledger.jobs SET parent_id = $1 \
+         WHERE id = $2 AND (parent_id IS NULL OR parent_id = $1) RETURNING id",
+    )
+    .bind(parent)
+    .bind(child)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if adopted.is_some() {
+        return Ok(None);
+    }
+    Ok(
+        sqlx::query_scalar("SELECT parent_id FROM runledger.jobs WHERE id = $1")
+            .bind(child)
+            .fetch_optional(conn)
+            .await?
+            .flatten(),
+    )
 }
 
 /// Records event (`name`, `key`) with `payload` (JSON text) unless one is recorded already, and

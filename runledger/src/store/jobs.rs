@@ -428,8 +428,6 @@ pub(crate) struct Written {
     pub(crate) queue: String,
     /// Milliseconds until the job is due again, for retries, snoozes and timed waits.
     pub(crate) due_in_ms: Option<f64>,
-    /// The job's parent, for a child job.
-    pub(crate) parent_id: Option<i64>,
 }
 
 impl Written {
@@ -475,7 +473,7 @@ pub(crate) async fn complete<'e>(
     // The statement is `runledger.complete_jobs` (migration 0010), which plans it without
     // regard to the table's statistics or the batch's size.
     Ok(sqlx::query_as::<_, Written>(
-        "SELECT id, state, queue, due_in_ms, parent_id \
+        "SELECT id, state, queue, due_in_ms \
          FROM runledger.complete_jobs($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&ids)
@@ -497,8 +495,8 @@ pub(crate) async fn complete<'e>(
 ///
 /// Durable jobs add two things to the same transaction: before the write, the locks of the
 /// conditions suspended jobs wait for (so an event or a child's end committed meanwhile is
-/// seen; see migration 0012); after it, the parents of finished children wake and the
-/// descendants of failed durable jobs are cancelled.
+/// seen; see migration 0012); after it, the descendants of failed durable jobs are cancelled.
+/// Parents of children that finish wake inside the write itself.
 pub(crate) async fn complete_batch(
     pool: &PgPool,
     outcomes: &[Outcome],
@@ -511,16 +509,8 @@ pub(crate) async fn complete_batch(
         .collect();
     let durable = !waits.is_empty() || outcomes.iter().any(|o| o.durable);
     if runs.is_empty() && !durable {
-        let written = complete(pool, outcomes).await?;
-        if !written
-            .iter()
-            .any(|w| w.parent_id.is_some() && w.is_finished())
-        {
-            return Ok(written);
-        }
-        // Children finished: their parents wake (a statement of its own, after the write).
-        settle_durable(pool, outcomes, &written).await?;
-        return Ok(written);
+        // Children that finish wake their parents inside the write's own function.
+        return complete(pool, outcomes).await;
     }
     runs.sort_unstable();
     runs.dedup();
@@ -552,28 +542,23 @@ pub(crate) async fn complete_batch(
     Ok(written)
 }
 
-/// Wakes the parents of the children in `written` that finished, and cancels the descendants
-/// of the durable jobs that failed (failed, cancelled, diverged).
+/// Cancels the descendants of the durable jobs in `written` that failed (failed, cancelled,
+/// diverged). Parents of children that finished were woken by the write itself.
 async fn settle_durable<'e>(
     db: impl PgExecutor<'e>,
     outcomes: &[Outcome],
     written: &[Written],
 ) -> Result<(), Error> {
-    let finished: Vec<i64> = written
-        .iter()
-        .filter(|w| w.parent_id.is_some() && w.is_finished())
-        .map(|w| w.id)
-        .collect();
     let failed: Vec<i64> = written
         .iter()
         .filter(|w| w.is_finished() && w.state != "completed")
         .filter(|w| outcomes.iter().any(|o| o.id == w.id && o.durable))
         .map(|w| w.id)
         .collect();
-    if finished.is_empty() && failed.is_empty() {
+    if failed.is_empty() {
         return Ok(());
     }
-    super::durable::settle(db, &finished, &failed).await
+    super::durable::settle(db, &[], &failed).await
 }
 
 /// A running job whose lease was renewed.
@@ -653,7 +638,7 @@ pub(crate) async fn rescue(pool: &PgPool, limit: i64) -> Result<Vec<Written>, Er
                              || ' stopped renewing it (crashed, hung or cut off)'))
             FROM expired
             WHERE j.id = expired.id
-            RETURNING j.id, j.state, j.queue, j.parent_id
+            RETURNING j.id, j.state, j.queue
         ),
         notified AS (
             SELECT "#,
@@ -661,7 +646,7 @@ pub(crate) async fn rescue(pool: &PgPool, limit: i64) -> Result<Vec<Written>, Er
         r#"
             FROM (SELECT DISTINCT queue FROM done WHERE state = 'available') q
         )
-        SELECT done.id, done.state, done.queue, NULL::float8 AS due_in_ms, done.parent_id
+        SELECT done.id, done.state, done.queue, NULL::float8 AS due_in_ms
         FROM done CROSS JOIN (SELECT count(*) FROM notified) n
         "#
     ))

@@ -265,14 +265,14 @@ pub(crate) async fn settle_jobs(conn: &mut PgConnection, jobs: &[i64]) -> Result
     sqlx::query(
         "SELECT runledger.workflow_settle_many(\
              array_agg(run_id ORDER BY id), array_agg(step ORDER BY id), \
-             array_agg(state ORDER BY id), \
+             array_agg(CASE WHEN state = 'diverged' THEN 'failed' ELSE state END ORDER BY id), \
              array_agg(CASE WHEN state = 'completed' THEN COALESCE(output, 'null'::jsonb) END \
                        ORDER BY id), \
              array_agg(runledger.workflow_job_error(j, true) ORDER BY id), \
              array_agg(false)) \
          FROM runledger.jobs j \
          WHERE id = ANY($1) AND run_id IS NOT NULL \
-           AND state IN ('completed', 'failed', 'cancelled')",
+           AND state IN ('completed', 'failed', 'cancelled', 'diverged')",
     )
     .bind(jobs)
     .execute(conn)
@@ -288,6 +288,19 @@ pub(crate) async fn cancel<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Optio
             .fetch_one(db)
             .await?,
     )
+}
+
+/// Cancels the unfinished descendants of run `id`'s step jobs (children spawned by durable
+/// step jobs).
+pub(crate) async fn cancel_spawned(conn: &mut PgConnection, id: i64) -> Result<(), Error> {
+    sqlx::query(
+        "SELECT runledger.cancel_descendants( \
+             ARRAY(SELECT j.id FROM runledger.jobs j WHERE j.run_id = $1))",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Completes gate `gate` of run `id`. Returns `None` if the run has no such gate, else

@@ -121,7 +121,8 @@ impl DurableDriver {
         self
     }
 
-    /// Lets sleeps take their time (by default they end at once).
+    /// Leaves sleeps alone (by default they end at once): a job that sleeps is then reported
+    /// as [`Outcome::Waiting`], to be driven again once its time has come.
     pub fn keep_sleeps(mut self) -> Self {
         self.skip_sleeps = false;
         self

@@ -81,7 +81,10 @@ impl Runledger {
     /// cancelled, running step jobs are asked to stop. Returns the run's state before; a run
     /// that had finished is left as it was.
     pub async fn cancel_workflow(&self, id: RunId) -> Result<RunState, Error> {
-        cancel_workflow(self.pool(), id).await
+        let mut tx = self.pool().begin().await?;
+        let state = cancel_workflow(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(state)
     }
 
     /// [`cancel_workflow`](Self::cancel_workflow) inside the caller's transaction: a rollback
@@ -114,9 +117,11 @@ async fn complete_gate<'e>(
     }
 }
 
-async fn cancel_workflow<'e>(db: impl PgExecutor<'e>, id: RunId) -> Result<RunState, Error> {
-    let before = store::workflows::cancel(db, id.0)
+/// Cancels run `id`, and the children its durable step jobs spawned.
+async fn cancel_workflow(conn: &mut PgConnection, id: RunId) -> Result<RunState, Error> {
+    let before = store::workflows::cancel(&mut *conn, id.0)
         .await?
         .ok_or(Error::RunNotFound { run: id })?;
+    store::workflows::cancel_spawned(conn, id.0).await?;
     RunState::parse(&before)
 }
