@@ -14,7 +14,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::event::Event;
-use super::journal::{Journal, Suspension};
+use super::journal::Journal;
+use super::suspension::Suspension;
 use crate::error::Error;
 use crate::ids::JobId;
 use crate::job::Enqueue;
@@ -310,7 +311,7 @@ impl JobContext {
                         let [Some(x), Some(y)] = waiting else {
                             unreachable!("both branches are disabled only once both wait")
                         };
-                        return Err(x.or(y).into_error());
+                        return Err(x.or(y).into());
                     }
                 }
             };
@@ -358,7 +359,7 @@ fn suspension(error: JobError) -> Result<Suspension, JobError> {
 /// is not a suspension (a divergence first).
 fn merge(a: JobError, b: JobError) -> JobError {
     match (a.kind, b.kind) {
-        (JobErrorKind::Suspended(x), JobErrorKind::Suspended(y)) => x.or(y).into_error(),
+        (JobErrorKind::Suspended(x), JobErrorKind::Suspended(y)) => x.or(y).into(),
         (JobErrorKind::Diverged(d), _) | (_, JobErrorKind::Diverged(d)) => {
             JobError::new(JobErrorKind::Diverged(d))
         }
@@ -567,7 +568,7 @@ impl Sleep<'_> {
         if due {
             Ok(())
         } else {
-            Err(Suspension::new(json!({ "sleep": self.name }), Some(until)).into_error())
+            Err(Suspension::new(json!({ "sleep": self.name }), Some(until)).into())
         }
     }
 }
@@ -653,7 +654,7 @@ impl<'a, E: Event> Wait<'a, E> {
                 .get("until")
                 .and_then(|u| serde_json::from_value(u.clone()).ok());
             return Err(
-                Suspension::new(json!({ "event": E::NAME, "key": self.key }), until).into_error(),
+                Suspension::new(json!({ "event": E::NAME, "key": self.key }), until).into(),
             );
         }
         if output.get("timed_out").is_some() {
@@ -846,7 +847,7 @@ impl<J: Job> Join<J> {
                     .map_err(|e| db_error(&what, e))?
                     .ok_or_else(|| journal.lost())?;
                 if resolved.state != "done" {
-                    return Err(Suspension::new(json!({ "child": self.id }), None).into_error());
+                    return Err(Suspension::new(json!({ "child": self.id }), None).into());
                 }
                 resolved.output.unwrap_or(Value::Null)
             }

@@ -8,85 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
+use super::suspension::Suspension;
 use crate::client::runledger::Runledger;
 use crate::error::Error;
-use crate::job::JobError;
-use crate::job::error::JobErrorKind;
+use crate::job::error::{JobError, JobErrorKind};
 use crate::runtime::journaler::Journaler;
 use crate::store::durable::{CallRow, EntryRow, NewEntry};
-
-/// Why a durable job left its worker: what wakes it, and the time that wakes it regardless.
-///
-/// A suspending call returns it inside a [`JobError`] ([`JobError::is_suspended`]); return that
-/// error with `?` so the job can leave its worker.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Suspension {
-    /// Conditions as stored in `waiting_for`: `{"event": name, "key": key}`, `{"child": id}`,
-    /// `{"sleep": name}`, `{"kind": kind, "version": v}`.
-    pub(crate) conditions: Vec<Value>,
-    pub(crate) until: Option<DateTime<Utc>>,
-}
-
-impl Suspension {
-    pub(crate) fn new(condition: Value, until: Option<DateTime<Utc>>) -> Self {
-        Self {
-            conditions: vec![condition],
-            until,
-        }
-    }
-
-    /// Waiting for either: every condition wakes the job, and the earlier time.
-    pub(crate) fn or(mut self, other: Suspension) -> Self {
-        for c in other.conditions {
-            if !self.conditions.contains(&c) {
-                self.conditions.push(c);
-            }
-        }
-        self.until = match (self.until, other.until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        self
-    }
-
-    /// The time that wakes the job regardless, if any.
-    pub fn until(&self) -> Option<DateTime<Utc>> {
-        self.until
-    }
-
-    pub(crate) fn into_error(self) -> JobError {
-        JobError::new(JobErrorKind::Suspended(self))
-    }
-}
-
-impl fmt::Display for Suspension {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("waiting for ")?;
-        for (i, c) in self.conditions.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" or ")?;
-            }
-            if let Some(name) = c.get("event").and_then(Value::as_str) {
-                let key = c.get("key").and_then(Value::as_str).unwrap_or_default();
-                write!(f, "event `{name}` with key `{key}`")?;
-            } else if let Some(child) = c.get("child") {
-                write!(f, "child job {child}")?;
-            } else if let Some(name) = c.get("sleep").and_then(Value::as_str) {
-                write!(f, "sleep `{name}` to end")?;
-            } else if let Some(version) = c.get("version") {
-                write!(f, "a worker that resumes version {version}")?;
-            } else {
-                write!(f, "{c}")?;
-            }
-        }
-        if let Some(until) = self.until {
-            write!(f, " until {until}")?;
-        }
-        Ok(())
-    }
-}
 
 /// One attempt's view of a durable job's journal.
 pub(crate) struct Journal {
@@ -263,7 +191,7 @@ impl Journal {
         let Some(entry) = self.recorded.get(&position) else {
             return match self.stop {
                 Some(Stop::Before(stop)) if stop == name => {
-                    Err(Suspension::new(serde_json::json!({ "stop": name }), None).into_error())
+                    Err(Suspension::new(serde_json::json!({ "stop": name }), None).into())
                 }
                 Some(Stop::Unrecorded) => Err(Suspension::new(
                     serde_json::json!({
@@ -272,7 +200,7 @@ impl Journal {
                     }),
                     None,
                 )
-                .into_error()),
+                .into()),
                 _ => Ok(None),
             };
         };
@@ -286,7 +214,7 @@ impl Journal {
                     }),
                     None,
                 )
-                .into_error());
+                .into());
             }
             return Ok(Some(entry));
         }

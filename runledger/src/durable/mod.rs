@@ -38,15 +38,16 @@
 
 mod calls;
 mod event;
-mod journal;
+pub(crate) mod journal;
 
 mod record;
+pub(crate) mod suspension;
 
 pub use calls::{Child, Join, Selected, Sleep, Spawn, Step, Wait, Waited};
 pub use event::{Event, EventRecord};
 pub(crate) use journal::Journal;
-pub use journal::Suspension;
 pub use record::JournalEntry;
+pub use suspension::Suspension;
 
 /// Derives [`Event`]: `#[event(name = "orders.packed", key = order_id)]` names the event
 /// and the field whose value routes it to the jobs waiting for it.

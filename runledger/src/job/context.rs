@@ -40,7 +40,7 @@ pub struct JobContext {
     pub(crate) stop: watch::Receiver<Option<StopReason>>,
     pub(crate) lease: Duration,
     /// The journal of a durable job's attempt; `None` for other jobs.
-    pub(crate) journal: Option<Arc<crate::durable::Journal>>,
+    pub(crate) journal: Option<Arc<crate::durable::journal::Journal>>,
 }
 
 impl fmt::Debug for JobContext {

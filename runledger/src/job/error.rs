@@ -26,7 +26,7 @@ pub(crate) enum JobErrorKind {
     Cancel(String),
     /// A durable call cannot go on now: the job leaves its worker until one of the conditions
     /// happens or the time comes.
-    Suspended(crate::durable::Suspension),
+    Suspended(crate::durable::suspension::Suspension),
     /// The code no longer matches the job's journal (the text is the difference).
     Diverged(String),
     /// The attempt no longer holds the job; nothing it writes counts.
@@ -82,6 +82,12 @@ impl JobError {
     }
     pub(crate) fn new(kind: JobErrorKind) -> Self {
         Self { kind }
+    }
+}
+
+impl From<crate::durable::suspension::Suspension> for JobError {
+    fn from(suspension: crate::durable::suspension::Suspension) -> Self {
+        JobError::new(JobErrorKind::Suspended(suspension))
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::shared::{MetricKind, RunningEntry, Shared};
 use crate::client::runledger::Runledger;
-use crate::durable::Journal;
+use crate::durable::journal::Journal;
 use crate::job::StateMap;
 use crate::job::{JobContext, JobError, JobErrorKind, JobId, JobOptions, StopReason};
 use crate::random::random_unit;
