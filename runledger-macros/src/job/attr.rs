@@ -713,6 +713,30 @@ mod tests {
     }
 
     #[test]
+    fn durable_is_a_bare_flag_with_a_version_and_earlier_versions() {
+        let (attr, errors) = parse(quote!(durable, version = 3, resumes = [1, 2]));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(attr.durable.unwrap().value);
+        assert_eq!(attr.version.unwrap().value, 3);
+        let resumes: Vec<i128> = attr
+            .resumes
+            .unwrap()
+            .value
+            .iter()
+            .map(|v| v.value)
+            .collect();
+        assert_eq!(resumes, [1, 2]);
+        let (_, errors) = parse(quote!(durable = true, resumes = 2));
+        assert_eq!(
+            errors,
+            [
+                "`durable` takes no value; write `#[job(durable)]`",
+                "`resumes` takes a list of integers, such as `resumes = [1, 2]`"
+            ]
+        );
+    }
+
+    #[test]
     fn unknown_option_lists_the_valid_ones() {
         let (_, errors) = parse(quote!(colour = "red", queue = "a"));
         assert_eq!(
@@ -720,7 +744,7 @@ mod tests {
             [
                 "unknown `#[job]` option `colour`; expected one of: `kind`, `aliases`, `queue`, \
               `priority`, `max_attempts`, `timeout`, `backoff`, `unique`, `cron`, `tz`, \
-              `missed`, `cron_args`, `sensitive`"
+              `missed`, `cron_args`, `sensitive`, `durable`, `version`, `resumes`"
             ]
         );
     }
