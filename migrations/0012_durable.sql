@@ -275,10 +275,12 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 DECLARE
-    v_row      record;
-    v_children bigint[] := '{}';
+    v_ids      bigint[];
+    v_states   text[];
+    v_queues   text[];
+    v_dues     double precision[];
+    v_children bigint[];
 BEGIN
-    FOR v_row IN
     WITH u AS (
         SELECT u.*,
                CASE WHEN u.outcome = 'suspended'
@@ -328,26 +330,19 @@ BEGIN
         SELECT pg_notify('runledger_jobs', 'a:' || q.queue)
         FROM (SELECT DISTINCT d.queue FROM done d WHERE d.state = 'available') q
     )
-    SELECT done.id, done.state, done.queue,
-           CASE WHEN done.state IN ('retryable', 'scheduled')
-                  OR (done.state = 'waiting' AND done.run_at < runledger.never())
-                THEN EXTRACT(EPOCH FROM (done.run_at - now()))::float8 * 1000 END AS due_in_ms,
-           done.parent_id
-    FROM done CROSS JOIN (SELECT count(*) FROM notified) n
-    LOOP
-        id := v_row.id;
-        state := v_row.state;
-        queue := v_row.queue;
-        due_in_ms := v_row.due_in_ms;
-        RETURN NEXT;
-        IF v_row.parent_id IS NOT NULL
-           AND v_row.state IN ('completed', 'failed', 'cancelled', 'diverged') THEN
-            v_children := v_children || v_row.id;
-        END IF;
-    END LOOP;
-    IF cardinality(v_children) > 0 THEN
+    SELECT array_agg(done.id), array_agg(done.state), array_agg(done.queue),
+           array_agg(CASE WHEN done.state IN ('retryable', 'scheduled')
+                            OR (done.state = 'waiting' AND done.run_at < runledger.never())
+                          THEN EXTRACT(EPOCH FROM (done.run_at - now()))::float8 * 1000 END),
+           array_agg(done.id) FILTER (WHERE done.parent_id IS NOT NULL
+                                        AND done.state IN ('completed', 'failed', 'cancelled',
+                                                           'diverged'))
+    INTO v_ids, v_states, v_queues, v_dues, v_children
+    FROM done CROSS JOIN (SELECT count(*) FROM notified) n;
+    IF v_children IS NOT NULL THEN
         PERFORM runledger.wake_parents(v_children);
     END IF;
+    RETURN QUERY SELECT * FROM unnest(v_ids, v_states, v_queues, v_dues);
 END
 $$;
 
