@@ -502,13 +502,26 @@ pub(crate) async fn complete_batch(
     outcomes: &[Outcome],
 ) -> Result<Vec<Written>, Error> {
     let mut runs: Vec<i64> = outcomes.iter().filter_map(|o| o.run_id).collect();
+    // Only what another transaction can bring about needs a lock: time needs none.
     let waits: Vec<String> = outcomes
         .iter()
         .filter_map(|o| o.wait.as_ref())
-        .flat_map(|w| w.conditions.iter().cloned())
+        .flat_map(|w| w.conditions.iter())
+        .filter(|c| !c.starts_with("{\"sleep\""))
+        .cloned()
         .collect();
-    let durable = !waits.is_empty() || outcomes.iter().any(|o| o.durable);
-    if runs.is_empty() && !durable {
+    // A durable job that may have ended other than completed may have children to cancel.
+    let cascade = outcomes.iter().any(|o| {
+        o.durable
+            && matches!(
+                o.kind,
+                OutcomeKind::Retry
+                    | OutcomeKind::Failed
+                    | OutcomeKind::Cancelled
+                    | OutcomeKind::Diverged
+            )
+    });
+    if runs.is_empty() && waits.is_empty() && !cascade {
         // Children that finish wake their parents inside the write's own function.
         return complete(pool, outcomes).await;
     }
