@@ -22,15 +22,21 @@
 
 ALTER TABLE runledger.jobs
     DROP CONSTRAINT jobs_state_valid,
-    ADD CONSTRAINT jobs_state_valid CHECK (state IN (
+        ADD CONSTRAINT jobs_state_valid CHECK (state IN (
         'scheduled', 'available', 'running', 'retryable', 'waiting',
-        'completed', 'failed', 'cancelled', 'diverged')),
+        'completed', 'failed', 'cancelled', 'diverged')) NOT VALID,
     DROP CONSTRAINT jobs_finished_has_time,
-    ADD CONSTRAINT jobs_finished_has_time CHECK (
-        (state IN ('completed', 'failed', 'cancelled', 'diverged')) = (finished_at IS NOT NULL)),
+        ADD CONSTRAINT jobs_finished_has_time CHECK (
+        (state IN ('completed', 'failed', 'cancelled', 'diverged')) = (finished_at IS NOT NULL))
+        NOT VALID,
     ADD COLUMN parent_id   bigint,
     ADD COLUMN waiting_for jsonb,
     ADD COLUMN progress    jsonb;
+
+-- Checked apart from the change of columns, under a lock that lets the table be read and
+-- written meanwhile.
+ALTER TABLE runledger.jobs VALIDATE CONSTRAINT jobs_state_valid;
+ALTER TABLE runledger.jobs VALIDATE CONSTRAINT jobs_finished_has_time;
 
 COMMENT ON COLUMN runledger.jobs.waiting_for IS
     'While waiting: the conditions that wake the job (JSON array); run_at wakes it regardless.';
@@ -113,8 +119,8 @@ LANGUAGE sql AS $$
     ) l
 $$;
 
--- Whether one of `p_waits` (an array of conditions) has already happened. Time is checked by
--- the caller.
+-- Whether one of `p_waits` (an array of conditions) has already happened: an event emitted, a
+-- child finished (or gone). Time is checked by the caller.
 CREATE FUNCTION runledger.wait_over(p_waits jsonb) RETURNS boolean
 LANGUAGE sql STABLE AS $$
     SELECT EXISTS (
@@ -122,10 +128,10 @@ LANGUAGE sql STABLE AS $$
         WHERE (c ? 'event' AND EXISTS (
                   SELECT 1 FROM runledger.events e
                   WHERE e.name = c ->> 'event' AND e.key = c ->> 'key'))
-           OR (c ? 'child' AND EXISTS (
+           OR (c ? 'child' AND NOT EXISTS (
                   SELECT 1 FROM runledger.jobs j
                   WHERE j.id = (c ->> 'child')::bigint
-                    AND j.state IN ('completed', 'failed', 'cancelled', 'diverged')))
+                    AND j.state NOT IN ('completed', 'failed', 'cancelled', 'diverged')))
     )
 $$;
 
@@ -162,13 +168,7 @@ DECLARE
     v_condition jsonb := jsonb_build_object('event', p_name, 'key', p_key);
     v_first     boolean;
 BEGIN
-    -- The wake-up reads jobs that suspended concurrently: only statements of their own
-    -- snapshots (read committed) see them.
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'runledger: events are emitted in read committed transactions; this one is %',
-            current_setting('transaction_isolation')
-            USING HINT = 'emit the event in a read committed transaction (the default), or after this one commits';
-    END IF;
+    PERFORM runledger.require_read_committed();
     PERFORM runledger.lock_waits(ARRAY[v_condition]);
     INSERT INTO runledger.events (name, key, payload) VALUES (p_name, p_key, p_payload)
     ON CONFLICT DO NOTHING;
@@ -250,6 +250,7 @@ $$;
 CREATE FUNCTION runledger.settle_durable(p_finished bigint[], p_failed bigint[]) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
+    PERFORM runledger.require_read_committed();
     IF cardinality(p_finished) > 0 THEN
         PERFORM runledger.wake_parents(p_finished);
     END IF;
@@ -259,11 +260,31 @@ BEGIN
 END
 $$;
 
+-- Raises an error unless the transaction reads committed data statement by statement: wake-ups
+-- look for jobs that suspended concurrently, which an older snapshot would miss.
+CREATE FUNCTION runledger.require_read_committed() RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'runledger: wake-ups of durable jobs need a read committed transaction; this one is %',
+            current_setting('transaction_isolation')
+            USING HINT = 'run it in a read committed transaction (the default), or after this one commits';
+    END IF;
+END
+$$;
+
 -- The completer's write, with two more outcomes: `suspended` (to `waiting`, or straight back to
--- `available` when what it waits for has already happened or its time has come) and
--- `diverged`. The caller holds the locks of the conditions it suspends on. Children that
--- finish wake their waiting parents in the same transaction, in a statement of its own (which
--- sees every suspension committed before it takes the conditions' locks).
+-- `available` when what it waits for has already happened or its time has come, or `cancelled`
+-- when a cancel was requested meanwhile) and `diverged`. In the same transaction, after the
+-- rows are written and locked:
+-- * the advisory locks of the conditions involved, in one pass in key order: blocking for the
+--   children that finished (their parents must be woken), tried for the suspensions (a busy
+--   one, held by a caller's open transaction emitting that event, say, must not stall the
+--   worker: such a job is looked at again within a second);
+-- * the suspensions are checked again in a statement of their own, which sees every cause
+--   committed before the locks were taken;
+-- * parents of finished children wake, descendants of jobs that failed, were cancelled or
+--   diverged are cancelled.
 DROP FUNCTION runledger.complete_jobs(bigint[], integer[], text[], text[], double precision[], text[]);
 
 CREATE FUNCTION runledger.complete_jobs(
@@ -275,11 +296,15 @@ SET plan_cache_mode = force_generic_plan
 AS $$
 #variable_conflict use_column
 DECLARE
-    v_ids      bigint[];
-    v_states   text[];
-    v_queues   text[];
-    v_dues     double precision[];
-    v_children bigint[];
+    v_ids       bigint[];
+    v_states    text[];
+    v_queues    text[];
+    v_dues      double precision[];
+    v_children  bigint[];
+    v_failed    bigint[];
+    v_suspended bigint[];
+    v_lock      record;
+    v_busy      jsonb[] := '{}';
 BEGIN
     WITH u AS (
         SELECT u.*,
@@ -300,31 +325,38 @@ BEGIN
                 WHEN 'cancelled' THEN 'cancelled'
                 WHEN 'diverged' THEN 'diverged'
                 WHEN 'snoozed' THEN 'scheduled'
-                WHEN 'suspended' THEN CASE WHEN u.over THEN 'available' ELSE 'waiting' END
+                WHEN 'suspended' THEN CASE WHEN j.cancel_requested THEN 'cancelled'
+                                           WHEN u.over THEN 'available' ELSE 'waiting' END
                 ELSE 'available' END,
             output = CASE WHEN u.outcome = 'completed' THEN u.output::jsonb END,
             finished_at = CASE
                 WHEN u.outcome IN ('completed', 'failed', 'cancelled', 'diverged')
-                  OR (u.outcome = 'retry' AND j.attempt >= j.max_attempts) THEN now() END,
+                  OR (u.outcome = 'retry' AND j.attempt >= j.max_attempts)
+                  OR (u.outcome = 'suspended' AND j.cancel_requested) THEN now() END,
             run_at = CASE
                 WHEN u.outcome IN ('retry', 'snoozed')
                     THEN now() + make_interval(secs => COALESCE(u.delay_s, 0))
                 -- Handed back: available again, in its place in the queue.
                 WHEN u.outcome = 'released' THEN LEAST(j.run_at, now())
-                WHEN u.outcome = 'suspended' THEN
+                WHEN u.outcome = 'suspended' AND NOT j.cancel_requested THEN
                     CASE WHEN u.over THEN now() ELSE COALESCE(u.until_at, runledger.never()) END
                 ELSE j.run_at END,
             waiting_for = CASE WHEN u.outcome = 'suspended' AND NOT u.over
+                                    AND NOT j.cancel_requested
                                THEN u.wait::jsonb END,
             max_attempts = CASE WHEN u.outcome IN ('snoozed', 'released', 'suspended')
                                 THEN j.max_attempts + 1 ELSE j.max_attempts END,
-            errors = CASE WHEN u.error IS NULL THEN j.errors
+            errors = CASE
+                WHEN u.outcome = 'suspended' AND j.cancel_requested
+                    THEN j.errors || jsonb_build_array(jsonb_build_object(
+                        'attempt', j.attempt, 'at', now(), 'error', 'cancelled while running'))
+                WHEN u.error IS NULL THEN j.errors
                 ELSE j.errors || jsonb_build_array(jsonb_build_object(
                     'attempt', j.attempt, 'at', now(), 'error', u.error)) END,
             lease_expires_at = NULL
         FROM u
         WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running'
-        RETURNING j.id, j.state, j.queue, j.run_at, j.parent_id
+        RETURNING j.id, j.state, j.queue, j.run_at, j.parent_id, j.waiting_for
     ),
     notified AS (
         SELECT pg_notify('runledger_jobs', 'a:' || q.queue)
@@ -336,14 +368,92 @@ BEGIN
                           THEN EXTRACT(EPOCH FROM (done.run_at - now()))::float8 * 1000 END),
            array_agg(done.id) FILTER (WHERE done.parent_id IS NOT NULL
                                         AND done.state IN ('completed', 'failed', 'cancelled',
-                                                           'diverged'))
-    INTO v_ids, v_states, v_queues, v_dues, v_children
+                                                           'diverged')),
+           array_agg(done.id) FILTER (WHERE done.state IN ('failed', 'cancelled', 'diverged')),
+           array_agg(done.id) FILTER (WHERE done.state = 'waiting'
+                                        AND jsonb_path_exists(done.waiting_for,
+                                                              '$[*] ? (!exists(@.sleep))'))
+    INTO v_ids, v_states, v_queues, v_dues, v_children, v_failed, v_suspended
     FROM done CROSS JOIN (SELECT count(*) FROM notified) n;
+    IF v_children IS NULL AND v_suspended IS NULL THEN
+        -- Nothing to lock: the path of every batch without durable suspensions or children.
+        IF v_failed IS NOT NULL THEN
+            PERFORM runledger.cancel_descendants(v_failed);
+        END IF;
+        RETURN QUERY SELECT * FROM unnest(v_ids, v_states, v_queues, v_dues);
+        RETURN;
+    END IF;
+    FOR v_lock IN
+        SELECT runledger.wait_lock(c.cond) AS key, c.cond, bool_or(c.block) AS block
+        FROM (
+            SELECT jsonb_build_object('child', x) AS cond, true AS block
+            FROM unnest(v_children) x
+            UNION ALL
+            SELECT w.cond, false
+            FROM runledger.jobs j, jsonb_array_elements(j.waiting_for) w(cond)
+            WHERE j.id = ANY (v_suspended) AND NOT w.cond ? 'sleep'
+        ) c
+        GROUP BY 1, 2
+        ORDER BY 1
+    LOOP
+        IF v_lock.block THEN
+            PERFORM pg_advisory_xact_lock(v_lock.key);
+        ELSIF NOT pg_try_advisory_xact_lock(v_lock.key) THEN
+            v_busy := v_busy || v_lock.cond;
+        END IF;
+    END LOOP;
+    IF v_suspended IS NOT NULL THEN
+        -- A statement of its own: it sees the causes committed before the locks were taken.
+        WITH woken AS (
+            UPDATE runledger.jobs j
+            SET state = 'available', run_at = now(), waiting_for = NULL
+            WHERE j.id = ANY (v_suspended) AND j.state = 'waiting'
+              AND runledger.wait_over(j.waiting_for)
+            RETURNING j.id, j.queue
+        ),
+        notified AS (
+            SELECT pg_notify('runledger_jobs', 'a:' || q.queue)
+            FROM (SELECT DISTINCT queue FROM woken) q
+        )
+        SELECT array_agg(CASE WHEN w.id IS NULL THEN x.state ELSE 'available' END ORDER BY x.ord),
+               array_agg(CASE WHEN w.id IS NULL THEN x.due END ORDER BY x.ord)
+        INTO v_states, v_dues
+        FROM unnest(v_ids, v_states, v_dues) WITH ORDINALITY AS x(id, state, due, ord)
+        LEFT JOIN woken w ON w.id = x.id
+        CROSS JOIN (SELECT count(*) FROM notified) n;
+        IF cardinality(v_busy) > 0 THEN
+            -- Waits whose lock another transaction holds: looked at again within a second.
+            UPDATE runledger.jobs j
+            SET run_at = LEAST(j.run_at, now() + interval '1 second')
+            WHERE j.id = ANY (v_suspended) AND j.state = 'waiting'
+              AND EXISTS (SELECT 1 FROM jsonb_array_elements(j.waiting_for) c
+                          WHERE c = ANY (v_busy));
+            SELECT array_agg(CASE WHEN x.state = 'waiting' AND x.id = ANY (v_suspended)
+                                  THEN LEAST(COALESCE(x.due, 1000), 1000) ELSE x.due END
+                             ORDER BY x.ord)
+            INTO v_dues
+            FROM unnest(v_ids, v_states, v_dues) WITH ORDINALITY AS x(id, state, due, ord);
+        END IF;
+    END IF;
     IF v_children IS NOT NULL THEN
-        PERFORM runledger.wake_parents(v_children);
+        PERFORM runledger.wake_waiting(
+            ARRAY(SELECT jsonb_build_object('child', x) FROM unnest(v_children) x));
+    END IF;
+    IF v_failed IS NOT NULL THEN
+        PERFORM runledger.cancel_descendants(v_failed);
     END IF;
     RETURN QUERY SELECT * FROM unnest(v_ids, v_states, v_queues, v_dues);
 END
+$$;
+
+-- Workers of the previous version call the write with six arguments while a deploy rolls.
+CREATE FUNCTION runledger.complete_jobs(
+    p_ids bigint[], p_attempts integer[], p_outcomes text[], p_outputs text[],
+    p_delays double precision[], p_errors text[]
+) RETURNS TABLE (id bigint, state text, queue text, due_in_ms double precision)
+LANGUAGE sql AS $$
+    SELECT * FROM runledger.complete_jobs(p_ids, p_attempts, p_outcomes, p_outputs, p_delays,
+        p_errors, NULL::text[], NULL::timestamptz[])
 $$;
 
 -- Whether attempt `p_attempt` of job `p_job` is still running; the row is then locked in share
@@ -450,12 +560,13 @@ $$;
 -- jobs): each row under its attempt's fence, rows of attempts that lost their job left out. A
 -- row's output is `p_outputs`, or for a sleep `{"until": ...}` from `p_untils` or `p_delays_s`
 -- seconds from now. Returns the rows recorded, with their output and, for sleeps, whether
--- their time has come.
+-- their time has come. With `p_again` (the batch is sent again after an error that left its
+-- fate unknown), rows the same attempts recorded already are returned too.
 CREATE FUNCTION runledger.record_calls(
     p_jobs bigint[], p_attempts integer[], p_positions integer[], p_kinds text[],
     p_names text[], p_keys text[], p_outputs text[], p_untils timestamptz[],
-    p_delays_s double precision[], p_versions integer[]
-) RETURNS TABLE (job_id bigint, "position" integer, output jsonb, due boolean)
+    p_delays_s double precision[], p_versions integer[], p_again boolean
+) RETURNS TABLE (job_id bigint, "position" integer, attempt integer, output jsonb, due boolean)
 LANGUAGE plpgsql
 SET plan_cache_mode = force_generic_plan
 AS $$
@@ -482,11 +593,17 @@ BEGIN
                u.attempt, u.version
         FROM u JOIN fence f ON f.id = u.job AND f.attempt = u.attempt
         ORDER BY u.job, u.pos
-        ON CONFLICT (job_id, position) DO NOTHING
-        RETURNING r.job_id, r.position, r.kind, r.output
+                ON CONFLICT (job_id, position) DO NOTHING
+        RETURNING r.job_id, r.position, r.attempt, r.kind, r.output
     )
-    SELECT ins.job_id, ins.position, ins.output,
+    SELECT ins.job_id, ins.position, ins.attempt, ins.output,
            CASE WHEN ins.kind = 'sleep' THEN (ins.output ->> 'until')::timestamptz <= now() END
-    FROM ins;
+    FROM ins
+    UNION ALL
+    SELECT r.job_id, r.position, r.attempt, r.output,
+           CASE WHEN r.kind = 'sleep' THEN (r.output ->> 'until')::timestamptz <= now() END
+    FROM u JOIN runledger.journal r
+        ON r.job_id = u.job AND r.position = u.pos AND r.attempt = u.attempt
+    WHERE p_again;
 END
 $$;

@@ -972,3 +972,69 @@ async fn events_are_emitted_only_in_read_committed_transactions() {
     tx.rollback().await.unwrap();
     assert!(rl.event::<Packed>("rr").await.unwrap().is_none());
 }
+
+#[job(durable, queue = "durable")]
+async fn nested(ctx: &JobContext) -> Result<String, JobError> {
+    let id: String = ctx
+        .step("charge")
+        .run(|| async { ctx.uuid7().await })
+        .await?;
+    Ok(id)
+}
+
+#[tokio::test]
+async fn a_journaled_call_inside_a_step_fails_the_job_with_advice() {
+    let db = db().await;
+    let rl = db.client();
+    let handle = Nested {}.enqueue(&rl).await.unwrap();
+    let w = worker(&db).start_ok().await;
+    let error = handle
+        .wait_timeout(Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    w.shutdown().await.unwrap();
+    assert!(
+        error
+            .to_string()
+            .contains("`ctx.uuid` was called inside the closure of step `charge`"),
+        "{error}"
+    );
+    assert!(rl.journal(handle.id()).await.unwrap().is_empty());
+}
+
+#[job(durable, queue = "durable")]
+async fn stubborn_waiter(ctx: &JobContext, key: String) -> Result<(), JobError> {
+    hit(&key);
+    // Keeps running past its cancel request until the wait is built.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ctx.wait::<Packed>(&key).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cancel_requested_while_a_job_suspends_cancels_it() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("stubborn");
+    let handle = StubbornWaiter { key: key.clone() }
+        .enqueue(&rl)
+        .await
+        .unwrap();
+    let w = worker(&db).start_ok().await;
+    wait_until(Duration::from_secs(5), "the job runs", || async {
+        hits(&key) == 1
+    })
+    .await;
+    // The request is recorded while the handler runs; the worker may see it only after the
+    // handler has suspended.
+    sqlx::query("UPDATE runledger.jobs SET cancel_requested = true WHERE id = $1")
+        .bind(handle.id().0)
+        .execute(rl.pool())
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(5), "the job is cancelled", || async {
+        job(&rl, handle.id()).await.state == JobState::Cancelled
+    })
+    .await;
+    w.shutdown().await.unwrap();
+}

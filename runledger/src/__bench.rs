@@ -141,7 +141,6 @@ fn completions(tokens: &[Token]) -> Vec<Outcome> {
             error: None,
             run_id: None,
             wait: None,
-            durable: false,
         })
         .collect()
 }

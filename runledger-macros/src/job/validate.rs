@@ -83,8 +83,31 @@ fn check_durable(attr: &JobAttr, job: &JobFn, errors: &mut Errors) {
             }
         }
     }
+    // Only calls on the handler's context parameter are journaled calls.
+    let Some(ctx) = job
+        .item
+        .sig
+        .inputs
+        .iter()
+        .zip(&job.params)
+        .find_map(|(arg, param)| match (arg, param) {
+            (FnArg::Typed(typed), Param::Context(_)) => match &*typed.pat {
+                Pat::Ident(ident) => Some(ident.ident.to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+    else {
+        return;
+    };
     let mut seen: Vec<(String, String)> = Vec::new();
-    journaled_names(job.item.block.to_token_stream(), false, &mut seen, errors);
+    journaled_names(
+        job.item.block.to_token_stream(),
+        &ctx,
+        false,
+        &mut seen,
+        errors,
+    );
 }
 
 /// Journaled calls whose name is a literal: `.step("a")`, `.sleep("a", ..)`,
@@ -93,6 +116,7 @@ const NAMED_CALLS: &[&str] = &["step", "sleep", "sleep_until", "spawn"];
 
 fn journaled_names(
     tokens: proc_macro2::TokenStream,
+    ctx: &str,
     in_loop: bool,
     seen: &mut Vec<(String, String)>,
     errors: &mut Errors,
@@ -112,11 +136,12 @@ fn journaled_names(
                 if body {
                     loop_body_next = false;
                 }
-                journaled_names(group.stream(), in_loop || body, seen, errors);
+                journaled_names(group.stream(), ctx, in_loop || body, seen, errors);
             }
             TokenTree::Ident(ident) if NAMED_CALLS.contains(&ident.to_string().as_str()) => {
-                let after_dot =
-                    i > 0 && matches!(&tokens[i - 1], TokenTree::Punct(p) if p.as_char() == '.');
+                let after_dot = i > 1
+                    && matches!(&tokens[i - 1], TokenTree::Punct(p) if p.as_char() == '.')
+                    && matches!(&tokens[i - 2], TokenTree::Ident(receiver) if receiver == ctx);
                 let Some(TokenTree::Group(args)) = tokens.get(i + 1) else {
                     continue;
                 };

@@ -22,19 +22,49 @@ use crate::job::Enqueue;
 use crate::job::definition::{Job, Storable};
 use crate::job::error::JobErrorKind;
 use crate::job::{Backoff, JobContext, JobError};
-use crate::store::durable as store;
+use crate::store::durable::{self as store, Adopted};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A journaled call's place: the journal and the position taken when the call was built;
-/// `None` in a job that is not durable.
-type Slot = Option<(Arc<Journal>, i32)>;
+/// A journaled call's place: the journal and the position taken when the call was built, or
+/// why the call cannot be made.
+type Slot = Result<(Arc<Journal>, i32), Unavailable>;
 
-fn not_durable(kind: &str, call: &str) -> JobError {
-    JobError::fatal(format!(
-        "`ctx.{call}` records its result in the job's journal, which only durable jobs have; \
-         declare the job `#[job(durable)]` (kind `{kind}`)"
-    ))
+/// Why a journaled call cannot be made.
+#[derive(Debug, Clone, Copy)]
+enum Unavailable {
+    /// The job is not durable.
+    NotDurable,
+    /// The call was built inside a step's closure.
+    InsideStep(&'static str),
+}
+
+tokio::task_local! {
+    /// Set while a step's closure runs: the step's name.
+    static IN_STEP: &'static str;
+}
+
+/// The place of a call built now in `journal`: not inside a step's closure, which does not run
+/// again once the step is recorded (the calls it made would be missing from every replay).
+fn place(journal: &Arc<Journal>) -> Slot {
+    match IN_STEP.try_with(|step| *step) {
+        Ok(step) => Err(Unavailable::InsideStep(step)),
+        Err(_) => Ok((journal.clone(), journal.position())),
+    }
+}
+
+fn unavailable(why: Unavailable, kind: &str, call: &str) -> JobError {
+    match why {
+        Unavailable::NotDurable => JobError::fatal(format!(
+            "`ctx.{call}` records its result in the job's journal, which only durable jobs \
+             have; declare the job `#[job(durable)]` (kind `{kind}`)"
+        )),
+        Unavailable::InsideStep(step) => JobError::fatal(format!(
+            "`ctx.{call}` was called inside the closure of step `{step}`: a recorded step does \
+             not run its closure again, so the calls it made would be missing when the job \
+             replays; make the call before or after the step, or make it a step of its own"
+        )),
+    }
 }
 
 /// A database error during a journaled call: the attempt fails and is retried, and the call
@@ -61,11 +91,13 @@ fn decode<T: DeserializeOwned>(
 
 impl JobContext {
     fn slot(&self) -> Slot {
-        self.journal.as_ref().map(|j| (j.clone(), j.position()))
+        self.journal
+            .as_ref()
+            .map_or(Err(Unavailable::NotDurable), place)
     }
 
     fn take(&self, slot: Slot, call: &str) -> Result<(Arc<Journal>, i32), JobError> {
-        slot.ok_or_else(|| not_durable(self.kind, call))
+        slot.map_err(|why| unavailable(why, self.kind, call))
     }
 
     /// A journaled step named `name` (a literal; vary it with [`Step::key`]). Its closure runs
@@ -182,13 +214,7 @@ impl JobContext {
             let value = make();
             let text = serde_json::to_string(&value).map_err(JobError::fatal)?;
             let entry = journal.new_entry(position, kind, kind, None);
-            if !journal
-                .record(entry, &text)
-                .await
-                .map_err(|e| db_error(kind, e))?
-            {
-                return Err(journal.lost());
-            }
+            journal.record(entry, &text, kind).await?;
             Ok(value)
         }
     }
@@ -321,13 +347,9 @@ impl JobContext {
                 1
             };
             let entry = journal.new_entry(position, "select", "select", None);
-            if !journal
-                .record(entry, &json!({ "winner": winner }).to_string())
-                .await
-                .map_err(|e| db_error("select", e))?
-            {
-                return Err(journal.lost());
-            }
+            journal
+                .record(entry, &json!({ "winner": winner }).to_string(), "select")
+                .await?;
             Ok(won)
         }
     }
@@ -336,6 +358,9 @@ impl JobContext {
     /// ([`JobRecord::progress`](crate::job::JobRecord::progress)) while it runs. Not journaled:
     /// the last write wins. Fails with [`Error::LeaseLost`] if the attempt lost the job.
     pub async fn progress(&self, value: impl Serialize) -> Result<(), Error> {
+        if self.journal.as_ref().is_some_and(|j| j.replaying()) {
+            return Ok(());
+        }
         let text = serde_json::to_string(&value)
             .map_err(|e| Error::json("the progress does not serialize", e))?;
         crate::validate::json_value("the progress", &text)?;
@@ -456,11 +481,12 @@ impl<'a> Step<'a> {
         }
         let mut attempt = 1;
         let value = loop {
+            let run = IN_STEP.scope(self.name, f());
             let result = match self.timeout {
-                Some(limit) => tokio::time::timeout(limit, f()).await.unwrap_or_else(|_| {
+                Some(limit) => tokio::time::timeout(limit, run).await.unwrap_or_else(|_| {
                     Err(JobError::retry(format!("{what} timed out after {limit:?}")))
                 }),
-                None => f().await,
+                None => run.await,
             };
             match result {
                 Ok(value) => break value,
@@ -486,13 +512,7 @@ impl<'a> Step<'a> {
             )));
         }
         let entry = journal.new_entry(position, "step", self.name, key);
-        if !journal
-            .record(entry, &text)
-            .await
-            .map_err(|e| db_error(&what, e))?
-        {
-            return Err(journal.lost());
-        }
+        journal.record(entry, &text, &what).await?;
         // What later attempts will read: the same value whatever serde drops or rounds.
         decode(
             &journal,
@@ -555,14 +575,10 @@ impl Sleep<'_> {
             None => {
                 let entry = journal.new_entry(position, "sleep", self.name, key);
                 let delay = self.duration.min(crate::validate::MAX_DELAY).as_secs_f64();
-                match journal
-                    .record_sleep(entry, self.until, delay)
-                    .await
-                    .map_err(|e| db_error("sleep", e))?
-                {
-                    Some(recorded) => recorded,
-                    None => return Err(journal.lost()),
-                }
+                let what = format!("sleep `{}`", self.name);
+                journal
+                    .record_sleep(entry, self.until, delay, &what)
+                    .await?
             }
         };
         if due {
@@ -729,18 +745,31 @@ impl<'a, J: Job> Spawn<'a, J> {
         }
         let client = &self.ctx.client;
         let spawned = async {
+            // The child first, the parent's fence last: the parent's row is locked in share
+            // mode only for the end of the transaction, not while an insert may wait on a
+            // unique key (lease renewals would wait behind it).
             let mut tx = client.pool().begin().await?;
-            if !store::fence(&mut tx, journal.job, journal.attempt).await? {
-                return Ok(None);
-            }
             let handle = Enqueue::new_tx(client, &mut tx, self.job).await?;
             let id = handle.id().0;
-            // A unique job that exists already becomes the child, unless it has a parent.
-            if let Some(other) = store::adopt(&mut tx, journal.job, id).await? {
-                return Err(Error::InvalidInput(format!(
-                    "job {id}, which holds the same unique key, is already the child of job \
-                     {other}; a job has one parent"
-                )));
+            // A unique job that exists already becomes the child, unless it has a parent, or
+            // is this job or one of its ancestors.
+            match store::adopt(&mut tx, journal.job, id).await? {
+                Adopted::Yes => {}
+                Adopted::HasParent(other) => {
+                    return Err(Error::InvalidInput(format!(
+                        "job {id}, which holds the same unique key, is already the child of \
+                         job {other}; a job has one parent"
+                    )));
+                }
+                Adopted::Ancestor => {
+                    return Err(Error::InvalidInput(format!(
+                        "job {id}, which holds the same unique key, is this job or one of its \
+                         ancestors; a job cannot be its own descendant"
+                    )));
+                }
+            }
+            if !store::fence(&mut tx, journal.job, journal.attempt).await? {
+                return Ok(None);
             }
             let entry = journal.new_entry(position, "spawn", self.name, key);
             if !store::record(&mut *tx, entry, &json!({ "child": id }).to_string()).await? {
@@ -804,7 +833,7 @@ impl<J: Job> Child<J> {
     pub fn join(&self) -> Join<J> {
         Join {
             journal: self.journal.clone(),
-            position: self.journal.position(),
+            position: place(&self.journal).map(|(_, position)| position),
             name: self.name,
             id: self.id,
             _job: PhantomData,
@@ -816,7 +845,7 @@ impl<J: Job> Child<J> {
 #[must_use = "a join does nothing until it is awaited"]
 pub struct Join<J> {
     journal: Arc<Journal>,
-    position: i32,
+    position: Result<i32, Unavailable>,
     name: &'static str,
     id: i64,
     _job: PhantomData<fn() -> J>,
@@ -835,7 +864,9 @@ impl<J> fmt::Debug for Join<J> {
 impl<J: Job> Join<J> {
     async fn run(self) -> Result<J::Output, JobError> {
         let journal = self.journal;
-        let position = self.position;
+        let position = self
+            .position
+            .map_err(|why| unavailable(why, J::KIND, "join"))?;
         let key = self.id.to_string();
         let what = format!("join of child `{}` (job {})", self.name, self.id);
         let output = match journal.entry(position, "join", self.name, Some(&key))? {

@@ -13,7 +13,7 @@ use super::suspension::Suspension;
 use crate::client::runledger::Runledger;
 use crate::error::Error;
 use crate::job::error::{JobError, JobErrorKind};
-use crate::runtime::journaler::Journaler;
+use crate::runtime::journaler::{Journaler, RecordError};
 use crate::store::durable::{CallRow, EntryRow, NewEntry};
 
 /// One attempt's view of a durable job's journal.
@@ -73,48 +73,63 @@ impl Journal {
         Ok(journal)
     }
 
-    /// Records a finished call with its output (JSON text). False if the attempt no longer
-    /// holds the job.
-    pub(crate) async fn record(&self, entry: NewEntry<'_>, output: &str) -> Result<bool, String> {
-        check_identity(&entry)?;
-        match &self.writer {
-            Some(writer) => Ok(writer
+    /// Records a finished call with its output (JSON text), as `what` (for errors). An attempt
+    /// that no longer holds the job gets the lost-lease error; a call the database refuses, a
+    /// fatal error; anything else, a retryable one (nothing was recorded).
+    pub(crate) async fn record(
+        &self,
+        entry: NewEntry<'_>,
+        output: &str,
+        what: &str,
+    ) -> Result<(), JobError> {
+        check_identity(&entry, what)?;
+        let recorded = match &self.writer {
+            Some(writer) => writer
                 .record(call_row(&entry, Some(output.to_owned()), None, None))
-                .await?
-                .is_some()),
+                .await
+                .map(|r| r.is_some()),
             None => crate::store::durable::record(self.client.pool(), entry, output)
                 .await
-                .map_err(|e| e.to_string()),
+                .map_err(|e| RecordError::of(&e)),
+        };
+        match recorded {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.lost()),
+            Err(error) => Err(record_error(what, &error)),
         }
     }
 
     /// Records a sleep until `until`, or for `delay_s` seconds from now by the database clock:
-    /// its end and whether that has come, or `None` if the attempt no longer holds the job.
+    /// its end and whether that has come. Errors as for [`record`](Self::record).
     pub(crate) async fn record_sleep(
         &self,
         entry: NewEntry<'_>,
         until: Option<DateTime<Utc>>,
         delay_s: f64,
-    ) -> Result<Option<(DateTime<Utc>, bool)>, String> {
-        check_identity(&entry)?;
-        match &self.writer {
-            Some(writer) => {
-                let Some(recorded) = writer
-                    .record(call_row(&entry, None, until, Some(delay_s)))
-                    .await?
-                else {
-                    return Ok(None);
-                };
-                let end = recorded
+        what: &str,
+    ) -> Result<(DateTime<Utc>, bool), JobError> {
+        check_identity(&entry, what)?;
+        let recorded = match &self.writer {
+            Some(writer) => match writer
+                .record(call_row(&entry, None, until, Some(delay_s)))
+                .await
+            {
+                Ok(Some(recorded)) => Ok(recorded
                     .output
                     .get("until")
                     .and_then(|u| serde_json::from_value(u.clone()).ok())
-                    .ok_or("the recorded sleep has no end")?;
-                Ok(Some((end, recorded.due.unwrap_or(false))))
-            }
+                    .map(|end| (end, recorded.due.unwrap_or(false)))),
+                Ok(None) => return Err(self.lost()),
+                Err(error) => Err(error),
+            },
             None => crate::store::durable::record_sleep(self.client.pool(), entry, until, delay_s)
                 .await
-                .map_err(|e| e.to_string()),
+                .map_err(|e| RecordError::of(&e)),
+        };
+        match recorded {
+            Ok(Some(sleep)) => Ok(sleep),
+            Ok(None) => Err(self.lost()),
+            Err(error) => Err(record_error(what, &error)),
         }
     }
 
@@ -158,6 +173,11 @@ impl Journal {
     /// The newest version of the code that recorded a call, if any was recorded.
     pub(crate) fn recorded_version(&self) -> Option<i32> {
         self.recorded.values().map(|r| r.version).max()
+    }
+
+    /// A replay that writes nothing (testing).
+    pub(crate) fn replaying(&self) -> bool {
+        self.stop == Some(Stop::Unrecorded)
     }
 
     /// Calls built so far.
@@ -284,11 +304,22 @@ impl Journal {
 
 /// A name or key PostgreSQL cannot store in text (a NUL character) is refused before it reaches
 /// a batch, where it would fail every call recorded with it.
-fn check_identity(entry: &NewEntry<'_>) -> Result<(), String> {
+fn check_identity(entry: &NewEntry<'_>, what: &str) -> Result<(), JobError> {
     for text in std::iter::once(entry.name).chain(entry.key) {
-        crate::validate::text("the call's name or key", text).map_err(|e| e.to_string())?;
+        crate::validate::text("the call's name or key", text)
+            .map_err(|e| JobError::fatal(format!("{what}: {e}")))?;
     }
     Ok(())
+}
+
+/// A call that could not be recorded: for good when the database refused it, else retryable
+/// (the call runs again on the next attempt).
+fn record_error(what: &str, error: &RecordError) -> JobError {
+    if error.refused {
+        JobError::fatal(format!("{what} could not be recorded: {error}"))
+    } else {
+        JobError::retry(format!("{what} could not be recorded: {error}"))
+    }
 }
 
 fn call_row(

@@ -45,7 +45,6 @@ pub(crate) mod suspension;
 
 pub use calls::{Child, Join, Selected, Sleep, Spawn, Step, Wait, Waited};
 pub use event::{Event, EventRecord};
-pub(crate) use journal::Journal;
 pub use record::JournalEntry;
 pub use suspension::Suspension;
 

@@ -169,7 +169,6 @@ pub(crate) async fn attempt_job(
             conditions: vec![version_condition(registration.kind, version)],
             until: None,
         });
-        held.durable = true;
         return Some(held);
     }
     let ctx = Arc::new(JobContext {
@@ -221,16 +220,21 @@ pub(crate) async fn attempt_job(
         Some(journal) => journal_verdict(journal, ended),
         None => ended,
     };
+    // A durable job's suspensions raise `max_attempts` with each claim they cost: its backoff
+    // counts the attempts that failed, not the times it woke.
+    let spent = if durable {
+        (job.attempt - (job.max_attempts - registration.options.max_attempts)).max(1)
+    } else {
+        job.attempt
+    };
     let decided = decide(
         ended,
-        job.attempt,
+        spent,
         &registration.options,
         env.max_output_bytes,
         random_unit(),
     )?;
-    let mut written = decided.into_outcome(&job);
-    written.durable = durable;
-    Some(written)
+    Some(decided.into_outcome(&job))
 }
 
 /// What an attempt's end means for its job: the outcome to write, without the job's identity.
@@ -409,7 +413,6 @@ pub(crate) fn outcome(
         error: error.map(crate::validate::error_message),
         run_id: job.run_id,
         wait: None,
-        durable: false,
     }
 }
 

@@ -169,13 +169,39 @@ pub(crate) async fn fence(conn: &mut PgConnection, job: i64, attempt: i32) -> Re
         .await?)
 }
 
-/// Makes job `child` a child of `parent`, unless it belongs to another parent already: the
-/// parent it has then (`None`: adopted).
+/// How [`adopt`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Adopted {
+    /// The job is the parent's child (now, or already).
+    Yes,
+    /// It has another parent.
+    HasParent(i64),
+    /// It is the parent itself or one of its ancestors.
+    Ancestor,
+}
+
+/// Makes job `child` a child of `parent`, unless it has another parent already or is `parent`
+/// or one of its ancestors.
 pub(crate) async fn adopt(
     conn: &mut PgConnection,
     parent: i64,
     child: i64,
-) -> Result<Option<i64>, Error> {
+) -> Result<Adopted, Error> {
+    let ancestor: bool = sqlx::query_scalar(
+        "WITH RECURSIVE up AS ( \
+             SELECT $1::int8 AS id \
+             UNION SELECT j.parent_id FROM runledger.jobs j JOIN up ON j.id = up.id \
+             WHERE j.parent_id IS NOT NULL \
+         ) \
+         SELECT EXISTS (SELECT 1 FROM up WHERE id = $2)",
+    )
+    .bind(parent)
+    .bind(child)
+    .fetch_one(&mut *conn)
+    .await?;
+    if ancestor {
+        return Ok(Adopted::Ancestor);
+    }
     let adopted: Option<i64> = sqlx::query_scalar(
         "UPDATE runledger.jobs SET parent_id = $1 \
          WHERE id = $2 AND (parent_id IS NULL OR parent_id = $1) RETURNING id",
@@ -185,15 +211,15 @@ pub(crate) async fn adopt(
     .fetch_optional(&mut *conn)
     .await?;
     if adopted.is_some() {
-        return Ok(None);
+        return Ok(Adopted::Yes);
     }
-    Ok(
+    let other: Option<i64> =
         sqlx::query_scalar("SELECT parent_id FROM runledger.jobs WHERE id = $1")
             .bind(child)
             .fetch_optional(conn)
             .await?
-            .flatten(),
-    )
+            .flatten();
+    Ok(other.map_or(Adopted::Yes, Adopted::HasParent))
 }
 
 /// Records event (`name`, `key`) with `payload` (JSON text) unless one is recorded already, and
@@ -342,16 +368,20 @@ pub(crate) struct CallRow {
 pub(crate) struct RecordedCall {
     pub(crate) job_id: i64,
     pub(crate) position: i32,
+    pub(crate) attempt: i32,
     pub(crate) output: serde_json::Value,
     /// For a sleep: whether its end has come.
     pub(crate) due: Option<bool>,
 }
 
 /// Records many calls in one statement (`runledger.record_calls`), each under its attempt's
-/// fence; the calls of attempts that lost their job are not returned.
+/// fence; the calls of attempts that lost their job are not returned. `again`: the batch is
+/// sent once more after an error that may have come after its commit; calls its attempts
+/// recorded already are returned as recorded.
 pub(crate) async fn record_calls(
     pool: &PgPool,
     rows: &[&CallRow],
+    again: bool,
 ) -> Result<Vec<RecordedCall>, Error> {
     let n = rows.len();
     let mut jobs = Vec::with_capacity(n);
@@ -377,8 +407,8 @@ pub(crate) async fn record_calls(
         versions.push(row.version);
     }
     Ok(sqlx::query_as::<_, RecordedCall>(
-        "SELECT job_id, position, output, due \
-         FROM runledger.record_calls($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "SELECT job_id, position, attempt, output, due \
+         FROM runledger.record_calls($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&jobs)
     .bind(&attempts)
@@ -390,6 +420,7 @@ pub(crate) async fn record_calls(
     .bind(&untils)
     .bind(&delays)
     .bind(&versions)
+    .bind(again)
     .fetch_all(pool)
     .await?)
 }

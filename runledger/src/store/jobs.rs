@@ -407,8 +407,6 @@ pub(crate) struct Outcome {
     pub(crate) run_id: Option<i64>,
     /// For `Suspended`: what wakes the job (a JSON array of conditions) and when time does.
     pub(crate) wait: Option<Wait>,
-    /// The job is durable: when it fails, its unfinished descendants are cancelled.
-    pub(crate) durable: bool,
 }
 
 /// What a suspended job waits for.
@@ -493,36 +491,15 @@ pub(crate) async fn complete<'e>(
 /// same runs cannot deadlock (lock order everywhere: run rows, then job rows, then step rows);
 /// the steps whose jobs finished are then settled together, in that transaction.
 ///
-/// Durable jobs add two things to the same transaction: before the write, the locks of the
-/// conditions suspended jobs wait for (so an event or a child's end committed meanwhile is
-/// seen; see migration 0012); after it, the descendants of failed durable jobs are cancelled.
-/// Parents of children that finish wake inside the write itself.
+/// What durable jobs need on top (locks of the conditions suspensions wait for, parents of
+/// finished children woken, descendants of failed jobs cancelled) happens inside the write's
+/// own function (migration 0012).
 pub(crate) async fn complete_batch(
     pool: &PgPool,
     outcomes: &[Outcome],
 ) -> Result<Vec<Written>, Error> {
     let mut runs: Vec<i64> = outcomes.iter().filter_map(|o| o.run_id).collect();
-    // Only what another transaction can bring about needs a lock: time needs none.
-    let waits: Vec<String> = outcomes
-        .iter()
-        .filter_map(|o| o.wait.as_ref())
-        .flat_map(|w| w.conditions.iter())
-        .filter(|c| !c.starts_with("{\"sleep\""))
-        .cloned()
-        .collect();
-    // A durable job that may have ended other than completed may have children to cancel.
-    let cascade = outcomes.iter().any(|o| {
-        o.durable
-            && matches!(
-                o.kind,
-                OutcomeKind::Retry
-                    | OutcomeKind::Failed
-                    | OutcomeKind::Cancelled
-                    | OutcomeKind::Diverged
-            )
-    });
-    if runs.is_empty() && waits.is_empty() && !cascade {
-        // Children that finish wake their parents inside the write's own function.
+    if runs.is_empty() {
         return complete(pool, outcomes).await;
     }
     runs.sort_unstable();
@@ -531,11 +508,7 @@ pub(crate) async fn complete_batch(
     if !runs.is_empty() {
         super::workflows::lock_runs_to_settle(&mut tx, &runs).await?;
     }
-    if !waits.is_empty() {
-        super::durable::lock_waits(&mut tx, &waits).await?;
-    }
     let written = complete(&mut *tx, outcomes).await?;
-    settle_durable(&mut *tx, outcomes, &written).await?;
     let mut step_jobs: Vec<i64> = outcomes
         .iter()
         .filter(|o| o.run_id.is_some())
@@ -553,25 +526,6 @@ pub(crate) async fn complete_batch(
     }
     tx.commit().await?;
     Ok(written)
-}
-
-/// Cancels the descendants of the durable jobs in `written` that failed (failed, cancelled,
-/// diverged). Parents of children that finished were woken by the write itself.
-async fn settle_durable<'e>(
-    db: impl PgExecutor<'e>,
-    outcomes: &[Outcome],
-    written: &[Written],
-) -> Result<(), Error> {
-    let failed: Vec<i64> = written
-        .iter()
-        .filter(|w| w.is_finished() && w.state != "completed")
-        .filter(|w| outcomes.iter().any(|o| o.id == w.id && o.durable))
-        .map(|w| w.id)
-        .collect();
-    if failed.is_empty() {
-        return Ok(());
-    }
-    super::durable::settle(db, &[], &failed).await
 }
 
 /// A running job whose lease was renewed.

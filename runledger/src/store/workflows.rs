@@ -294,7 +294,7 @@ pub(crate) async fn cancel<'e>(db: impl PgExecutor<'e>, id: i64) -> Result<Optio
 /// step jobs).
 pub(crate) async fn cancel_spawned(conn: &mut PgConnection, id: i64) -> Result<(), Error> {
     sqlx::query(
-        "SELECT runledger.cancel_descendants( \
+        "SELECT runledger.require_read_committed(), runledger.cancel_descendants( \
              ARRAY(SELECT j.id FROM runledger.jobs j WHERE j.run_id = $1))",
     )
     .bind(id)

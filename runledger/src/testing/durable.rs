@@ -10,7 +10,8 @@ use chrono::Utc;
 use serde_json::Value;
 
 use crate::client::Runledger;
-use crate::durable::{Event, Journal, JournalEntry};
+use crate::durable::journal::Journal;
+use crate::durable::{Event, JournalEntry};
 use crate::error::Error;
 use crate::job::error::JobErrorKind;
 use crate::job::{Job, JobContext, JobId, JobState, StateMap, StopReason, Storable};
@@ -274,10 +275,8 @@ impl DurableDriver {
     /// supplied event. Returns whether it did anything.
     async fn unblock(&self, id: i64, waits: &Value) -> Result<bool, Error> {
         let conditions = waits.as_array().cloned().unwrap_or_default();
-        if self.skip_sleeps && conditions.iter().any(|c| c.get("sleep").is_some()) {
-            store::admin::end_sleeps(self.client.pool(), id).await?;
-            return Ok(true);
-        }
+        // Supplied events first: a wait with a deadline (`select` of a wait and a sleep)
+        // receives the event rather than reaching its deadline.
         for condition in &conditions {
             let (Some(name), Some(key)) = (
                 condition.get("event").and_then(Value::as_str),
@@ -291,6 +290,10 @@ impl DurableDriver {
                 store::durable::emit(self.client.pool(), name, key, payload).await?;
                 return Ok(true);
             }
+        }
+        if self.skip_sleeps && conditions.iter().any(|c| c.get("sleep").is_some()) {
+            store::admin::end_sleeps(self.client.pool(), id).await?;
+            return Ok(true);
         }
         Ok(false)
     }

@@ -12,6 +12,26 @@ pub struct Packed {
     pub order_id: i64,
 }
 
+/// Not a journaled call: `step` on another receiver may repeat a name.
+struct Meter;
+
+impl Meter {
+    fn step(&self, name: &str) -> usize {
+        name.len()
+    }
+}
+
+#[job(durable)]
+async fn metered(ctx: &JobContext, meter_id: u32) -> Result<usize, JobError> {
+    let meter = Meter;
+    let mut total = meter.step("db") + meter.step("db") + meter_id as usize;
+    for _ in 0..2 {
+        total += meter.step("db");
+    }
+    let _: u32 = ctx.step("db").run(|| async { Ok(1) }).await?;
+    Ok(total)
+}
+
 #[job]
 async fn label(order_id: i64) -> Result<String, JobError> {
     Ok(format!("L{order_id}"))
