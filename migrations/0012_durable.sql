@@ -146,8 +146,10 @@ BEGIN
         UPDATE runledger.jobs j
         SET state = 'available', run_at = now(), waiting_for = NULL
         WHERE j.state = 'waiting'
+          -- An array, not a subquery: a semi-join would read every waiting job instead of
+          -- probing the GIN index once per condition.
           AND j.waiting_for @> ANY (
-              SELECT jsonb_build_array(c) FROM unnest(p_conditions) c)
+              ARRAY(SELECT jsonb_build_array(c) FROM unnest(p_conditions) c))
         RETURNING j.queue
     ),
     notified AS (
