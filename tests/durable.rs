@@ -135,7 +135,7 @@ async fn a_sleep_releases_the_worker_and_wakes_on_time() {
     let started = Instant::now();
     let sleeper = Napper {
         key: key.clone(),
-        millis: 1500,
+        millis: 3000,
     }
     .enqueue(&rl)
     .await
@@ -154,13 +154,13 @@ async fn a_sleep_releases_the_worker_and_wakes_on_time() {
     let other = token("other");
     let quick = Quick { key: other.clone() }.enqueue(&rl).await.unwrap();
     quick.wait_timeout(Duration::from_secs(5)).await.unwrap();
-    assert!(started.elapsed() < Duration::from_millis(1500));
+    assert!(started.elapsed() < Duration::from_millis(3000));
     assert_eq!(job(&rl, sleeper.id()).await.state, JobState::Waiting);
     assert_eq!(
         sleeper.wait_timeout(Duration::from_secs(10)).await.unwrap(),
-        1500
+        3000
     );
-    assert!(started.elapsed() >= Duration::from_millis(1500));
+    assert!(started.elapsed() >= Duration::from_millis(3000));
     w.shutdown().await.unwrap();
     assert_eq!(hits(&format!("{key}:start")), 2);
     assert_eq!(hits(&format!("{key}:woke")), 1);
@@ -207,6 +207,10 @@ async fn a_sleep_outlives_its_worker() {
         woke - due
     );
     assert_eq!(hits(&format!("{key}:woke")), 1);
+    assert_eq!(
+        journal(&rl, sleeper.id()).await,
+        [call(0, "sleep", "nap", None), call(1, "step", "woke", None)]
+    );
 }
 
 /// A parcel packed for an order.
@@ -349,6 +353,14 @@ async fn events_before_during_twice_and_after_the_timeout() {
     let recorded = pinged[0].output.as_ref().unwrap();
     assert_eq!(recorded.get("event"), Some(&serde_json::Value::Null));
     assert_eq!(recorded.get("timed_out"), None);
+    for handle in [ping.id(), timed_out.id()] {
+        assert_eq!(
+            journal(&rl, handle).await,
+            [call(0, "wait", "test.ping", Some(""))]
+        );
+    }
+    let gave_up = rl.journal(timed_out.id()).await.unwrap();
+    assert_eq!(gave_up[0].output.as_ref().unwrap()["timed_out"], true);
     w.shutdown().await.unwrap();
 
     for (handle, key) in [
@@ -612,10 +624,10 @@ async fn changed_code_against_an_old_journal_ends_diverged_with_the_difference()
     assert_eq!(hits(&key), 1);
 }
 
-#[job(durable, queue = "durable", timeout = "300ms")]
+#[job(durable, queue = "durable", timeout = "1s")]
 async fn patient(ctx: &JobContext, key: String) -> Result<(), JobError> {
     hit(&key);
-    ctx.sleep("long", Duration::from_millis(2500)).await?;
+    ctx.sleep("long", Duration::from_millis(4500)).await?;
     Ok(())
 }
 
@@ -625,9 +637,11 @@ async fn a_suspended_job_is_never_rescued_or_timed_out() {
     let rl = db.client();
     let key = token("patient");
     let handle = Patient { key: key.clone() }.enqueue(&rl).await.unwrap();
-    // Leases of 500 ms and a rescuer every 100 ms: far shorter than the sleep.
+    // Leases of 1.5 s, a rescuer every 100 ms and a timeout of 1 s: all far shorter than the
+    // sleep (leases long enough that a loaded machine's late renewal does not lose a running
+    // attempt's).
     let w = worker(&db)
-        .lease(Duration::from_millis(500))
+        .lease(Duration::from_millis(1500))
         .rescue_interval(Duration::from_millis(100))
         .start_ok()
         .await;

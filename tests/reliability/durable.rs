@@ -16,10 +16,12 @@ const QUEUE: &str = "rel.durable";
 
 const SIGKILL_MID_STEP: &str = "durable job SIGKILLed mid-step";
 const KILLED_WHILE_SLEEPING: &str = "worker SIGKILLed while durable jobs sleep";
+const KILLED_AFTER_SPAWN: &str = "durable parent SIGKILLed after spawning";
 
 pub const SCENARIOS: &[Scenario] = &[
     (SIGKILL_MID_STEP, || Box::pin(sigkill_mid_step())),
     (KILLED_WHILE_SLEEPING, || Box::pin(killed_while_sleeping())),
+    (KILLED_AFTER_SPAWN, || Box::pin(killed_after_spawn())),
 ];
 
 /// Records one run of step `step` of the running job (its side effect) and returns how many
@@ -91,19 +93,47 @@ async fn durable_nap(ctx: &JobContext, millis: u64) -> Result<i64, JobError> {
     Ok(before + after)
 }
 
-/// (position, kind, name) of each recorded call of job `id`.
-async fn journal(rl: &Runledger, id: i64) -> Vec<(i32, String, String)> {
+/// The child of `durable_parent`: doubles its input, once per run recorded.
+#[job(queue = "rel.durable")]
+async fn durable_child(ctx: &JobContext, n: i64) -> Result<i64, JobError> {
+    side_effect(ctx, "child").await?;
+    Ok(2 * n)
+}
+
+/// Spawns a child, lingers `linger_ms` in a step on its first run (the window a crash hits),
+/// then joins the child.
+#[job(durable, queue = "rel.durable")]
+async fn durable_parent(ctx: &JobContext, n: i64, linger_ms: u64) -> Result<i64, JobError> {
+    executed(ctx).await;
+    let child = ctx.spawn("double", DurableChild { n }).await?;
+    let _: i64 = ctx
+        .step("linger")
+        .run(|| async {
+            let runs = side_effect(ctx, "linger").await?;
+            if runs == 1 {
+                tokio::time::sleep(Duration::from_millis(linger_ms)).await;
+            }
+            Ok(runs)
+        })
+        .await?;
+    child.join().await
+}
+
+/// (position, kind, name, key) of each recorded call of job `id`.
+async fn journal(rl: &Runledger, id: i64) -> Vec<(i32, String, String, Option<String>)> {
     rl.journal(JobId(id))
         .await
         .expect("journal")
         .into_iter()
-        .map(|e| (e.position, e.kind, e.name))
+        .map(|e| (e.position, e.kind, e.name, e.key))
         .collect()
 }
 
-fn calls(list: &[(i32, &str, &str)]) -> Vec<(i32, String, String)> {
+type Call<'a> = (i32, &'a str, &'a str, Option<&'a str>);
+
+fn calls(list: &[Call<'_>]) -> Vec<(i32, String, String, Option<String>)> {
     list.iter()
-        .map(|(p, k, n)| (*p, (*k).to_owned(), (*n).to_owned()))
+        .map(|(p, k, n, key)| (*p, (*k).to_owned(), (*n).to_owned(), key.map(str::to_owned)))
         .collect()
 }
 
@@ -160,7 +190,11 @@ async fn sigkill_mid_step() -> Row {
     wait_finished(db.pool(), &ids, Duration::from_secs(60)).await;
     let recovery = killed_at.elapsed();
     w.shutdown().await.expect("shutdown");
-    let expected = calls(&[(0, "step", "a"), (1, "step", "b"), (2, "step", "c")]);
+    let expected = calls(&[
+        (0, "step", "a", None),
+        (1, "step", "b", None),
+        (2, "step", "c", None),
+    ]);
     for &id in &ids {
         let was_killed = killed.contains(&id);
         let counts = (
@@ -223,9 +257,9 @@ async fn killed_while_sleeping() -> Row {
             .expect("finish time");
     w.shutdown().await.expect("shutdown");
     let expected = calls(&[
-        (0, "step", "before"),
-        (1, "sleep", "nap"),
-        (2, "step", "after"),
+        (0, "step", "before", None),
+        (1, "sleep", "nap", None),
+        (2, "step", "after", None),
     ]);
     for &id in &ids {
         assert_eq!(runs(db.pool(), id, "before").await, 1, "job {id}");
@@ -240,4 +274,77 @@ async fn killed_while_sleeping() -> Row {
     )
     .await
     .recovered(late, Duration::from_secs(3))
+}
+
+/// A child process runs 4 durable parents; each spawns a child job and is SIGKILLed while it
+/// lingers after the spawn. Another worker completes everything: each parent's spawn is
+/// replayed (one child each, run once), and each parent resumes with its child's output.
+async fn killed_after_spawn() -> Row {
+    let db = fresh_db().await;
+    install_steps(db.pool()).await;
+    let rl = db.client();
+    let ids: Vec<i64> = rl
+        .enqueue_many((0..4).map(|n| DurableParent {
+            n,
+            linger_ms: 2_000,
+        }))
+        .await
+        .expect("enqueue")
+        .into_iter()
+        .map(|h| h.id.0)
+        .collect();
+    // The child process runs only the parents: their children wait for the next worker.
+    let mut worker_process =
+        ChildWorker::spawn(db.url(), &child("child-parents", &["durable_parent"]));
+    wait_until(
+        Duration::from_secs(30),
+        "4 parents spawn and linger",
+        || async {
+            let mut lingering = 0;
+            for &id in &ids {
+                lingering += runs(db.pool(), id, "linger").await;
+            }
+            lingering == 4
+        },
+    )
+    .await;
+    worker_process.kill();
+    let killed_at = Instant::now();
+    let w = start(
+        worker(db.pool(), QUEUE)
+            .kinds(["durable_parent", "durable_child"])
+            .concurrency(8)
+            .lease(Duration::from_secs(1)),
+    )
+    .await;
+    wait_finished(db.pool(), &ids, Duration::from_secs(60)).await;
+    let recovery = killed_at.elapsed();
+    w.shutdown().await.expect("shutdown");
+    let mut all = ids.clone();
+    for (n, &id) in ids.iter().enumerate() {
+        let children = rl.children(JobId(id)).await.expect("children");
+        assert_eq!(children.len(), 1, "parent {id} spawned once");
+        let child_id = children[0].0;
+        all.push(child_id);
+        assert_eq!(
+            runs(db.pool(), child_id, "child").await,
+            1,
+            "child {child_id} ran once"
+        );
+        let parent = rl.job(JobId(id)).await.expect("job").expect("exists");
+        assert_eq!(parent.output, Some(serde_json::json!(2 * n as i64)));
+        let key = child_id.to_string();
+        assert_eq!(
+            journal(&rl, id).await,
+            calls(&[
+                (0, "spawn", "double", None),
+                (1, "step", "linger", None),
+                (2, "join", "double", Some(key.as_str())),
+            ]),
+            "journal of job {id}"
+        );
+    }
+    measure(KILLED_AFTER_SPAWN, db.pool(), &Expect::completed(all))
+        .await
+        .recovered(recovery, Duration::from_secs(15))
 }
