@@ -201,7 +201,10 @@ END
 $$;
 
 -- Cancels the unfinished descendants of jobs `p_ids`: those not running at once, running ones
--- through a cancel request to their worker. Wakes parents waiting for what it cancels.
+-- through a cancel request to their worker (one that suspends meanwhile ends cancelled). No
+-- parent needs waking: each cancelled job's parent is cancelled with it, or is one of `p_ids`,
+-- which are finished or being cancelled themselves; so no advisory lock is taken here after the
+-- rows are locked.
 CREATE FUNCTION runledger.cancel_descendants(p_ids bigint[]) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -236,13 +239,9 @@ BEGIN
         SELECT pg_notify('runledger_control', 'cancel:' || u.id)
         FROM upd u WHERE u.before = 'running'
     )
-    SELECT array_agg(u.id) FILTER (WHERE u.before <> 'running') INTO v_ids
+    SELECT array_agg(u.id) INTO v_ids
     FROM upd u CROSS JOIN (SELECT count(*) FROM notified) n;
-    IF v_ids IS NULL THEN
-        RETURN 0;
-    END IF;
-    PERFORM runledger.wake_parents(v_ids);
-    RETURN cardinality(v_ids);
+    RETURN COALESCE(cardinality(v_ids), 0);
 END
 $$;
 

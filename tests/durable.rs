@@ -1052,3 +1052,53 @@ async fn a_cancel_requested_while_a_job_suspends_cancels_it() {
     .await;
     w.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_suspension_racing_an_uncommitted_emission_is_woken_once_it_commits() {
+    let db = db().await;
+    let rl = db.client();
+    let order = token("racing");
+    // The emission holds its condition's lock until the caller's transaction commits.
+    let mut tx = rl.pool().begin().await.unwrap();
+    rl.emit_tx(
+        &mut tx,
+        &Packed {
+            order: order.clone(),
+            parcels: 6,
+        },
+    )
+    .await
+    .unwrap();
+    let handle = AwaitPacked {
+        order: order.clone(),
+        timeout_ms: 600_000,
+    }
+    .enqueue(&rl)
+    .await
+    .unwrap();
+    let w = worker(&db).start_ok().await;
+    // The job suspends meanwhile: it cannot see the event, and the worker does not wait for
+    // the caller's transaction (other jobs keep flowing).
+    wait_until(Duration::from_secs(5), "the job suspends", || async {
+        job(&rl, handle.id()).await.state == JobState::Waiting
+    })
+    .await;
+    let other = token("flowing");
+    Quick { key: other.clone() }
+        .enqueue(&rl)
+        .await
+        .unwrap()
+        .wait_timeout(Duration::from_secs(5))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        handle.wait_timeout(Duration::from_secs(10)).await.unwrap(),
+        Some(6)
+    );
+    w.shutdown().await.unwrap();
+    assert_eq!(
+        journal(&rl, handle.id()).await,
+        [call(0, "wait", "test.packed", Some(&order))]
+    );
+}
