@@ -2,6 +2,7 @@
 //! mistake is recorded at the token that causes it, and all of them are shown together.
 
 use quote::ToTokens as _;
+use syn::visit::Visit as _;
 use syn::{FnArg, Pat};
 
 use crate::job::ast::{JobFn, Param, Return};
@@ -100,122 +101,208 @@ fn check_durable(attr: &JobAttr, job: &JobFn, errors: &mut Errors) {
     else {
         return;
     };
-    let mut seen: Vec<(String, String)> = Vec::new();
-    journaled_names(
-        job.item.block.to_token_stream(),
-        &ctx,
-        false,
-        &mut seen,
+    let mut names = JournaledNames {
+        ctx: &ctx,
+        repeated: 0,
+        keyed: false,
+        seen: Vec::new(),
         errors,
-    );
+    };
+    names.visit_block(&job.item.block);
 }
 
-/// Journaled calls whose name is a literal: `.step("a")`, `.sleep("a", ..)`,
-/// `.sleep_until("a", ..)`, `.spawn("a", ..)`.
+/// Journaled calls whose name is a literal: `ctx.step("a")`, `ctx.sleep("a", ..)`,
+/// `ctx.sleep_until("a", ..)`, `ctx.spawn("a", ..)`.
 const NAMED_CALLS: &[&str] = &["step", "sleep", "sleep_until", "spawn"];
 
-fn journaled_names(
-    tokens: proc_macro2::TokenStream,
-    ctx: &str,
-    in_loop: bool,
-    seen: &mut Vec<(String, String)>,
-    errors: &mut Errors,
-) {
-    use proc_macro2::{Delimiter, TokenTree};
-    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
-    let mut loop_body_next = false;
-    for (i, token) in tokens.iter().enumerate() {
-        match token {
-            TokenTree::Ident(ident)
-                if matches!(ident.to_string().as_str(), "for" | "while" | "loop") =>
-            {
-                loop_body_next = true;
-            }
-            TokenTree::Group(group) => {
-                let body = loop_body_next && group.delimiter() == Delimiter::Brace;
-                if body {
-                    loop_body_next = false;
-                }
-                journaled_names(group.stream(), ctx, in_loop || body, seen, errors);
-            }
-            TokenTree::Ident(ident) if NAMED_CALLS.contains(&ident.to_string().as_str()) => {
-                let after_dot = i > 1
-                    && matches!(&tokens[i - 1], TokenTree::Punct(p) if p.as_char() == '.')
-                    && matches!(&tokens[i - 2], TokenTree::Ident(receiver) if receiver == ctx);
-                let Some(TokenTree::Group(args)) = tokens.get(i + 1) else {
-                    continue;
-                };
-                if !after_dot || args.delimiter() != Delimiter::Parenthesis {
-                    continue;
-                }
-                let Some(TokenTree::Literal(literal)) = args.stream().into_iter().next() else {
-                    continue;
-                };
-                let Ok(syn::Lit::Str(name)) = syn::parse2::<syn::Lit>(literal.to_token_stream())
-                else {
-                    continue;
-                };
-                if keyed(&tokens[i + 2..]) {
-                    continue;
-                }
-                let kind = if ident == "sleep_until" {
-                    "sleep".to_owned()
-                } else {
-                    ident.to_string()
-                };
-                let call = (kind.clone(), name.value());
-                if in_loop {
-                    errors.spanned(
-                        &literal,
-                        format!(
-                            "{kind} `{}` is inside a loop: every pass records a call with the same identity; add `.key(..)` with what tells the passes apart (the loop variable)",
-                            name.value()
-                        ),
-                    );
-                } else if seen.contains(&call) {
-                    errors.spanned(
-                        &literal,
-                        format!(
-                            "{kind} `{}` is called twice in this handler; give each call its own name, or tell them apart with `.key(..)`",
-                            name.value()
-                        ),
-                    );
-                } else {
-                    seen.push(call);
-                }
-            }
-            _ => {}
+/// Walks a durable handler's body for journaled calls named by a literal without `.key(..)`:
+/// the same (kind, name) twice on one path through the code, or one inside a loop or a closure
+/// (which may run more than once). The branches of an `if` or a `match` are alternatives: a name
+/// may repeat across them.
+struct JournaledNames<'a> {
+    /// The context parameter's name: only calls on it are journaled.
+    ctx: &'a str,
+    /// Loops and closures around the current expression.
+    repeated: u32,
+    /// The current expression is the receiver of a `.key(..)` chain.
+    keyed: bool,
+    /// (kind, name) of the unkeyed calls seen on the current path.
+    seen: Vec<(String, String)>,
+    errors: &'a mut Errors,
+}
+
+impl JournaledNames<'_> {
+    /// The call's kind and literal name, if it is a journaled call on the context.
+    fn named_call(&self, call: &syn::ExprMethodCall) -> Option<(String, syn::LitStr)> {
+        let method = call.method.to_string();
+        if !NAMED_CALLS.contains(&method.as_str()) {
+            return None;
+        }
+        let syn::Expr::Path(receiver) = &*call.receiver else {
+            return None;
+        };
+        if !receiver.path.is_ident(self.ctx) {
+            return None;
+        }
+        let Some(syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(name),
+            ..
+        })) = call.args.first()
+        else {
+            return None;
+        };
+        let kind = if method == "sleep_until" {
+            "sleep".to_owned()
+        } else {
+            method
+        };
+        Some((kind, name.clone()))
+    }
+
+    fn check(&mut self, kind: String, name: &syn::LitStr) {
+        if self.repeated > 0 {
+            self.errors.spanned(
+                name,
+                format!(
+                    "{kind} `{}` is inside a loop or a closure: every run of it records a call \
+                     with the same identity; add `.key(..)` with what tells the runs apart (the \
+                     loop variable)",
+                    name.value()
+                ),
+            );
+            return;
+        }
+        let call = (kind, name.value());
+        if self.seen.contains(&call) {
+            self.errors.spanned(
+                name,
+                format!(
+                    "{} `{}` is called twice in this handler; give each call its own name, or \
+                     tell them apart with `.key(..)`",
+                    call.0, call.1
+                ),
+            );
+        } else {
+            self.seen.push(call);
+        }
+    }
+
+    /// Visits `node` in a loop or a closure.
+    fn in_repeated(&mut self, visit: impl FnOnce(&mut Self)) {
+        self.repeated += 1;
+        visit(self);
+        self.repeated -= 1;
+    }
+
+    fn unkeyed(&mut self, visit: impl FnOnce(&mut Self)) {
+        let keyed = std::mem::replace(&mut self.keyed, false);
+        visit(self);
+        self.keyed = keyed;
+    }
+}
+
+/// Adds the calls of `from` not in `into`.
+fn merge(into: &mut Vec<(String, String)>, from: Vec<(String, String)>) {
+    for call in from {
+        if !into.contains(&call) {
+            into.push(call);
         }
     }
 }
 
-/// Whether the method chain that follows a call (`.retry(..).key(..)`) sets a key.
-fn keyed(rest: &[proc_macro2::TokenTree]) -> bool {
-    use proc_macro2::TokenTree;
-    let mut i = 0;
-    while let (Some(TokenTree::Punct(dot)), Some(TokenTree::Ident(method))) =
-        (rest.get(i), rest.get(i + 1))
-    {
-        if dot.as_char() != '.' {
-            return false;
+impl<'ast> syn::visit::Visit<'ast> for JournaledNames<'_> {
+    fn visit_expr(&mut self, node: &'ast syn::Expr) {
+        match node {
+            // A `.key(..)` chain goes on through method calls and parentheses.
+            syn::Expr::MethodCall(call) => self.visit_expr_method_call(call),
+            syn::Expr::Paren(paren) => self.visit_expr(&paren.expr),
+            syn::Expr::Group(group) => self.visit_expr(&group.expr),
+            other => self.unkeyed(|this| syn::visit::visit_expr(this, other)),
         }
-        if method == "key" {
-            return true;
+    }
+
+    fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
+        if let Some((kind, name)) = self.named_call(node) {
+            if !self.keyed {
+                self.check(kind, &name);
+            }
+        } else if node.method == "key" {
+            let keyed = std::mem::replace(&mut self.keyed, true);
+            self.visit_expr(&node.receiver);
+            self.keyed = keyed;
+        } else {
+            self.visit_expr(&node.receiver);
         }
-        i += 2;
-        // Skip a turbofish and the arguments.
-        while let Some(token) = rest.get(i) {
-            match token {
-                TokenTree::Group(_) => {
-                    i += 1;
-                    break;
-                }
-                TokenTree::Punct(p) if p.as_char() == '.' => break,
-                _ => i += 1,
+        self.unkeyed(|this| {
+            for arg in &node.args {
+                this.visit_expr(arg);
+            }
+        });
+    }
+
+    fn visit_expr_for_loop(&mut self, node: &'ast syn::ExprForLoop) {
+        self.visit_expr(&node.expr);
+        self.in_repeated(|this| this.visit_block(&node.body));
+    }
+
+    fn visit_expr_while(&mut self, node: &'ast syn::ExprWhile) {
+        self.in_repeated(|this| {
+            this.visit_expr(&node.cond);
+            this.visit_block(&node.body);
+        });
+    }
+
+    fn visit_expr_loop(&mut self, node: &'ast syn::ExprLoop) {
+        self.in_repeated(|this| this.visit_block(&node.body));
+    }
+
+    fn visit_expr_closure(&mut self, node: &'ast syn::ExprClosure) {
+        self.in_repeated(|this| this.visit_expr(&node.body));
+    }
+
+    /// The branches are alternatives: each starts from the names seen before the `if`;
+    /// afterwards a name seen in either counts as seen.
+    fn visit_expr_if(&mut self, node: &'ast syn::ExprIf) {
+        self.visit_expr(&node.cond);
+        let before = self.seen.clone();
+        self.visit_block(&node.then_branch);
+        let mut after = std::mem::replace(&mut self.seen, before);
+        if let Some((_, other)) = &node.else_branch {
+            self.visit_expr(other);
+        }
+        merge(&mut after, std::mem::take(&mut self.seen));
+        self.seen = after;
+    }
+
+    /// The arms are alternatives, like the branches of an `if`.
+    fn visit_expr_match(&mut self, node: &'ast syn::ExprMatch) {
+        self.visit_expr(&node.expr);
+        let before = self.seen.clone();
+        let mut after = before.clone();
+        for arm in &node.arms {
+            self.seen = before.clone();
+            if let Some((_, guard)) = &arm.guard {
+                self.visit_expr(guard);
+            }
+            self.visit_expr(&arm.body);
+            merge(&mut after, std::mem::take(&mut self.seen));
+        }
+        self.seen = after;
+    }
+
+    /// Macro arguments that parse as expressions (`tokio::join!(..)`, `vec![..]`) are walked.
+    fn visit_macro(&mut self, node: &'ast syn::Macro) {
+        use syn::parse::Parser;
+        let parser = syn::punctuated::Punctuated::<syn::Expr, syn::Token![,]>::parse_terminated;
+        if let Ok(args) = parser.parse2(node.tokens.clone()) {
+            for arg in &args {
+                self.visit_expr(arg);
             }
         }
     }
-    false
+
+    /// Items declared in the body are other functions.
+    fn visit_item(&mut self, _node: &'ast syn::Item) {}
 }
 
 fn check_async(job: &JobFn, errors: &mut Errors) {

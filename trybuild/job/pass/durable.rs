@@ -43,7 +43,17 @@ async fn fulfil(ctx: &JobContext, order_id: i64, lines: Vec<u32>) -> Result<Stri
         let line = *line;
         let _: u32 = ctx.step("reserve").key(line).run(|| async move { Ok(line) }).await?;
     }
-    ctx.sleep("cool-off", Duration::from_secs(1)).await?;
+    // Branches are alternatives: one name in each is one call.
+    let express = lines.len() > 3;
+    let _: u32 = if express {
+        ctx.step("ship").run(|| async { Ok(1) }).await?
+    } else {
+        ctx.step("ship").run(|| async { Ok(2) }).await?
+    };
+    match lines.first() {
+        Some(first) => ctx.sleep("cool-off", Duration::from_secs(u64::from(*first))).await?,
+        None => ctx.sleep("cool-off", Duration::from_secs(1)).await?,
+    }
     let child = ctx.spawn("label", Label { order_id }).await?;
     let raced = ctx
         .select(
