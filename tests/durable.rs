@@ -33,6 +33,14 @@ fn call(
     (position, kind.into(), name.into(), key.map(Into::into))
 }
 
+/// Waits up to 5 s until job `id` is in `state`.
+async fn reaches(rl: &Runledger, id: JobId, state: JobState, what: &str) {
+    wait_until(Duration::from_secs(5), what, || async {
+        job(rl, id).await.state == state
+    })
+    .await;
+}
+
 fn worker(db: &TestDatabase) -> WorkerBuilder {
     Worker::builder(db.pool().clone())
         .queues(["default", "durable"])
@@ -141,10 +149,7 @@ async fn a_sleep_releases_the_worker_and_wakes_on_time() {
     .await
     .unwrap();
     let w = worker(&db).concurrency(1).start_ok().await;
-    wait_until(Duration::from_secs(5), "the sleeper suspends", || async {
-        job(&rl, sleeper.id()).await.state == JobState::Waiting
-    })
-    .await;
+    reaches(&rl, sleeper.id(), JobState::Waiting, "the sleeper suspends").await;
     let record = job(&rl, sleeper.id()).await;
     assert_eq!(
         record.waiting_for,
@@ -187,10 +192,7 @@ async fn a_sleep_outlives_its_worker() {
     .await
     .unwrap();
     let w = worker(&db).start_ok().await;
-    wait_until(Duration::from_secs(5), "the sleeper suspends", || async {
-        job(&rl, sleeper.id()).await.state == JobState::Waiting
-    })
-    .await;
+    reaches(&rl, sleeper.id(), JobState::Waiting, "the sleeper suspends").await;
     w.shutdown().await.unwrap();
     let due = job(&rl, sleeper.id()).await.run_at;
     let w = worker(&db).start_ok().await;
@@ -289,10 +291,7 @@ async fn events_before_during_twice_and_after_the_timeout() {
     .enqueue(&rl)
     .await
     .unwrap();
-    wait_until(Duration::from_secs(5), "the wait suspends", || async {
-        job(&rl, during.id()).await.state == JobState::Waiting
-    })
-    .await;
+    reaches(&rl, during.id(), JobState::Waiting, "the wait suspends").await;
     assert_eq!(
         job(&rl, during.id()).await.waiting_for,
         Some(serde_json::json!([{ "event": "test.packed", "key": "during" }]))
@@ -340,10 +339,7 @@ async fn events_before_during_twice_and_after_the_timeout() {
         "timed out"
     );
     let ping = AwaitPing { timeout_ms: 60_000 }.enqueue(&rl).await.unwrap();
-    wait_until(Duration::from_secs(5), "the ping wait suspends", || async {
-        job(&rl, ping.id()).await.state == JobState::Waiting
-    })
-    .await;
+    reaches(&rl, ping.id(), JobState::Waiting, "the ping wait suspends").await;
     assert!(rl.emit(&Ping).await.unwrap());
     assert_eq!(
         ping.wait_timeout(Duration::from_secs(5)).await.unwrap(),
@@ -464,9 +460,12 @@ async fn cancelling_a_parent_cancels_its_children() {
     let key = token("fan");
     let parent = FanOut { key: key.clone() }.enqueue(&rl).await.unwrap();
     let w = worker(&db).start_ok().await;
-    wait_until(Duration::from_secs(5), "the parent waits for a", || async {
-        job(&rl, parent.id()).await.state == JobState::Waiting
-    })
+    reaches(
+        &rl,
+        parent.id(),
+        JobState::Waiting,
+        "the parent waits for a",
+    )
     .await;
     wait_until(Duration::from_secs(5), "both children run", || async {
         hits(&format!("{key}:a")) == 1 && hits(&format!("{key}:b")) == 1
@@ -477,10 +476,7 @@ async fn cancelling_a_parent_cancels_its_children() {
     assert_eq!(children.len(), 2);
     for child in &children {
         let child = *child;
-        wait_until(Duration::from_secs(5), "the child is cancelled", || async {
-            job(&rl, child).await.state == JobState::Cancelled
-        })
-        .await;
+        reaches(&rl, child, JobState::Cancelled, "the child is cancelled").await;
     }
     assert_eq!(job(&rl, parent.id()).await.state, JobState::Cancelled);
     w.shutdown().await.unwrap();
@@ -534,10 +530,7 @@ async fn join_and_select_record_the_same_journal_whatever_finishes_first() {
         .unwrap();
         if !slow_first {
             // The event wins the select this time, while the sleep still runs.
-            wait_until(Duration::from_secs(5), "the pair suspends", || async {
-                job(&rl, handle.id()).await.state == JobState::Waiting
-            })
-            .await;
+            reaches(&rl, handle.id(), JobState::Waiting, "the pair suspends").await;
             rl.emit(&Packed {
                 order: key.clone(),
                 parcels: 1,
@@ -783,10 +776,7 @@ async fn progress_is_readable_while_the_job_waits() {
     .await
     .unwrap();
     let w = worker(&db).start_ok().await;
-    wait_until(Duration::from_secs(5), "the job waits", || async {
-        job(&rl, handle.id()).await.state == JobState::Waiting
-    })
-    .await;
+    reaches(&rl, handle.id(), JobState::Waiting, "the job waits").await;
     assert_eq!(
         job(&rl, handle.id()).await.progress,
         Some(serde_json::json!({ "done": 1, "of": 2 }))
@@ -1046,9 +1036,12 @@ async fn a_cancel_requested_while_a_job_suspends_cancels_it() {
         .execute(rl.pool())
         .await
         .unwrap();
-    wait_until(Duration::from_secs(5), "the job is cancelled", || async {
-        job(&rl, handle.id()).await.state == JobState::Cancelled
-    })
+    reaches(
+        &rl,
+        handle.id(),
+        JobState::Cancelled,
+        "the job is cancelled",
+    )
     .await;
     w.shutdown().await.unwrap();
 }
@@ -1079,10 +1072,7 @@ async fn a_suspension_racing_an_uncommitted_emission_is_woken_once_it_commits() 
     let w = worker(&db).start_ok().await;
     // The job suspends meanwhile: it cannot see the event, and the worker does not wait for
     // the caller's transaction (other jobs keep flowing).
-    wait_until(Duration::from_secs(5), "the job suspends", || async {
-        job(&rl, handle.id()).await.state == JobState::Waiting
-    })
-    .await;
+    reaches(&rl, handle.id(), JobState::Waiting, "the job suspends").await;
     let other = token("flowing");
     Quick { key: other.clone() }
         .enqueue(&rl)

@@ -443,30 +443,26 @@ fn expr(_key: &Ident, expr: &Expr) -> syn::Result<Expr> {
 }
 
 fn strings(key: &Ident, expr: &Expr) -> syn::Result<Vec<Spanned<String>>> {
-    let Expr::Array(array) = expr else {
-        return Err(syn::Error::new_spanned(
-            expr,
-            format!("`{key}` takes a list of string literals, such as `{key} = [\"old_name\"]`"),
-        ));
-    };
-    array
-        .elems
-        .iter()
-        .map(|elem| {
-            Ok(Spanned {
-                key: key.clone(),
-                value: string(key, elem)?,
-                tokens: elem.to_token_stream(),
-            })
-        })
-        .collect()
+    list_of(key, expr, "string literals", "[\"old_name\"]", string)
 }
 
 fn integers(key: &Ident, expr: &Expr) -> syn::Result<Vec<Spanned<i128>>> {
+    list_of(key, expr, "integers", "[1, 2]", integer)
+}
+
+/// `[a, b, ..]`, each element read by `item` and kept with its tokens; `what` and `example`
+/// make the error when `expr` is not a list.
+fn list_of<T>(
+    key: &Ident,
+    expr: &Expr,
+    what: &str,
+    example: &str,
+    item: fn(&Ident, &Expr) -> syn::Result<T>,
+) -> syn::Result<Vec<Spanned<T>>> {
     let Expr::Array(array) = expr else {
         return Err(syn::Error::new_spanned(
             expr,
-            format!("`{key}` takes a list of integers, such as `{key} = [1, 2]`"),
+            format!("`{key}` takes a list of {what}, such as `{key} = {example}`"),
         ));
     };
     array
@@ -475,7 +471,7 @@ fn integers(key: &Ident, expr: &Expr) -> syn::Result<Vec<Spanned<i128>>> {
         .map(|elem| {
             Ok(Spanned {
                 key: key.clone(),
-                value: integer(key, elem)?,
+                value: item(key, elem)?,
                 tokens: elem.to_token_stream(),
             })
         })

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::event::Event;
-use super::journal::Journal;
+use super::journal::{Journal, call_row};
 use super::suspension::Suspension;
 use crate::error::Error;
 use crate::ids::JobId;
@@ -745,9 +745,9 @@ impl<'a, J: Job> Spawn<'a, J> {
         }
         let client = &self.ctx.client;
         let spawned = async {
-            // The child first, the parent's fence last: the parent's row is locked in share
-            // mode only for the end of the transaction, not while an insert may wait on a
-            // unique key (lease renewals would wait behind it).
+            // The child first, the record (with the parent's fence) last: the parent's row is
+            // locked in share mode only for the end of the transaction, not while an insert may
+            // wait on a unique key (lease renewals would wait behind it).
             let mut tx = client.pool().begin().await?;
             let handle = Enqueue::new_tx(client, &mut tx, self.job).await?;
             let id = handle.id().0;
@@ -768,11 +768,13 @@ impl<'a, J: Job> Spawn<'a, J> {
                     )));
                 }
             }
-            if !store::fence(&mut tx, journal.job, journal.attempt).await? {
-                return Ok(None);
-            }
+            // Recorded under the parent's fence, with the child, in one transaction.
             let entry = journal.new_entry(position, "spawn", self.name, key);
-            if !store::record(&mut *tx, entry, &json!({ "child": id }).to_string()).await? {
+            let row = call_row(&entry, Some(json!({ "child": id }).to_string()), None, None);
+            if store::record_calls(&mut *tx, &[&row], false)
+                .await?
+                .is_empty()
+            {
                 return Ok(None);
             }
             tx.commit().await?;

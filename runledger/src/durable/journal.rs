@@ -14,7 +14,7 @@ use crate::client::runledger::Runledger;
 use crate::error::Error;
 use crate::job::error::{JobError, JobErrorKind};
 use crate::runtime::journaler::{Journaler, RecordError};
-use crate::store::durable::{CallRow, EntryRow, NewEntry};
+use crate::store::durable::{CallRow, EntryRow, NewEntry, RecordedCall};
 
 /// One attempt's view of a durable job's journal.
 pub(crate) struct Journal {
@@ -82,21 +82,9 @@ impl Journal {
         output: &str,
         what: &str,
     ) -> Result<(), JobError> {
-        check_identity(&entry, what)?;
-        let recorded = match &self.writer {
-            Some(writer) => writer
-                .record(call_row(&entry, Some(output.to_owned()), None, None))
-                .await
-                .map(|r| r.is_some()),
-            None => crate::store::durable::record(self.client.pool(), entry, output)
-                .await
-                .map_err(|e| RecordError::of(&e)),
-        };
-        match recorded {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(self.lost()),
-            Err(error) => Err(record_error(what, &error)),
-        }
+        self.write(call_row(&entry, Some(output.to_owned()), None, None), what)
+            .await
+            .map(drop)
     }
 
     /// Records a sleep until `until`, or for `delay_s` seconds from now by the database clock:
@@ -108,26 +96,29 @@ impl Journal {
         delay_s: f64,
         what: &str,
     ) -> Result<(DateTime<Utc>, bool), JobError> {
-        check_identity(&entry, what)?;
+        let recorded = self
+            .write(call_row(&entry, None, until, Some(delay_s)), what)
+            .await?;
+        let end = recorded
+            .output
+            .get("until")
+            .and_then(|u| serde_json::from_value(u.clone()).ok())
+            .ok_or_else(|| JobError::fatal(format!("{what}: the recorded sleep has no end")))?;
+        Ok((end, recorded.due.unwrap_or(false)))
+    }
+
+    /// Writes `row` through the worker's journaler, or with a statement of its own without one.
+    async fn write(&self, row: CallRow, what: &str) -> Result<RecordedCall, JobError> {
+        check_identity(&row, what)?;
         let recorded = match &self.writer {
-            Some(writer) => match writer
-                .record(call_row(&entry, None, until, Some(delay_s)))
+            Some(writer) => writer.record(row).await,
+            None => crate::store::durable::record_calls(self.client.pool(), &[&row], false)
                 .await
-            {
-                Ok(Some(recorded)) => Ok(recorded
-                    .output
-                    .get("until")
-                    .and_then(|u| serde_json::from_value(u.clone()).ok())
-                    .map(|end| (end, recorded.due.unwrap_or(false)))),
-                Ok(None) => return Err(self.lost()),
-                Err(error) => Err(error),
-            },
-            None => crate::store::durable::record_sleep(self.client.pool(), entry, until, delay_s)
-                .await
+                .map(|mut recorded| recorded.pop())
                 .map_err(|e| RecordError::of(&e)),
         };
         match recorded {
-            Ok(Some(sleep)) => Ok(sleep),
+            Ok(Some(recorded)) => Ok(recorded),
             Ok(None) => Err(self.lost()),
             Err(error) => Err(record_error(what, &error)),
         }
@@ -304,8 +295,8 @@ impl Journal {
 
 /// A name or key PostgreSQL cannot store in text (a NUL character) is refused before it reaches
 /// a batch, where it would fail every call recorded with it.
-fn check_identity(entry: &NewEntry<'_>, what: &str) -> Result<(), JobError> {
-    for text in std::iter::once(entry.name).chain(entry.key) {
+fn check_identity(row: &CallRow, what: &str) -> Result<(), JobError> {
+    for text in std::iter::once(row.name.as_str()).chain(row.key.as_deref()) {
         crate::validate::text("the call's name or key", text)
             .map_err(|e| JobError::fatal(format!("{what}: {e}")))?;
     }
@@ -322,7 +313,7 @@ fn record_error(what: &str, error: &RecordError) -> JobError {
     }
 }
 
-fn call_row(
+pub(crate) fn call_row(
     entry: &NewEntry<'_>,
     output: Option<String>,
     until: Option<DateTime<Utc>>,

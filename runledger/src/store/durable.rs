@@ -49,69 +49,6 @@ pub(crate) struct NewEntry<'a> {
     pub(crate) key: Option<&'a str>,
 }
 
-/// Records a finished call with its output (JSON text). False if the attempt no longer holds
-/// the job (or, which the fence rules out, the position is taken).
-pub(crate) async fn record<'e>(
-    db: impl PgExecutor<'e>,
-    entry: NewEntry<'_>,
-    output: &str,
-) -> Result<bool, Error> {
-    let recorded: Option<i32> = sqlx::query_scalar(
-        "INSERT INTO runledger.journal \
-             (job_id, position, kind, name, key, state, output, attempt, version) \
-         SELECT $1, $3, $4, $5, $6, 'done', $7::jsonb, $2, $8 \
-         WHERE runledger.journal_fence($1, $2) \
-         ON CONFLICT (job_id, position) DO NOTHING \
-         RETURNING position",
-    )
-    .bind(entry.job)
-    .bind(entry.attempt)
-    .bind(entry.position)
-    .bind(entry.kind)
-    .bind(entry.name)
-    .bind(entry.key)
-    .bind(output)
-    .bind(entry.version)
-    .fetch_optional(db)
-    .await?;
-    Ok(recorded.is_some())
-}
-
-/// Records a sleep until `until`, or for `delay_s` seconds from now by the database clock.
-/// Returns the time it ends and whether that time has come, or `None` if the attempt no longer
-/// holds the job.
-pub(crate) async fn record_sleep(
-    pool: &PgPool,
-    entry: NewEntry<'_>,
-    until: Option<DateTime<Utc>>,
-    delay_s: f64,
-) -> Result<Option<(DateTime<Utc>, bool)>, Error> {
-    Ok(sqlx::query_as(
-        "WITH e AS ( \
-             INSERT INTO runledger.journal \
-                 (job_id, position, kind, name, key, state, output, attempt, version) \
-             SELECT $1, $3, 'sleep', $4, $5, 'done', \
-                    jsonb_build_object('until', \
-                        COALESCE($6::timestamptz, now() + make_interval(secs => $7))), $2, $8 \
-             WHERE runledger.journal_fence($1, $2) \
-             ON CONFLICT (job_id, position) DO NOTHING \
-             RETURNING output \
-         ) \
-         SELECT (output ->> 'until')::timestamptz, (output ->> 'until')::timestamptz <= now() \
-         FROM e",
-    )
-    .bind(entry.job)
-    .bind(entry.attempt)
-    .bind(entry.position)
-    .bind(entry.name)
-    .bind(entry.key)
-    .bind(until)
-    .bind(delay_s)
-    .bind(entry.version)
-    .fetch_optional(pool)
-    .await?)
-}
-
 /// A wait or join resolved (`done`) or not yet (`waiting`), with what was recorded.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct Resolved {
@@ -157,16 +94,6 @@ pub(crate) async fn resolve_join(
     .bind(child)
     .fetch_optional(pool)
     .await?)
-}
-
-/// Whether the attempt still holds the job; in a transaction, the row stays locked in share
-/// mode until it ends.
-pub(crate) async fn fence(conn: &mut PgConnection, job: i64, attempt: i32) -> Result<bool, Error> {
-    Ok(sqlx::query_scalar("SELECT runledger.journal_fence($1, $2)")
-        .bind(job)
-        .bind(attempt)
-        .fetch_one(conn)
-        .await?)
 }
 
 /// How [`adopt`] went.
@@ -378,8 +305,8 @@ pub(crate) struct RecordedCall {
 /// fence; the calls of attempts that lost their job are not returned. `again`: the batch is
 /// sent once more after an error that may have come after its commit; calls its attempts
 /// recorded already are returned as recorded.
-pub(crate) async fn record_calls(
-    pool: &PgPool,
+pub(crate) async fn record_calls<'e>(
+    db: impl PgExecutor<'e>,
     rows: &[&CallRow],
     again: bool,
 ) -> Result<Vec<RecordedCall>, Error> {
@@ -421,6 +348,6 @@ pub(crate) async fn record_calls(
     .bind(&delays)
     .bind(&versions)
     .bind(again)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?)
 }
