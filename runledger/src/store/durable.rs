@@ -1,8 +1,8 @@
 //! Statements of durable jobs: their journal, events, child jobs and wake-ups (migration 0012).
 //!
-//! Every journal write is fenced: it records nothing unless the attempt still holds the job
-//! (`runledger.journal_fence`, which also keeps the row from being claimed or rescued until the
-//! write commits).
+//! Every journal write is fenced: it records nothing unless the attempt still holds the job,
+//! whose row it reads in share mode (`runledger.record_calls`, and `runledger.journal_fence` in
+//! the wait and join functions), so the row is not claimed or rescued until the write commits.
 
 use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, PgExecutor, PgPool};
