@@ -139,6 +139,7 @@ fn completions(tokens: &[Token]) -> Vec<Outcome> {
             output: Some("null".to_owned()),
             delay: None,
             error: None,
+            error_kind: None,
             run_id: None,
             wait: None,
         })

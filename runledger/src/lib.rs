@@ -107,6 +107,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod admin;
 mod client;
 pub mod durable;
 mod error;

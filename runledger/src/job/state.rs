@@ -83,6 +83,29 @@ impl std::fmt::Display for JobState {
     }
 }
 
+impl std::str::FromStr for JobState {
+    type Err = Error;
+
+    /// A state by its stored name (`failed`, `available`, ...).
+    fn from_str(s: &str) -> Result<Self, Error> {
+        JobState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "unknown job state `{s}`; the states are {}",
+                    JobState::ALL.map(JobState::as_str).join(", ")
+                ))
+            })
+    }
+}
+
+impl serde::Serialize for JobState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

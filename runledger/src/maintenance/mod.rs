@@ -133,7 +133,7 @@ pub(crate) async fn start(
         spawn(shared, scheduler::Scheduler),
         spawn(shared, pruner::Pruner::default()),
         spawn(shared, vacuumer::Vacuumer::default()),
-        spawn(shared, registrar::Registrar),
+        spawn(shared, registrar::Registrar::new()),
         spawn(shared, unclaimed::Watch::default()),
     ])
 }

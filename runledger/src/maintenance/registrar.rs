@@ -1,4 +1,5 @@
-//! The registrar: records this worker in `runledger.workers` (its queues and kinds) at start,
+//! The registrar: records this worker in `runledger.workers` (its queues and kinds, and which
+//! kinds are sensitive in `runledger.kinds`) at start,
 //! refreshes the record every 30 s, and deletes it at graceful shutdown, so that the leader can
 //! tell which kinds no running worker serves. On the same beat it wakes the durable jobs that
 //! wait for a worker able to resume the version of the code that recorded their journal, when
@@ -17,7 +18,17 @@ pub(crate) const REFRESH: Duration = Duration::from_secs(30);
 /// A worker not seen for this long is taken for gone.
 pub(crate) const LIVE: Duration = Duration::from_secs(3 * REFRESH.as_secs());
 
-pub(crate) struct Registrar;
+pub(crate) struct Registrar {
+    host: String,
+}
+
+impl Registrar {
+    pub(crate) fn new() -> Self {
+        Registrar {
+            host: crate::runtime::host_name(),
+        }
+    }
+}
 
 impl Service for Registrar {
     const NAME: &'static str = "registrar";
@@ -26,12 +37,22 @@ impl Service for Registrar {
     async fn pass(&mut self, shared: &Shared) -> Result<Duration, Error> {
         store::workers::register(
             &shared.pool,
-            &shared.maintenance.holder,
-            &shared.config.id,
-            &shared.config.queues,
-            &shared.kinds,
+            &store::workers::Registration {
+                holder: &shared.maintenance.holder,
+                worker: &shared.config.id,
+                queues: &shared.config.queues,
+                kinds: &shared.kinds,
+                host: &self.host,
+                concurrency: shared.config.concurrency,
+            },
         )
         .await?;
+        let sensitive: Vec<bool> = shared
+            .kinds
+            .iter()
+            .map(|kind| crate::registry::is_sensitive(kind))
+            .collect();
+        store::ops::record_kinds(&shared.pool, &shared.kinds, &sensitive).await?;
         let resumable: Vec<String> = shared
             .handlers
             .values()

@@ -191,6 +191,7 @@ fn unstorable(refused: Outcome, error: &crate::error::Error) -> Outcome {
             "the {what} of this attempt could not be stored: {error}; the attempt is failed \
              rather than run again"
         ))),
+        error_kind: Some("unstorable"),
         ..refused
     }
 }

@@ -85,9 +85,12 @@ async fn execute(
             OutcomeKind::Retry,
             None,
             None,
-            Some(format!(
-                "worker {} has no handler for kind `{}`",
-                shared.config.id, job.kind
+            Some((
+                "no_handler",
+                format!(
+                    "worker {} has no handler for kind `{}`",
+                    shared.config.id, job.kind
+                ),
             )),
         ));
     };
@@ -152,7 +155,10 @@ pub(crate) async fn attempt_job(
                     OutcomeKind::Retry,
                     None,
                     Some(delay),
-                    Some(format!("could not read the job's journal: {error}")),
+                    Some((
+                        "journal",
+                        format!("could not read the job's journal: {error}"),
+                    )),
                 ));
             }
         }
@@ -245,7 +251,8 @@ pub(crate) struct Decided {
     pub(crate) output: Option<String>,
     /// Delay before the next run, for `Retry` and `Snoozed`.
     pub(crate) delay: Option<Duration>,
-    pub(crate) error: Option<String>,
+    /// The error, with its kind (see [`Outcome::error_kind`]).
+    pub(crate) error: Option<(&'static str, String)>,
     /// What a suspended job waits for.
     pub(crate) wait: Option<Wait>,
 }
@@ -278,7 +285,7 @@ impl Decided {
         kind: OutcomeKind,
         output: Option<String>,
         delay: Option<Duration>,
-        error: Option<String>,
+        error: Option<(&'static str, String)>,
     ) -> Self {
         Decided {
             kind,
@@ -314,23 +321,27 @@ pub(crate) fn decide(
                     OutcomeKind::Failed,
                     None,
                     None,
-                    Some(
+                    Some((
+                        "output",
                         "output contains a NUL character (`\\u0000`), which PostgreSQL cannot \
                          store; the attempt is failed rather than run again, since the handler \
                          would likely return the same; remove the character or encode binary \
                          data (base64, hex)"
                             .into(),
-                    ),
+                    )),
                 )
             } else if text.len() > max_output_bytes {
                 Decided::new(
                     OutcomeKind::Failed,
                     None,
                     None,
-                    Some(format!(
-                        "output is {} bytes, over the limit of {max_output_bytes} bytes; store \
-                         large results elsewhere and return a reference",
-                        text.len(),
+                    Some((
+                        "output",
+                        format!(
+                            "output is {} bytes, over the limit of {max_output_bytes} bytes; \
+                             store large results elsewhere and return a reference",
+                            text.len(),
+                        ),
                     )),
                 )
             } else {
@@ -342,17 +353,20 @@ pub(crate) fn decide(
                 OutcomeKind::Retry,
                 None,
                 Some(delay.unwrap_or_else(backoff)),
-                Some(message),
+                Some(("error", message)),
             ),
             JobErrorKind::Fatal(message) => {
-                Decided::new(OutcomeKind::Failed, None, None, Some(message))
+                Decided::new(OutcomeKind::Failed, None, None, Some(("fatal", message)))
             }
             JobErrorKind::Snooze(delay) => {
                 Decided::new(OutcomeKind::Snoozed, None, Some(delay), None)
             }
-            JobErrorKind::Cancel(reason) => {
-                Decided::new(OutcomeKind::Cancelled, None, None, Some(reason))
-            }
+            JobErrorKind::Cancel(reason) => Decided::new(
+                OutcomeKind::Cancelled,
+                None,
+                None,
+                Some(("cancelled", reason)),
+            ),
             JobErrorKind::Suspended(suspension) => Decided {
                 wait: Some(Wait {
                     conditions: suspension
@@ -365,7 +379,7 @@ pub(crate) fn decide(
                 ..Decided::new(OutcomeKind::Suspended, None, None, None)
             },
             JobErrorKind::Diverged(diff) => {
-                Decided::new(OutcomeKind::Diverged, None, None, Some(diff))
+                Decided::new(OutcomeKind::Diverged, None, None, Some(("diverged", diff)))
             }
             JobErrorKind::LeaseLost => return None,
         },
@@ -373,19 +387,19 @@ pub(crate) fn decide(
             OutcomeKind::Retry,
             None,
             Some(backoff()),
-            Some(format!("handler panicked: {message}")),
+            Some(("panic", format!("handler panicked: {message}"))),
         ),
         Ended::TimedOut(limit) => Decided::new(
             OutcomeKind::Retry,
             None,
             Some(backoff()),
-            Some(format!("attempt timed out after {limit:?}")),
+            Some(("timeout", format!("attempt timed out after {limit:?}"))),
         ),
         Ended::Stopped(StopReason::Cancelled) => Decided::new(
             OutcomeKind::Cancelled,
             None,
             None,
-            Some("cancelled while running".into()),
+            Some(("cancelled", "cancelled while running".into())),
         ),
         Ended::Stopped(StopReason::Shutdown) => {
             Decided::new(OutcomeKind::Released, None, None, None)
@@ -402,8 +416,9 @@ pub(crate) fn outcome(
     kind: OutcomeKind,
     output: Option<String>,
     delay: Option<Duration>,
-    error: Option<String>,
+    error: Option<(&'static str, String)>,
 ) -> Outcome {
+    let (error_kind, error) = error.unzip();
     Outcome {
         id: job.id,
         attempt: job.attempt,
@@ -411,6 +426,7 @@ pub(crate) fn outcome(
         output,
         delay: delay.map(|d| d.min(crate::validate::MAX_DELAY)),
         error: error.map(crate::validate::error_message),
+        error_kind,
         run_id: job.run_id,
         wait: None,
     }
@@ -463,12 +479,15 @@ mod tests {
         );
         let nul = decided(Ended::Returned(Ok("\"a\\u0000b\"".into()))).unwrap();
         assert_eq!((nul.kind, nul.output), (OutcomeKind::Failed, None));
-        assert!(nul.error.unwrap().contains("NUL character"));
+        let (kind, message) = nul.error.unwrap();
+        assert_eq!(kind, "output");
+        assert!(message.contains("NUL character"));
         let big = decided(Ended::Returned(Ok(format!("\"{}\"", "x".repeat(64))))).unwrap();
         assert_eq!(big.kind, OutcomeKind::Failed);
         assert!(
             big.error
                 .unwrap()
+                .1
                 .contains("66 bytes, over the limit of 64")
         );
     }
@@ -482,7 +501,7 @@ mod tests {
                 OutcomeKind::Retry,
                 None,
                 Some(Duration::from_secs(7)),
-                Some("flaky".into())
+                Some(("error", "flaky".into()))
             )
         );
         let after = decided(Ended::Returned(Err(JobError::retry_after(
@@ -493,8 +512,8 @@ mod tests {
         assert_eq!(after.delay, Some(Duration::from_secs(1)));
         let fatal = decided(Ended::Returned(Err(JobError::fatal("declined")))).unwrap();
         assert_eq!(
-            (fatal.kind, fatal.error.as_deref()),
-            (OutcomeKind::Failed, Some("declined"))
+            (fatal.kind, fatal.error),
+            (OutcomeKind::Failed, Some(("fatal", "declined".into())))
         );
         let snooze = decided(Ended::Returned(Err(JobError::snooze(Duration::from_secs(
             3,
@@ -506,8 +525,11 @@ mod tests {
         );
         let cancel = decided(Ended::Returned(Err(JobError::cancel("withdrawn")))).unwrap();
         assert_eq!(
-            (cancel.kind, cancel.error.as_deref()),
-            (OutcomeKind::Cancelled, Some("withdrawn"))
+            (cancel.kind, cancel.error),
+            (
+                OutcomeKind::Cancelled,
+                Some(("cancelled", "withdrawn".into()))
+            )
         );
     }
 
@@ -516,11 +538,14 @@ mod tests {
         let panic = decided(Ended::Panicked("boom".into())).unwrap();
         assert_eq!(panic.kind, OutcomeKind::Retry);
         assert_eq!(panic.delay, Some(Duration::from_secs(7)));
-        assert_eq!(panic.error.as_deref(), Some("handler panicked: boom"));
+        assert_eq!(
+            panic.error,
+            Some(("panic", "handler panicked: boom".into()))
+        );
         let timeout = decided(Ended::TimedOut(Duration::from_millis(200))).unwrap();
         assert_eq!(
-            timeout.error.as_deref(),
-            Some("attempt timed out after 200ms")
+            timeout.error,
+            Some(("timeout", "attempt timed out after 200ms".into()))
         );
     }
 

@@ -334,15 +334,20 @@ impl WorkerBuilder {
     }
 }
 
-fn default_worker_id() -> String {
-    let host = std::env::var("HOSTNAME")
+/// This machine's name, as the environment or `/etc/hostname` gives it.
+pub(crate) fn host_name() -> String {
+    std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+fn default_worker_id() -> String {
     format!(
-        "{host}:{}:{:04x}",
+        "{}:{}:{:04x}",
+        host_name(),
         std::process::id(),
         crate::random::random_u64() & 0xffff
     )

@@ -402,6 +402,9 @@ pub(crate) struct Outcome {
     /// Delay before the next run, for `Retry` and `Snoozed`.
     pub(crate) delay: Option<Duration>,
     pub(crate) error: Option<String>,
+    /// What kind of error `error` is (`error`, `fatal`, `panic`, `timeout`, ...), recorded in
+    /// the job's history.
+    pub(crate) error_kind: Option<&'static str>,
     /// The workflow run of a step's job: its row is locked before the write (see
     /// [`complete_batch`]).
     pub(crate) run_id: Option<i64>,
@@ -452,6 +455,7 @@ pub(crate) async fn complete<'e>(
     let mut outputs = Vec::with_capacity(n);
     let mut delays = Vec::with_capacity(n);
     let mut errors = Vec::with_capacity(n);
+    let mut error_kinds = Vec::with_capacity(n);
     let mut waits = Vec::with_capacity(n);
     let mut untils = Vec::with_capacity(n);
     for o in outcomes {
@@ -461,6 +465,7 @@ pub(crate) async fn complete<'e>(
         outputs.push(o.output.as_deref());
         delays.push(o.delay.map(|d| d.as_secs_f64()));
         errors.push(o.error.as_deref());
+        error_kinds.push(o.error_kind);
         waits.push(
             o.wait
                 .as_ref()
@@ -468,11 +473,11 @@ pub(crate) async fn complete<'e>(
         );
         untils.push(o.wait.as_ref().and_then(|w| w.until));
     }
-    // The statement is `runledger.complete_jobs` (migration 0010), which plans it without
-    // regard to the table's statistics or the batch's size.
+    // The statement is `runledger.complete_jobs` (migrations 0010, 0012, 0013), which plans it
+    // without regard to the table's statistics or the batch's size.
     Ok(sqlx::query_as::<_, Written>(
         "SELECT id, state, queue, due_in_ms \
-         FROM runledger.complete_jobs($1, $2, $3, $4, $5, $6, $7, $8)",
+         FROM runledger.complete_jobs($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&ids)
     .bind(&attempts)
@@ -482,6 +487,7 @@ pub(crate) async fn complete<'e>(
     .bind(&errors)
     .bind(&waits)
     .bind(&untils)
+    .bind(&error_kinds)
     .fetch_all(db)
     .await?)
 }
@@ -599,10 +605,14 @@ pub(crate) async fn rescue(pool: &PgPool, limit: i64) -> Result<Vec<Written>, Er
                                    THEN now() END,
                 run_at = now(),
                 lease_expires_at = NULL,
-                errors = j.errors || jsonb_build_array(jsonb_build_object(
+                errors = runledger.pushed(j.errors, jsonb_build_object(
                     'attempt', j.attempt, 'at', now(),
                     'error', 'lease expired: worker ' || COALESCE(j.attempted_by, '?')
-                             || ' stopped renewing it (crashed, hung or cut off)'))
+                             || ' stopped renewing it (crashed, hung or cut off)')),
+                history = runledger.pushed(j.history, jsonb_build_object(
+                    'attempt', j.attempt, 'worker', j.attempted_by,
+                    'started_at', j.attempted_at, 'finished_at', now(),
+                    'outcome', 'lease_expired', 'error_kind', 'lease_expired'))
             FROM expired
             WHERE j.id = expired.id
             RETURNING j.id, j.state, j.queue

@@ -57,6 +57,7 @@ pub(crate) mod durable;
 pub(crate) mod jobs;
 pub(crate) mod leader;
 pub(crate) mod notify;
+pub(crate) mod ops;
 pub(crate) mod retention;
 pub(crate) mod schedules;
 pub(crate) mod vacuum;
@@ -206,8 +207,9 @@ mod tests {
             }
         }
         assert_eq!(
-            checked, 1,
-            "runledger.workflow_settle_many inserts the released steps' jobs"
+            checked, 2,
+            "runledger.workflow_settle_many inserts the released steps' jobs, \
+             runledger.retry_run the jobs of the steps it runs again"
         );
     }
 }

@@ -6,25 +6,33 @@ use sqlx::PgPool;
 
 use crate::error::Error;
 
-/// Records (or refreshes) worker instance `holder` with what it serves.
-pub(crate) async fn register(
-    pool: &PgPool,
-    holder: &str,
-    worker: &str,
-    queues: &[String],
-    kinds: &[&str],
-) -> Result<(), Error> {
+/// What a worker says of itself when it registers.
+pub(crate) struct Registration<'a> {
+    pub(crate) holder: &'a str,
+    pub(crate) worker: &'a str,
+    pub(crate) queues: &'a [String],
+    pub(crate) kinds: &'a [&'a str],
+    pub(crate) host: &'a str,
+    pub(crate) concurrency: usize,
+}
+
+/// Records (or refreshes) a worker instance with what it serves.
+pub(crate) async fn register(pool: &PgPool, me: &Registration<'_>) -> Result<(), Error> {
     sqlx::query(
         r#"
-        INSERT INTO runledger.workers (holder, worker, queues, kinds)
-        VALUES ($1, $2, $3, $4)
+        INSERT INTO runledger.workers (holder, worker, queues, kinds, host, pid, version, concurrency)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
         ON CONFLICT (holder) DO UPDATE SET seen_at = now()
         "#,
     )
-    .bind(holder)
-    .bind(worker)
-    .bind(queues)
-    .bind(kinds)
+    .bind(me.holder)
+    .bind(me.worker)
+    .bind(me.queues)
+    .bind(me.kinds)
+    .bind(me.host)
+    .bind(i32::try_from(std::process::id()).unwrap_or(i32::MAX))
+    .bind(env!("CARGO_PKG_VERSION"))
+    .bind(i32::try_from(me.concurrency).unwrap_or(i32::MAX))
     .execute(pool)
     .await?;
     Ok(())

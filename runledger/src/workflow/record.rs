@@ -65,6 +65,28 @@ macro_rules! db_enum {
                 f.pad(self.as_str())
             }
         }
+
+        impl std::str::FromStr for $ty {
+            type Err = Error;
+
+            /// A state by its stored name.
+            fn from_str(s: &str) -> Result<Self, Error> {
+                match s {
+                    $($name => Ok($ty::$variant),)*
+                    other => Err(Error::InvalidInput(format!(
+                        "unknown {} `{other}`; expected one of: {}",
+                        stringify!($ty),
+                        [$($name),*].join(", ")
+                    ))),
+                }
+            }
+        }
+
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
     };
 }
 
@@ -86,7 +108,7 @@ db_enum!(StepState {
 });
 
 /// A run as stored, with its steps.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 #[non_exhaustive]
 pub struct RunRecord {
     /// Its id.
@@ -121,7 +143,7 @@ impl RunRecord {
 }
 
 /// One step of a run as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 #[non_exhaustive]
 pub struct StepRecord {
     /// Its key.
