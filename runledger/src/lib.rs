@@ -119,6 +119,7 @@ mod registry;
 mod runtime;
 pub mod schedule;
 mod store;
+mod telemetry;
 mod validate;
 pub mod workflow;
 

@@ -75,6 +75,11 @@ impl Runledger {
             self.notifier().take(self.pool(), payloads)
         };
         let inserted = store::jobs::insert(conn, rows, &send_now).await?;
+        for (row, written) in rows.iter().zip(&inserted) {
+            if written.inserted {
+                crate::telemetry::enqueued(&row.queue, &row.kind);
+            }
+        }
         Ok(inserted
             .into_iter()
             .map(|i| EnqueuedJob {

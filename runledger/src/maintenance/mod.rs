@@ -20,6 +20,7 @@ pub(crate) mod leader;
 pub(crate) mod pruner;
 pub(crate) mod registrar;
 pub(crate) mod rescuer;
+mod sampler;
 pub(crate) mod scheduler;
 mod service;
 pub(crate) mod stager;
@@ -135,6 +136,7 @@ pub(crate) async fn start(
         spawn(shared, vacuumer::Vacuumer::default()),
         spawn(shared, registrar::Registrar::new()),
         spawn(shared, unclaimed::Watch::default()),
+        spawn(shared, sampler::Sampler::default()),
     ])
 }
 
@@ -154,6 +156,7 @@ pub(crate) fn is_service(name: &str) -> bool {
         vacuumer::Vacuumer::NAME,
         registrar::Registrar::NAME,
         unclaimed::Watch::NAME,
+        sampler::Sampler::NAME,
     ]
     .contains(&name)
 }

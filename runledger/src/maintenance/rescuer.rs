@@ -21,6 +21,9 @@ impl Service for Rescuer {
             shared
                 .metrics
                 .add(MetricKind::Rescued, rescued.len() as u64);
+            for r in &rescued {
+                crate::telemetry::rescued(&r.queue);
+            }
             let failed = rescued.iter().filter(|r| r.state == "failed").count();
             tracing::info!(
                 worker = %shared.config.id,

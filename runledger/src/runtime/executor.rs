@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use super::shared::{MetricKind, RunningEntry, Shared};
 use crate::client::runledger::Runledger;
@@ -50,6 +51,7 @@ pub(crate) fn spawn(
     stop_rx: watch::Receiver<Option<StopReason>>,
 ) {
     tokio::spawn(async move {
+        shared.report_busy();
         let outcome = execute(&shared, job, stop_rx).await;
         if let Some(outcome) = outcome {
             shared.record(&outcome);
@@ -61,6 +63,7 @@ pub(crate) fn spawn(
             shared.completions.send(outcome).await;
         }
         shared.slots.add_permits(1);
+        shared.report_busy();
     });
 }
 
@@ -103,7 +106,35 @@ async fn execute(
         journaler: shared.journaler.clone(),
     };
     let (id, attempt) = (job.id, job.attempt);
-    let written = attempt_job(&env, registration, job, stop).await;
+    let queue = job.queue.clone();
+    let span = tracing::info_span!(
+        "process",
+        otel.name = %format_args!("process {queue}"),
+        otel.kind = "consumer",
+        messaging.system = "runledger",
+        messaging.operation.type = "process",
+        messaging.destination.name = %queue,
+        messaging.message.id = id,
+        runledger.job.kind = registration.kind,
+        runledger.job.attempt = attempt,
+        runledger.workflow.run_id = job.run_id,
+        runledger.outcome = tracing::field::Empty,
+    );
+    let started = std::time::Instant::now();
+    let written = attempt_job(&env, registration, job, stop)
+        .instrument(span.clone())
+        .await;
+    match &written {
+        Some(outcome) => {
+            let label = outcome_label(outcome.kind);
+            span.record("runledger.outcome", label);
+            crate::telemetry::attempt(&queue, registration.kind, label, started.elapsed());
+        }
+        None => {
+            span.record("runledger.outcome", "lease_lost");
+            crate::telemetry::lease_lost(&queue, registration.kind);
+        }
+    }
     if written.is_none() {
         // Someone else owns the job now: nothing this attempt could write would count.
         shared.metrics.add(MetricKind::LeaseLost, 1);
@@ -111,6 +142,20 @@ async fn execute(
         running.remove(&(id, attempt));
     }
     written
+}
+
+/// The `outcome` label of an attempt that ended as `kind`.
+fn outcome_label(kind: OutcomeKind) -> &'static str {
+    match kind {
+        OutcomeKind::Completed => "completed",
+        OutcomeKind::Retry => "retried",
+        OutcomeKind::Failed => "failed",
+        OutcomeKind::Cancelled => "cancelled",
+        OutcomeKind::Snoozed => "snoozed",
+        OutcomeKind::Released => "released",
+        OutcomeKind::Suspended => "suspended",
+        OutcomeKind::Diverged => "diverged",
+    }
 }
 
 /// What an attempt runs with.

@@ -104,6 +104,15 @@ impl Shared {
         let _ = rx.wait_for(|s| *s).await;
     }
 
+    /// Reports the handler slots in use (`runledger_worker_busy_slots`).
+    pub(crate) fn report_busy(&self) {
+        crate::telemetry::busy(
+            self.config
+                .concurrency
+                .saturating_sub(self.slots.available_permits()),
+        );
+    }
+
     pub(crate) fn record(&self, outcome: &Outcome) {
         use crate::store::jobs::OutcomeKind as K;
         let counter = match outcome.kind {
