@@ -126,6 +126,7 @@ pub(crate) async fn overview(State(app): State<Arc<App>>, ctx: Ctx) -> Response 
     let workers = tri!(ctx, app, app.admin.workers().await);
     let pending = ["available", "running", "scheduled", "retryable", "waiting"];
     let finished = ["completed", "failed", "cancelled", "diverged"];
+    let start = Utc::now();
     let max = throughput
         .iter()
         .map(|p| p.finished.values().sum::<i64>())
@@ -165,8 +166,11 @@ pub(crate) async fn overview(State(app): State<Arc<App>>, ctx: Ctx) -> Response 
             h2 { "Finished per minute, last hour" }
             @if throughput.is_empty() { p.muted { "Nothing finished in the last hour." } }
             @else {
-                svg.chart viewBox="0 0 600 120" role="img" aria-label="jobs finished per minute" {
-                    @for (i, p) in throughput.iter().enumerate() {
+                svg.chart viewBox="0 0 600 130" preserveAspectRatio="none" role="img" aria-label="jobs finished per minute" {
+                    text.axis x="0" y="128" { "60 min ago" }
+                    text.axis x="600" y="128" text-anchor="end" { "now" }
+                    @for p in &throughput {
+                        @let i = 59 - (start - p.minute).num_minutes().clamp(0, 59);
                         @let done = p.finished.get("completed").copied().unwrap_or(0);
                         @let bad = p.finished.values().sum::<i64>() - done;
                         @let x = (i as f64) * 600.0 / 60.0;
