@@ -9,9 +9,10 @@
 --   thousand times keeps a bounded row. The attempt number tells how many there were.
 -- * A workflow step that is run again (a failed run retried from its failed steps) keeps its
 --   earlier jobs in `workflow_steps.history`.
--- * Jobs that failed, were cancelled or diverged are found through a partial index: among a
---   million completed rows, a page of failures is read without scanning the rest. It is written
---   only when a job enters one of those states, so the hot path does not pay for it.
+-- * Jobs that failed, were cancelled or diverged are found through a partial index by state
+--   and id: among a million completed rows, a page of failures (or of one of those states) is
+--   read without scanning the rest. It is written only when a job enters one of those states,
+--   so the hot path does not pay for it.
 -- * Workers record their host, process id, version and slots for the operators' tools.
 
 ALTER TABLE runledger.jobs ADD COLUMN history jsonb NOT NULL DEFAULT '[]';
@@ -23,7 +24,7 @@ ALTER TABLE runledger.workers
     ADD COLUMN version text,
     ADD COLUMN concurrency integer;
 
-CREATE INDEX jobs_failed_idx ON runledger.jobs (id)
+CREATE INDEX jobs_failed_idx ON runledger.jobs (state, id)
     WHERE state IN ('failed', 'cancelled', 'diverged');
 
 CREATE INDEX workflow_runs_failed_idx ON runledger.workflow_runs (id)

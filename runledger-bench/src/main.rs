@@ -150,7 +150,7 @@ fn parse_args() -> Result<Args, String> {
     }
     if !matches!(
         parsed.workload.as_str(),
-        "w1" | "w2" | "w3" | "w4" | "w5" | "w6" | "idle" | "raw" | "raw-insert" | "all"
+        "w1" | "w2" | "w3" | "w4" | "w5" | "w6" | "idle" | "pages" | "raw" | "raw-insert" | "all"
     ) {
         return Err(format!("unknown workload `{}`", parsed.workload));
     }
@@ -165,7 +165,7 @@ fn number(value: Option<String>, flag: &str) -> Result<usize, String> {
 }
 
 const USAGE: &str =
-    "usage: runledger-bench <w1|w2|w3|w4|w5|w6|idle|raw|raw-insert|all> [--jobs N] [--concurrency C]
+    "usage: runledger-bench <w1|w2|w3|w4|w5|w6|idle|pages|raw|raw-insert|all> [--jobs N] [--concurrency C]
        [--clients K] [--prefetch P] [--json]
   w1   bulk-enqueue N jobs (default 20000), drain with one worker (concurrency 10 and 50, or C);
        also runs raw (ratio_to_raw) and raw --clients 8 (ratio_to_raw8), and reports the
@@ -183,6 +183,11 @@ const USAGE: &str =
        wake-up lag after each sleep's end, p50 and p99 (not part of `all`)
   idle one worker (the maintenance leader) on an empty database for 30 s (N): the
        transactions it sends per second (not part of `all`)
+  pages
+       the operators' pages over 1000000 finished jobs (N, one in 100 failed) plus 200
+       workflow runs: the SQL time of each dashboard page (the operators' API calls it
+       makes), the slowest of 5 loads, and the jobs table's rows read by sequential scans
+       meanwhile (not part of `all`)
   raw  the claim/complete cycle of w1 with no framework around it: one task claims batches
        (batch 10 or 50, from C) and one completes them; with --clients K, K connections
        each claim and complete 100 jobs per transaction (the server's batched limit)
@@ -421,6 +426,9 @@ async fn run(args: Args) -> Result<(), runledger::Error> {
     if w == "idle" {
         idle(&mut bench, args.jobs.unwrap_or(30)).await?;
     }
+    if w == "pages" {
+        pages(&mut bench, args.jobs.unwrap_or(1_000_000)).await?;
+    }
     if w == "w5" {
         w5(
             &mut bench,
@@ -442,6 +450,122 @@ async fn run(args: Args) -> Result<(), runledger::Error> {
             );
         }
     }
+    Ok(())
+}
+
+/// The dashboard's pages over a large table: `jobs` finished jobs (one in 100 failed) seeded in
+/// one statement, 200 diamond runs, a few hundred pending jobs. Each page's operators' API
+/// calls (what its SQL costs; rendering is not timed) run 5 times; the slowest load counts.
+/// The jobs table's rows read by sequential scans over all the loads show whether any page
+/// reads the table rather than an index.
+async fn pages(bench: &mut Bench, jobs: usize) -> Result<(), runledger::Error> {
+    use runledger::admin::{JobFilter, PageRequest, RunFilter};
+    use runledger::job::JobState;
+    let db = bench.database().await?;
+    let rl = db.client();
+    let seeding = Instant::now();
+    runledger::__bench::seed_finished(rl.pool(), jobs as i64, 100).await?;
+    for seed in 0..200 {
+        rl.start(BenchDiamond { seed }).await?;
+    }
+    rl.enqueue_many((0..300).map(|seq| BenchNoop { seq }))
+        .await?;
+    if !bench.json {
+        eprintln!("seeded {jobs} finished jobs in {:.0?}", seeding.elapsed());
+    }
+    let admin = rl.admin();
+    let failed = admin
+        .jobs(
+            &JobFilter::new().state(JobState::Failed),
+            PageRequest::first(1),
+        )
+        .await?
+        .items[0]
+        .id;
+    let middle = (jobs / 2) as i64;
+    let run = admin
+        .runs(&RunFilter::new(), PageRequest::first(1))
+        .await?
+        .items[0]
+        .id;
+    let page = PageRequest::first(50);
+    let before = runledger::__bench::Counters::read(rl.pool()).await?;
+    macro_rules! timed {
+        ($name:literal, $body:expr) => {{
+            let mut worst = 0.0f64;
+            for _ in 0..5 {
+                let started = Instant::now();
+                $body;
+                worst = worst.max(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            bench.record("pages", $name, worst, "ms", json!({ "jobs": jobs, "loads": 5 }));
+        }};
+    }
+    timed!("overview", {
+        admin.queues().await?;
+        admin.throughput(60).await?;
+        admin.workers().await?;
+    });
+    timed!("jobs", admin.jobs(&JobFilter::new(), page).await?);
+    timed!(
+        "jobs, page 2 (older)",
+        admin
+            .jobs(&JobFilter::new(), PageRequest::after(middle, 50))
+            .await?
+    );
+    timed!(
+        "jobs ?state=failed",
+        admin
+            .jobs(&JobFilter::new().state(JobState::Failed), page)
+            .await?
+    );
+    timed!(
+        "jobs ?state=completed&kind=kind7",
+        admin
+            .jobs(
+                &JobFilter::new().state(JobState::Completed).kind("kind7"),
+                page
+            )
+            .await?
+    );
+    timed!(
+        "jobs ?queue=q2",
+        admin.jobs(&JobFilter::new().queue("q2"), page).await?
+    );
+    timed!(
+        "jobs ?kind=unknown (none: a window)",
+        admin
+            .jobs(&JobFilter::new().kind("no-such-kind"), page)
+            .await?
+    );
+    timed!(
+        "jobs ?error=timeout",
+        admin
+            .jobs(&JobFilter::new().error_contains("timeout"), page)
+            .await?
+    );
+    timed!(
+        "jobs ?state=diverged (none)",
+        admin
+            .jobs(&JobFilter::new().state(JobState::Diverged), page)
+            .await?
+    );
+    timed!("job (failed)", admin.job(failed).await?);
+    timed!("runs", admin.runs(&RunFilter::new(), page).await?);
+    timed!("run", admin.run(run).await?);
+    timed!("schedules", admin.schedules().await?);
+    timed!("workers", admin.workers().await?);
+    timed!("events", admin.events(None, None, 50).await?);
+    // The statistics reach the counters when sessions report them (within a second or so).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = runledger::__bench::Counters::read(rl.pool()).await?;
+    bench.record(
+        "pages",
+        "jobs rows read by seq scans",
+        (after.seq_read - before.seq_read) as f64,
+        "rows",
+        json!({ "jobs": jobs }),
+    );
     Ok(())
 }
 

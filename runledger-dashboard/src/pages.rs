@@ -299,7 +299,10 @@ pub(crate) async fn jobs(State(app): State<Arc<App>>, ctx: Ctx) -> Response {
         } @else {
             (list)
         }
-        @if page.items.is_empty() { p.muted #no-jobs { "No job matches." } }
+        @if page.items.is_empty() && page.next.is_none() { p.muted #no-jobs { "No job matches." } }
+        @if (page.items.len() as u32) < PAGE && page.next.is_some() {
+            p.muted #window { "This filter has no index of its own: each page looks through 100,000 jobs. Older jobs continue on the next page." }
+        }
         @if let Some(next) = page.next {
             p { a #next href=(ctx.link(&format!("{}{}after={next}", back, if back.contains('?') { "&" } else { "?" }))) { "Older →" } }
         }

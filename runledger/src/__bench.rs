@@ -80,6 +80,12 @@ pub async fn claim_and_complete(
     Ok(done)
 }
 
+/// Inserts `n` finished jobs (one in `failed_every` failed) spread over the last two days, and
+/// gathers the table's statistics (see the store's `seed_finished`).
+pub async fn seed_finished(pool: &PgPool, n: i64, failed_every: i64) -> Result<(), Error> {
+    bench::seed_finished(pool, n, failed_every).await
+}
+
 /// Inserts one job with a plain single-row `INSERT` in its own transaction: no unique keys,
 /// no notification.
 pub async fn bare_insert(pool: &PgPool, kind: &str, queue: &str, args: &str) -> Result<(), Error> {

@@ -27,7 +27,10 @@ pub struct JobFilter {
     pub created_after: Option<DateTime<Utc>>,
     /// Only jobs created before this time.
     pub created_before: Option<DateTime<Utc>>,
-    /// Only jobs whose recorded errors contain this text (case-insensitive).
+    /// Only jobs whose recorded errors contain this text (case-insensitive). Without
+    /// [`states`](Self::states), only jobs that failed, were cancelled or diverged are searched
+    /// (their own index leads to them; the rest of the table is not read); name the states to
+    /// search others, such as `retryable`.
     pub error_contains: Option<String>,
     /// Only the step jobs of this workflow run.
     pub run: Option<RunId>,
@@ -98,7 +101,14 @@ impl JobFilter {
     pub(crate) fn query(&self, before_id: Option<i64>) -> ops::JobQuery {
         ops::JobQuery {
             ids: self.ids.iter().map(|id| id.0).collect(),
-            states: self.states.iter().map(|s| s.as_str().to_owned()).collect(),
+            states: if self.states.is_empty() && self.error_contains.is_some() {
+                [JobState::Failed, JobState::Cancelled, JobState::Diverged]
+                    .iter()
+                    .map(|s| s.as_str().to_owned())
+                    .collect()
+            } else {
+                self.states.iter().map(|s| s.as_str().to_owned()).collect()
+            },
             kinds: self.kinds.clone(),
             queues: self.queues.clone(),
             created_after: self.created_after,
@@ -107,6 +117,7 @@ impl JobFilter {
             run: self.run.map(|r| r.0),
             parent: self.parent.map(|p| p.0),
             before_id,
+            after_id: None,
         }
     }
 }
@@ -264,18 +275,29 @@ fn attempts(history: serde_json::Value, errors: &[serde_json::Value]) -> Vec<Att
 
 impl Admin {
     /// Jobs matching `filter`, newest first.
+    ///
+    /// A filter that no index narrows (no state, or `completed` or `available` among them,
+    /// with a kind, a queue, a time range...) looks through at most 100,000 ids per page, so
+    /// that a filter on a rare kind costs the same over ten million jobs as over one: such a
+    /// page may hold fewer jobs than asked, or none, while [`Page::next`] still says where the
+    /// older ones continue.
     pub async fn jobs(
         &self,
         filter: &JobFilter,
         page: PageRequest,
     ) -> Result<Page<JobSummary>, Error> {
         let limit = page.limit();
-        let rows = ops::list_jobs(self.pool(), &filter.query(page.after), limit).await?;
-        Ok(Page::of(
+        let (rows, floor) = ops::list_jobs(self.pool(), &filter.query(page.after), limit).await?;
+        let mut page = Page::of(
             rows.into_iter().map(JobSummary::from_row).collect(),
             limit,
             |j| j.id.0,
-        ))
+        );
+        if page.next.is_none() {
+            // A short page of a window: older jobs were not looked at yet.
+            page.next = floor.map(|f| f + 1);
+        }
+        Ok(page)
     }
 
     /// Whether kind `kind` is sensitive: declared so in this binary, or recorded so by a worker.

@@ -91,7 +91,8 @@ impl PageRequest {
 pub struct Page<T> {
     /// The items.
     pub items: Vec<T>,
-    /// Where the next page starts ([`PageRequest::after`]), or `None` on the last page.
+    /// Where the next page starts ([`PageRequest::after`]), or `None` on the last page. A page
+    /// can be short, or empty, and still have a next one (see [`Admin::jobs`]).
     pub next: Option<i64>,
 }
 

@@ -38,6 +38,41 @@ pub(crate) struct Counters {
     pub(crate) fetch_index_read: i64,
 }
 
+/// Inserts `n` finished jobs in one statement, as if they had run over the last two days: one
+/// in `failed_every` failed (with an error and an attempt in its history), the rest completed;
+/// kinds `kind0` to `kind19`, queues `q0` to `q3`. Then gathers the table's statistics.
+pub(crate) async fn seed_finished(pool: &PgPool, n: i64, failed_every: i64) -> Result<(), Error> {
+    sqlx::query(
+        r#"
+        INSERT INTO runledger.jobs (kind, queue, state, args, output, errors, history, attempt,
+                                    max_attempts, run_at, created_at, attempted_at, finished_at,
+                                    attempted_by)
+        SELECT 'kind' || (g % 20), 'q' || (g % 4),
+               CASE WHEN g % $2 = 0 THEN 'failed' ELSE 'completed' END,
+               jsonb_build_object('n', g, 'note', 'seeded'),
+               CASE WHEN g % $2 = 0 THEN NULL ELSE to_jsonb(g) END,
+               CASE WHEN g % $2 = 0 THEN jsonb_build_array(jsonb_build_object(
+                   'attempt', 1, 'at', t, 'error', 'upstream timeout after 30s (seeded)'))
+                    ELSE '[]'::jsonb END,
+               jsonb_build_array(jsonb_build_object(
+                   'attempt', 1, 'worker', 'seed', 'started_at', t, 'finished_at', t,
+                   'outcome', CASE WHEN g % $2 = 0 THEN 'failed' ELSE 'completed' END,
+                   'error_kind', CASE WHEN g % $2 = 0 THEN 'fatal' END)),
+               1, 1, t, t, t, t, 'seed'
+        FROM generate_series(1, $1) AS g,
+             LATERAL (SELECT now() - make_interval(secs => ($1 - g) * 172800.0 / $1) AS t) x
+        "#,
+    )
+    .bind(n)
+    .bind(failed_every)
+    .execute(pool)
+    .await?;
+    sqlx::raw_sql("VACUUM ANALYZE runledger.jobs")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// Reads [`Counters`].
 pub(crate) async fn counters(pool: &PgPool) -> Result<Counters, Error> {
     Ok(sqlx::query_as::<_, Counters>(

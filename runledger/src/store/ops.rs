@@ -27,7 +27,29 @@ pub(crate) struct JobQuery {
     pub(crate) parent: Option<i64>,
     /// Keyset: only jobs with a smaller id.
     pub(crate) before_id: Option<i64>,
+    /// Only jobs with a larger id: the floor of a list's window (see [`list_jobs`]).
+    pub(crate) after_id: Option<i64>,
 }
+
+impl JobQuery {
+    /// Whether an index leads to the jobs this query matches whatever the table's size: given
+    /// ids, a run's or a parent's jobs, or only states with partial indexes of their own
+    /// (failed, cancelled, diverged, running, scheduled, retryable, waiting).
+    fn narrow(&self) -> bool {
+        !self.ids.is_empty()
+            || self.run.is_some()
+            || self.parent.is_some()
+            || (!self.states.is_empty()
+                && self
+                    .states
+                    .iter()
+                    .all(|s| !matches!(s.as_str(), "completed" | "available")))
+    }
+}
+
+/// The most ids one page of a list that no index narrows looks through: with a million finished
+/// jobs, a filter on a rare kind reads at most this many rows per page, not the table.
+pub(crate) const WINDOW: i64 = 100_000;
 
 /// The `WHERE` clause of `q`, all values bound.
 fn push_job_filter(b: &mut QueryBuilder<Postgres>, q: &JobQuery) {
@@ -71,6 +93,9 @@ fn push_job_filter(b: &mut QueryBuilder<Postgres>, q: &JobQuery) {
     if let Some(id) = q.before_id {
         b.push(" AND j.id < ").push_bind(id);
     }
+    if let Some(id) = q.after_id {
+        b.push(" AND j.id > ").push_bind(id);
+    }
 }
 
 /// `text` with the `LIKE` wildcards `%`, `_` and the escape `\` taken literally.
@@ -111,17 +136,63 @@ const SUMMARY_COLUMNS: &str = "j.id, j.kind, j.queue, j.state, j.priority, j.att
      left(j.errors -> -1 ->> 'error', 500) AS last_error, j.run_id, j.step, j.parent_id, \
      j.waiting_for";
 
-/// Jobs matching `q`, newest first, at most `limit`.
+/// Jobs matching `q`, newest first, at most `limit`; and, when no index narrows the query, the
+/// floor of the window of ids it looked through ([`WINDOW`] below `q.before_id`, or below the
+/// newest id): the next page starts there even when this one came back short.
 pub(crate) async fn list_jobs(
     pool: &PgPool,
     q: &JobQuery,
     limit: i64,
-) -> Result<Vec<JobSummaryRow>, Error> {
-    let mut b = QueryBuilder::<Postgres>::new("SELECT ");
-    b.push(SUMMARY_COLUMNS).push(" FROM runledger.jobs j");
-    push_job_filter(&mut b, q);
-    b.push(" ORDER BY j.id DESC LIMIT ").push_bind(limit);
-    Ok(b.build_query_as::<JobSummaryRow>().fetch_all(pool).await?)
+) -> Result<(Vec<JobSummaryRow>, Option<i64>), Error> {
+    let mut q = q.clone();
+    let mut floor = None;
+    if !q.narrow() {
+        let top = match q.before_id {
+            Some(id) => id,
+            None => sqlx::query_scalar::<_, Option<i64>>("SELECT max(id) + 1 FROM runledger.jobs")
+                .fetch_one(pool)
+                .await?
+                .unwrap_or(0),
+        };
+        if top - WINDOW > 0 {
+            floor = Some(top - WINDOW);
+            q.after_id = floor;
+        }
+    }
+    // Several states: one branch per state, each read in id order from its own index and cut
+    // at the page's length, then merged (one scan over every matching state would read all of
+    // them before sorting).
+    let states: Vec<Vec<String>> = if q.states.len() > 1 {
+        q.states.iter().map(|s| vec![s.clone()]).collect()
+    } else {
+        vec![q.states.clone()]
+    };
+    let mut b = QueryBuilder::<Postgres>::new("SELECT * FROM (");
+    for (i, state) in states.into_iter().enumerate() {
+        if i > 0 {
+            b.push(" UNION ALL ");
+        }
+        let branch = JobQuery {
+            states: state,
+            ..q.clone()
+        };
+        // One failure state: the order of its index (state, id), read backwards and stopped
+        // at the page's length, even under a filter the planner guesses to match few rows.
+        let order = match branch.states.as_slice() {
+            [s] if matches!(s.as_str(), "failed" | "cancelled" | "diverged") => {
+                " ORDER BY j.state DESC, j.id DESC LIMIT "
+            }
+            _ => " ORDER BY j.id DESC LIMIT ",
+        };
+        b.push("(SELECT ")
+            .push(SUMMARY_COLUMNS)
+            .push(" FROM runledger.jobs j");
+        push_job_filter(&mut b, &branch);
+        b.push(order).push_bind(limit).push(")");
+    }
+    b.push(") page ORDER BY id DESC LIMIT ").push_bind(limit);
+    let rows = b.build_query_as::<JobSummaryRow>().fetch_all(pool).await?;
+    Ok((rows, floor))
 }
 
 /// Ids of jobs matching `q`, newest first, at most `limit` (the targets of a bulk action).
@@ -409,7 +480,8 @@ pub(crate) struct QueueCountRow {
 }
 
 /// Jobs per queue and unfinished state, and jobs per queue and finished state that finished in
-/// the last `window_s` seconds. Each part reads a partial index or the finish-time index.
+/// the last `window_s` seconds. Each part reads a partial index (running jobs: the lease index)
+/// or the index of finished jobs by state and time.
 pub(crate) async fn queue_counts(
     pool: &PgPool,
     window_s: f64,
@@ -423,10 +495,12 @@ pub(crate) async fn queue_counts(
         WHERE state IN ('scheduled', 'retryable', 'waiting') GROUP BY queue, state
         UNION ALL
         SELECT queue, state, count(*) FROM runledger.jobs
-        WHERE state = 'running' GROUP BY queue, state
+        WHERE lease_expires_at IS NOT NULL AND state = 'running' GROUP BY queue, state
         UNION ALL
         SELECT queue, state, count(*) FROM runledger.jobs
-        WHERE finished_at > now() - make_interval(secs => $1) GROUP BY queue, state
+        WHERE state IN ('completed', 'failed', 'cancelled', 'diverged')
+          AND finished_at > now() - make_interval(secs => $1)
+        GROUP BY queue, state
         "#,
     )
     .bind(window_s)
@@ -463,7 +537,9 @@ pub(crate) struct ThroughputRow {
 pub(crate) async fn throughput(pool: &PgPool, minutes: i32) -> Result<Vec<ThroughputRow>, Error> {
     Ok(sqlx::query_as::<_, ThroughputRow>(
         "SELECT date_trunc('minute', finished_at) AS minute, state, count(*) AS jobs \
-         FROM runledger.jobs WHERE finished_at > now() - make_interval(mins => $1) \
+         FROM runledger.jobs \
+         WHERE state IN ('completed', 'failed', 'cancelled', 'diverged') \
+           AND finished_at > now() - make_interval(mins => $1) \
          GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .bind(minutes)
@@ -498,7 +574,8 @@ pub(crate) async fn workers(pool: &PgPool) -> Result<Vec<WorkerRow>, Error> {
         SELECT w.holder, w.worker, w.queues, w.kinds, w.host, w.pid, w.version, w.concurrency,
                w.started_at, w.seen_at,
                (SELECT count(*) FROM runledger.jobs j
-                WHERE j.state = 'running' AND j.attempted_by = w.worker) AS running,
+                WHERE j.lease_expires_at IS NOT NULL AND j.state = 'running'
+                  AND j.attempted_by = w.worker) AS running,
                EXTRACT(EPOCH FROM now() - w.seen_at)::float8 AS silent_s,
                EXISTS (SELECT 1 FROM runledger.leaders l
                        WHERE l.role = 'maintenance' AND l.holder = w.holder
@@ -562,7 +639,7 @@ pub(crate) async fn unknown_kinds(pool: &PgPool) -> Result<Vec<(String, i64)>, E
 /// Running jobs whose lease ran out `grace_s` seconds ago or more (the rescuer has not come).
 pub(crate) async fn expired_leases(pool: &PgPool, grace_s: f64) -> Result<Vec<i64>, Error> {
     Ok(sqlx::query_scalar::<_, i64>(
-        "SELECT id FROM runledger.jobs WHERE state = 'running' \
+        "SELECT id FROM runledger.jobs WHERE lease_expires_at IS NOT NULL AND state = 'running' \
            AND lease_expires_at < now() - make_interval(secs => $1) \
          ORDER BY lease_expires_at LIMIT 100",
     )
