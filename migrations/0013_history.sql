@@ -1,10 +1,15 @@
 -- runledger: attempt history, the operators' indexes, and what workers say of themselves.
 --
 -- Design notes
--- * Every attempt leaves an entry in `jobs.history` (attempt, worker, start, end, outcome, kind
---   of error), written by the statement that records the attempt's end: the completer's write
---   and the rescue of an expired lease. No other statement and no other row: the hot path stays
---   one statement per batch. The error's text stays in `jobs.errors`, matched by attempt.
+-- * Every attempt is on record: its number, worker, start, end, outcome and kind of error. The
+--   latest attempt is the job row itself (`attempt`, `attempted_by`, `attempted_at`,
+--   `finished_at`, `state`); an attempt that did not finish the job (retried, snoozed, handed
+--   back, suspended, its lease expired) is pushed onto `jobs.history` by the statement that
+--   records its end (the completer's write, the rescue), before the next claim overwrites
+--   those columns; so is a finished attempt whose job an operator retries. A job that
+--   completes at its first attempt, the common case, writes no history at all: the hot path
+--   stays one statement per batch and its rows do not grow. Errors keep their text and now
+--   their kind in `jobs.errors`, matched by attempt.
 -- * Both lists keep their last 32 entries (`runledger.pushed`): a job retried or suspended a
 --   thousand times keeps a bounded row. The attempt number tells how many there were.
 -- * A workflow step that is run again (a failed run retried from its failed steps) keeps its
@@ -14,8 +19,15 @@
 --   read without scanning the rest. It is written only when a job enters one of those states,
 --   so the hot path does not pay for it.
 -- * Workers record their host, process id, version and slots for the operators' tools.
+-- * A job can carry the trace context of the span that enqueued it (`trace_context`).
 
 ALTER TABLE runledger.jobs ADD COLUMN history jsonb NOT NULL DEFAULT '[]';
+
+-- The W3C `traceparent` of the span that enqueued the job, when the enqueuing client carries
+-- trace context (feature `otel`): it sets `runledger.trace_context` around its insert, so no
+-- statement that inserts jobs changes, and without it the column stays NULL.
+ALTER TABLE runledger.jobs ADD COLUMN trace_context text
+    DEFAULT NULLIF(current_setting('runledger.trace_context', true), '');
 ALTER TABLE runledger.workflow_steps ADD COLUMN history jsonb NOT NULL DEFAULT '[]';
 
 ALTER TABLE runledger.workers
@@ -106,21 +118,22 @@ BEGIN
             errors = CASE
                 WHEN u.outcome = 'suspended' AND j.cancel_requested
                     THEN runledger.pushed(j.errors, jsonb_build_object(
-                        'attempt', j.attempt, 'at', now(), 'error', 'cancelled while running'))
+                        'attempt', j.attempt, 'at', now(), 'error', 'cancelled while running',
+                        'kind', 'cancelled'))
                 WHEN u.error IS NULL THEN j.errors
                 ELSE runledger.pushed(j.errors, jsonb_build_object(
-                    'attempt', j.attempt, 'at', now(), 'error', u.error)) END,
-            history = runledger.pushed(j.history, jsonb_build_object(
-                'attempt', j.attempt, 'worker', j.attempted_by, 'started_at', j.attempted_at,
-                'finished_at', now(),
-                'outcome', CASE
-                    WHEN u.outcome = 'retry' AND j.attempt >= j.max_attempts THEN 'failed'
-                    WHEN u.outcome = 'retry' THEN 'retried'
-                    WHEN u.outcome = 'suspended' AND j.cancel_requested THEN 'cancelled'
-                    ELSE u.outcome END,
-                'error_kind', CASE
-                    WHEN u.outcome = 'suspended' AND j.cancel_requested THEN 'cancelled'
-                    ELSE u.error_kind END)),
+                    'attempt', j.attempt, 'at', now(), 'error', u.error,
+                    'kind', u.error_kind)) END,
+            -- An attempt that finishes the job stays on record in the row's own columns.
+            history = CASE
+                WHEN u.outcome IN ('completed', 'failed', 'cancelled', 'diverged')
+                  OR (u.outcome = 'retry' AND j.attempt >= j.max_attempts)
+                  OR (u.outcome = 'suspended' AND j.cancel_requested) THEN j.history
+                ELSE runledger.pushed(j.history, jsonb_build_object(
+                    'attempt', j.attempt, 'worker', j.attempted_by,
+                    'started_at', j.attempted_at, 'finished_at', now(),
+                    'outcome', CASE WHEN u.outcome = 'retry' THEN 'retried' ELSE u.outcome END,
+                    'error_kind', u.error_kind)) END,
             lease_expires_at = NULL
         FROM u
         WHERE j.id = u.id AND j.attempt = u.attempt AND j.state = 'running'

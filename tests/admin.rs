@@ -103,6 +103,16 @@ async fn every_attempt_is_recorded_with_its_worker_outcome_and_error() {
     .await;
     w.shutdown().await.unwrap();
     let detail = rl.admin().job(id).await.unwrap().unwrap();
+    let history: i32 =
+        sqlx::query_scalar("SELECT jsonb_array_length(history) FROM runledger.jobs WHERE id = $1")
+            .bind(id.0)
+            .fetch_one(rl.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        history, 1,
+        "the completed attempt stays in the row's own columns"
+    );
     assert_eq!(detail.attempts.len(), 2, "{:?}", detail.attempts);
     let (first, second) = (&detail.attempts[0], &detail.attempts[1]);
     assert_eq!((first.attempt, first.outcome.as_str()), (1, "retried"));
@@ -135,13 +145,27 @@ async fn history_keeps_the_last_32_attempts() {
     drain(&rl).await;
     let detail = rl.admin().job(id).await.unwrap().unwrap();
     assert_eq!(detail.summary.attempt, 41);
-    assert_eq!(detail.attempts.len(), 32);
+    // The 32 latest attempts that did not finish the job (each retried by hand), and the last.
+    assert_eq!(detail.attempts.len(), 33);
     assert_eq!(detail.errors.len(), 32);
-    assert_eq!(detail.attempts.first().unwrap().attempt, 10);
+    assert_eq!(detail.attempts.first().unwrap().attempt, 9);
     assert_eq!(detail.attempts.last().unwrap().attempt, 41);
-    assert!(detail.attempts.iter().all(|a| a.outcome == "failed"
-        && a.error_kind.as_deref() == Some("fatal")
-        && a.error.as_deref() == Some("nope")));
+    let history: i32 =
+        sqlx::query_scalar("SELECT jsonb_array_length(history) FROM runledger.jobs WHERE id = $1")
+            .bind(id.0)
+            .fetch_one(rl.pool())
+            .await
+            .unwrap();
+    assert_eq!(history, 32, "the row's history is bounded");
+    // Errors keep their last 32 too: attempt 9's text is gone, its kind stays in the history.
+    for a in &detail.attempts {
+        assert_eq!(
+            (a.outcome.as_str(), a.error_kind.as_deref()),
+            ("failed", Some("fatal"))
+        );
+        let text = if a.attempt >= 10 { Some("nope") } else { None };
+        assert_eq!(a.error.as_deref(), text, "attempt {}", a.attempt);
+    }
 }
 
 #[tokio::test]

@@ -97,8 +97,9 @@ async fn metric_names_and_labels_are_fixed() {
         .await
         .unwrap();
     let all = Mutex::new(BTreeMap::new());
+    // The leader samples the queues 15 s after it takes the lead, then every 15 s.
     wait_until(
-        Duration::from_secs(20),
+        Duration::from_secs(40),
         "attempts and a depth sample",
         || async {
             let seen = observed(&snapshotter, &all);

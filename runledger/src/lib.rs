@@ -114,6 +114,8 @@ mod error;
 mod ids;
 pub mod job;
 mod maintenance;
+#[cfg(feature = "otel")]
+mod otel;
 mod random;
 mod registry;
 mod runtime;

@@ -3,9 +3,11 @@
 //! Without a recorder installed each call does nothing. The names are documented in
 //! `docs/operations.md`, and a test locks them with their label keys.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
 /// Jobs inserted by an enqueue (a unique job found already there is not counted).
 pub(crate) const ENQUEUED: &str = "runledger_jobs_enqueued_total";
@@ -25,20 +27,88 @@ pub(crate) const OLDEST: &str = "runledger_queue_oldest_available_seconds";
 pub(crate) const BUSY: &str = "runledger_worker_busy_slots";
 
 /// `n` jobs of `kind` inserted into `queue`.
-pub(crate) fn enqueued(queue: &str, kind: &str) {
-    counter!(ENQUEUED, "queue" => queue.to_owned(), "kind" => kind.to_owned()).increment(1);
+pub(crate) fn enqueued(queue: &str, kind: &str, n: u64) {
+    counter!(ENQUEUED, "queue" => queue.to_owned(), "kind" => kind.to_owned()).increment(n);
 }
 
-/// An attempt of a `kind` job in `queue` ended with `outcome` after `took`.
-pub(crate) fn attempt(queue: &str, kind: &'static str, outcome: &'static str, took: Duration) {
-    counter!(ATTEMPTS, "queue" => queue.to_owned(), "kind" => kind, "outcome" => outcome)
-        .increment(1);
-    histogram!(DURATION, "queue" => queue.to_owned(), "kind" => kind).record(took.as_secs_f64());
+/// The outcomes an attempt is counted under, in [`AttemptMetrics::outcomes`] order.
+pub(crate) const OUTCOMES: [&str; 8] = [
+    "completed",
+    "retried",
+    "failed",
+    "cancelled",
+    "snoozed",
+    "released",
+    "suspended",
+    "diverged",
+];
+
+/// The handles of one queue and kind's attempt metrics, registered once per worker: an attempt
+/// then costs an increment and a record, not the registration of a key. A recorder installed
+/// after a worker started is not seen by that worker's attempt metrics (install it first).
+#[derive(Clone)]
+pub(crate) struct AttemptMetrics {
+    outcomes: [Counter; 8],
+    duration: Histogram,
+    lease_lost: Counter,
 }
 
-/// An attempt of a `kind` job in `queue` lost its lease.
-pub(crate) fn lease_lost(queue: &str, kind: &'static str) {
-    counter!(LEASE_LOST, "queue" => queue.to_owned(), "kind" => kind).increment(1);
+impl AttemptMetrics {
+    pub(crate) fn new(queue: &str, kind: &'static str) -> Self {
+        AttemptMetrics {
+            outcomes: OUTCOMES.map(|outcome| {
+                counter!(ATTEMPTS, "queue" => queue.to_owned(), "kind" => kind, "outcome" => outcome)
+            }),
+            duration: histogram!(DURATION, "queue" => queue.to_owned(), "kind" => kind),
+            lease_lost: counter!(LEASE_LOST, "queue" => queue.to_owned(), "kind" => kind),
+        }
+    }
+
+    /// An attempt ended with `outcome` (one of [`OUTCOMES`]) after `took`.
+    pub(crate) fn ended(&self, outcome: &str, took: Duration) {
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
+            self.outcomes[i].increment(1);
+        }
+        self.duration.record(took.as_secs_f64());
+    }
+
+    /// An attempt lost its lease.
+    pub(crate) fn lease_lost(&self) {
+        self.lease_lost.increment(1);
+    }
+}
+
+/// A worker's metric handles: its busy-slots gauge, and the attempt metrics of each queue and
+/// kind it has run, registered on first use.
+pub(crate) struct Handles {
+    by_kind: Mutex<HashMap<&'static str, HashMap<String, AttemptMetrics>>>,
+    busy: Gauge,
+}
+
+impl Handles {
+    pub(crate) fn new() -> Self {
+        Handles {
+            by_kind: Mutex::default(),
+            busy: gauge!(BUSY),
+        }
+    }
+
+    /// `slots` handler slots are in use.
+    pub(crate) fn busy(&self, slots: usize) {
+        self.busy.set(slots as f64);
+    }
+
+    /// The handles of `queue` and `kind`.
+    pub(crate) fn of(&self, queue: &str, kind: &'static str) -> AttemptMetrics {
+        let mut by_kind = self.by_kind.lock().unwrap_or_else(|e| e.into_inner());
+        let queues = by_kind.entry(kind).or_default();
+        if let Some(m) = queues.get(queue) {
+            return m.clone();
+        }
+        let m = AttemptMetrics::new(queue, kind);
+        queues.insert(queue.to_owned(), m.clone());
+        m
+    }
 }
 
 /// A job of `queue` was rescued.
@@ -54,9 +124,4 @@ pub(crate) fn depth(queue: &str, state: &str, jobs: i64) {
 /// The oldest available job of `queue` has been due for `seconds`.
 pub(crate) fn oldest(queue: &str, seconds: f64) {
     gauge!(OLDEST, "queue" => queue.to_owned()).set(seconds);
-}
-
-/// `slots` handler slots of this worker are in use.
-pub(crate) fn busy(slots: usize) {
-    gauge!(BUSY).set(slots as f64);
 }

@@ -1,9 +1,10 @@
 //! Jobs for operators: lists, details with history, and the actions on them.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use serde::Serialize;
 
-use super::{Admin, MAX_BULK, Page, PageRequest, REDACTED, Stuck};
+use super::api::{Admin, MAX_BULK, Page, PageRequest, REDACTED};
+use super::system::{EventRecord, Stuck};
 use crate::durable::JournalEntry;
 use crate::error::Error;
 use crate::ids::{JobId, RunId};
@@ -197,7 +198,8 @@ pub struct AttemptRecord {
     pub finished_at: Option<DateTime<Utc>>,
     /// How it ended: `completed`, `retried`, `failed`, `cancelled`, `snoozed`, `released`
     /// (handed back at shutdown), `suspended` (a durable job waits), `diverged` or
-    /// `lease_expired` (its worker stopped renewing the lease).
+    /// `lease_expired` (its worker stopped renewing the lease); `running` for an attempt that
+    /// has not ended.
     pub outcome: String,
     /// The kind of error, for an attempt that failed: `error` (the handler returned one to
     /// retry), `fatal`, `panic`, `timeout`, `cancelled`, `diverged`, `output` (an output that
@@ -230,14 +232,15 @@ pub struct JobDetail {
     pub sensitive: bool,
     /// The errors of its attempts (the last 32), oldest first: `{"attempt", "at", "error"}`.
     pub errors: Vec<serde_json::Value>,
-    /// Its attempts (the last 32), oldest first, each with its error's text.
+    /// Its attempts, oldest first, each with its error's text: the last 32 that did not finish
+    /// the job, and the latest.
     pub attempts: Vec<AttemptRecord>,
     /// A durable job's journal.
     pub journal: Vec<JournalEntry>,
     /// The jobs it spawned.
     pub children: Vec<JobSummary>,
     /// The events its waits name that have been emitted.
-    pub events: Vec<super::EventRecord>,
+    pub events: Vec<EventRecord>,
     /// A durable job's latest progress report.
     pub progress: Option<serde_json::Value>,
     /// Its unique key.
@@ -254,23 +257,54 @@ pub struct JobDetail {
     pub stuck: Vec<Stuck>,
 }
 
-/// The attempts of `history`, each with the text of its error from `errors`.
-fn attempts(history: serde_json::Value, errors: &[serde_json::Value]) -> Vec<AttemptRecord> {
-    let serde_json::Value::Array(entries) = history else {
-        return Vec::new();
+/// The latest attempt as the job's row holds it: number, worker, start, end and state.
+struct Latest<'a> {
+    attempt: i32,
+    worker: Option<&'a str>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    state: JobState,
+}
+
+/// The attempts of a job: those in `history` (the ones that did not finish it), then the
+/// latest one from the row itself when the history does not hold it; each with its error's
+/// text (and, for the latest, kind) from `errors`.
+fn attempts(
+    history: serde_json::Value,
+    errors: &[serde_json::Value],
+    latest: Latest<'_>,
+) -> Vec<AttemptRecord> {
+    let mut list: Vec<AttemptRecord> = match history {
+        serde_json::Value::Array(entries) => entries
+            .into_iter()
+            .filter_map(|entry| serde_json::from_value::<AttemptRecord>(entry).ok())
+            .collect(),
+        _ => Vec::new(),
     };
-    entries
-        .into_iter()
-        .filter_map(|entry| serde_json::from_value::<AttemptRecord>(entry).ok())
-        .map(|mut a| {
-            a.error = errors
-                .iter()
-                .rev()
-                .find(|e| e.get("attempt").and_then(|n| n.as_i64()) == Some(i64::from(a.attempt)))
-                .and_then(|e| e.get("error")?.as_str().map(str::to_owned));
-            a
-        })
-        .collect()
+    let error_of = |attempt: i32| {
+        errors
+            .iter()
+            .rev()
+            .find(|e| e.get("attempt").and_then(|n| n.as_i64()) == Some(i64::from(attempt)))
+    };
+    let recorded = list.last().is_some_and(|a| a.attempt == latest.attempt);
+    let ended = latest.state.is_finished();
+    if latest.attempt > 0 && !recorded && (ended || latest.state == JobState::Running) {
+        let error = error_of(latest.attempt);
+        list.push(AttemptRecord {
+            attempt: latest.attempt,
+            worker: latest.worker.map(str::to_owned),
+            started_at: latest.started_at,
+            finished_at: if ended { latest.finished_at } else { None },
+            outcome: latest.state.as_str().to_owned(),
+            error_kind: error.and_then(|e| e.get("kind")?.as_str().map(str::to_owned)),
+            error: None,
+        });
+    }
+    for a in &mut list {
+        a.error = error_of(a.attempt).and_then(|e| e.get("error")?.as_str().map(str::to_owned));
+    }
+    list
 }
 
 impl Admin {
@@ -349,7 +383,7 @@ impl Admin {
         let events = ops::events_of(pool, &names, &keys)
             .await?
             .into_iter()
-            .map(|e| super::EventRecord::from_row(e, sensitive))
+            .map(|e| EventRecord::from_row(e, sensitive))
             .collect();
         let summary = JobSummary {
             id,
@@ -378,8 +412,15 @@ impl Admin {
                 value
             }
         };
+        let latest = Latest {
+            attempt: row.attempt,
+            worker: extra.attempted_by.as_deref(),
+            started_at: row.attempted_at,
+            finished_at: row.finished_at,
+            state: summary.state,
+        };
         let mut detail = JobDetail {
-            attempts: attempts(extra.history, &errors),
+            attempts: attempts(extra.history, &errors, latest),
             args: hide(row.args),
             output: row.output.map(hide),
             sensitive,
@@ -517,5 +558,105 @@ impl Admin {
             .into_iter()
             .map(JobId)
             .collect())
+    }
+
+    /// Why job `detail` is not moving, as far as the database tells (empty when it is moving
+    /// or finished).
+    pub(crate) async fn explain(
+        &self,
+        detail: &JobDetail,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Stuck>, Error> {
+        let job = &detail.summary;
+        let mut found = Vec::new();
+        let leader_present =
+            || async { Ok::<_, Error>(self.client.maintenance_leader().await?.is_some()) };
+        let due_for = (now - job.run_at).num_seconds();
+        match job.state {
+            JobState::Available => {
+                let served = self.workers().await?.iter().any(|w| {
+                    w.live && w.queues.contains(&job.queue) && w.kinds.contains(&job.kind)
+                });
+                if !served {
+                    let kind_known = ops::kinds(self.pool())
+                        .await?
+                        .iter()
+                        .any(|k| k.kind == job.kind);
+                    found.push(Stuck::NoWorker {
+                        queue: job.queue.clone(),
+                        kind: job.kind.clone(),
+                        kind_known,
+                    });
+                } else if due_for > 60 {
+                    found.push(Stuck::Backlog { due_for_s: due_for });
+                }
+            }
+            JobState::Running => {
+                if let Some(at) = detail.lease_expires_at.filter(|at| *at < now) {
+                    found.push(Stuck::LeaseExpired {
+                        worker: detail.attempted_by.clone(),
+                        at,
+                        leader_present: leader_present().await?,
+                    });
+                } else if detail.cancel_requested {
+                    found.push(Stuck::Stopping);
+                }
+            }
+            JobState::Scheduled | JobState::Retryable if due_for > 30 => {
+                found.push(Stuck::Overdue {
+                    due_for_s: due_for,
+                    leader_present: leader_present().await?,
+                });
+            }
+            JobState::Waiting => {
+                let since = detail
+                    .attempts
+                    .last()
+                    .filter(|a| a.outcome == "suspended")
+                    .and_then(|a| a.finished_at);
+                for condition in job
+                    .waiting_for
+                    .iter()
+                    .flat_map(|w| w.as_array().into_iter().flatten())
+                {
+                    if let (Some(name), Some(key)) = (
+                        condition.get("event").and_then(|v| v.as_str()),
+                        condition.get("key").and_then(|v| v.as_str()),
+                    ) {
+                        found.push(Stuck::WaitingForEvent {
+                            name: name.to_owned(),
+                            key: key.to_owned(),
+                            since,
+                        });
+                    } else if let Some(child) = condition.get("child").and_then(|v| v.as_i64()) {
+                        let state = store::jobs::get(self.pool(), child)
+                            .await?
+                            .and_then(|c| JobState::parse(&c.state).ok());
+                        found.push(Stuck::WaitingForChild {
+                            child: JobId(child),
+                            state,
+                        });
+                    } else if let (Some(kind), Some(version)) = (
+                        condition.get("kind").and_then(|v| v.as_str()),
+                        condition.get("version").and_then(|v| v.as_i64()),
+                    ) {
+                        found.push(Stuck::AwaitingVersion {
+                            kind: kind.to_owned(),
+                            version,
+                        });
+                    }
+                }
+                if job.run_at.year() < 9999 && job.run_at > now {
+                    found.push(Stuck::Sleeping { until: job.run_at });
+                } else if job.run_at <= now - TimeDelta::seconds(30) {
+                    found.push(Stuck::Overdue {
+                        due_for_s: due_for,
+                        leader_present: leader_present().await?,
+                    });
+                }
+            }
+            _ => {}
+        }
+        Ok(found)
     }
 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Admin, Page, PageRequest};
+use super::api::{Admin, Page, PageRequest};
 use crate::error::Error;
 use crate::ids::RunId;
 use crate::store::ops;

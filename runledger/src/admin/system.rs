@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use chrono::{DateTime, Datelike, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Admin, JobDetail, REDACTED};
+use super::api::{Admin, REDACTED};
 use crate::error::Error;
 use crate::ids::JobId;
 use crate::job::JobState;
@@ -428,106 +428,6 @@ impl Admin {
             .await?
             .map(JobId)
             .ok_or_else(|| Error::InvalidInput(format!("there is no schedule named `{name}`")))
-    }
-
-    /// Why job `detail` is not moving, as far as the database tells (empty when it is moving
-    /// or finished).
-    pub(crate) async fn explain(
-        &self,
-        detail: &JobDetail,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Stuck>, Error> {
-        let job = &detail.summary;
-        let mut found = Vec::new();
-        let leader_present =
-            || async { Ok::<_, Error>(self.client.maintenance_leader().await?.is_some()) };
-        let due_for = (now - job.run_at).num_seconds();
-        match job.state {
-            JobState::Available => {
-                let served = self.workers().await?.iter().any(|w| {
-                    w.live && w.queues.contains(&job.queue) && w.kinds.contains(&job.kind)
-                });
-                if !served {
-                    let kind_known = ops::kinds(self.pool())
-                        .await?
-                        .iter()
-                        .any(|k| k.kind == job.kind);
-                    found.push(Stuck::NoWorker {
-                        queue: job.queue.clone(),
-                        kind: job.kind.clone(),
-                        kind_known,
-                    });
-                } else if due_for > 60 {
-                    found.push(Stuck::Backlog { due_for_s: due_for });
-                }
-            }
-            JobState::Running => {
-                if let Some(at) = detail.lease_expires_at.filter(|at| *at < now) {
-                    found.push(Stuck::LeaseExpired {
-                        worker: detail.attempted_by.clone(),
-                        at,
-                        leader_present: leader_present().await?,
-                    });
-                } else if detail.cancel_requested {
-                    found.push(Stuck::Stopping);
-                }
-            }
-            JobState::Scheduled | JobState::Retryable if due_for > 30 => {
-                found.push(Stuck::Overdue {
-                    due_for_s: due_for,
-                    leader_present: leader_present().await?,
-                });
-            }
-            JobState::Waiting => {
-                let since = detail
-                    .attempts
-                    .last()
-                    .filter(|a| a.outcome == "suspended")
-                    .and_then(|a| a.finished_at);
-                for condition in job
-                    .waiting_for
-                    .iter()
-                    .flat_map(|w| w.as_array().into_iter().flatten())
-                {
-                    if let (Some(name), Some(key)) = (
-                        condition.get("event").and_then(|v| v.as_str()),
-                        condition.get("key").and_then(|v| v.as_str()),
-                    ) {
-                        found.push(Stuck::WaitingForEvent {
-                            name: name.to_owned(),
-                            key: key.to_owned(),
-                            since,
-                        });
-                    } else if let Some(child) = condition.get("child").and_then(|v| v.as_i64()) {
-                        let state = store::jobs::get(self.pool(), child)
-                            .await?
-                            .and_then(|c| JobState::parse(&c.state).ok());
-                        found.push(Stuck::WaitingForChild {
-                            child: JobId(child),
-                            state,
-                        });
-                    } else if let (Some(kind), Some(version)) = (
-                        condition.get("kind").and_then(|v| v.as_str()),
-                        condition.get("version").and_then(|v| v.as_i64()),
-                    ) {
-                        found.push(Stuck::AwaitingVersion {
-                            kind: kind.to_owned(),
-                            version,
-                        });
-                    }
-                }
-                if job.run_at.year() < 9999 && job.run_at > now {
-                    found.push(Stuck::Sleeping { until: job.run_at });
-                } else if job.run_at <= now - TimeDelta::seconds(30) {
-                    found.push(Stuck::Overdue {
-                        due_for_s: due_for,
-                        leader_present: leader_present().await?,
-                    });
-                }
-            }
-            _ => {}
-        }
-        Ok(found)
     }
 
     /// Checks the database and the fleet: schema version, workers and leader, stuck work, kinds

@@ -2,6 +2,7 @@
 //! caller's transaction), cancel, read back, and typed handles.
 
 use sqlx::PgConnection;
+use tracing::Instrument;
 
 use super::definition::Job;
 use super::enqueue::{Enqueue, EnqueuedJob};
@@ -74,11 +75,35 @@ impl Runledger {
         } else {
             self.notifier().take(self.pool(), payloads)
         };
-        let inserted = store::jobs::insert(conn, rows, &send_now).await?;
+        let span = tracing::info_span!(
+            "send",
+            otel.name = %format_args!("send {}", rows[0].queue),
+            otel.kind = "producer",
+            messaging.system = "runledger",
+            messaging.operation.type = "send",
+            messaging.destination.name = %rows[0].queue,
+            messaging.batch.message_count = rows.len(),
+        );
+        let inserted = self
+            .insert_traced(conn, rows, &send_now, in_caller_tx, &span)
+            .instrument(span.clone())
+            .await?;
+        // One increment per queue and kind of the batch.
+        let mut counts: Vec<(&str, &str, u64)> = Vec::new();
         for (row, written) in rows.iter().zip(&inserted) {
-            if written.inserted {
-                crate::telemetry::enqueued(&row.queue, &row.kind);
+            if !written.inserted {
+                continue;
             }
+            match counts
+                .iter_mut()
+                .find(|(q, k, _)| *q == row.queue && *k == row.kind)
+            {
+                Some((_, _, n)) => *n += 1,
+                None => counts.push((&row.queue, &row.kind, 1)),
+            }
+        }
+        for (queue, kind, n) in counts {
+            crate::telemetry::enqueued(queue, kind, n);
         }
         Ok(inserted
             .into_iter()
@@ -87,6 +112,34 @@ impl Runledger {
                 inserted: i.inserted,
             })
             .collect())
+    }
+
+    /// Inserts `rows`, recording in them the trace context of `span` when there is one (feature
+    /// `otel`): set on the connection around the insert, for the caller's transaction or the
+    /// session, and cleared after.
+    #[cfg_attr(not(feature = "otel"), allow(unused_variables))]
+    async fn insert_traced(
+        &self,
+        conn: &mut PgConnection,
+        rows: &[NewJob],
+        send_now: &[String],
+        in_caller_tx: bool,
+        span: &tracing::Span,
+    ) -> Result<Vec<store::jobs::Inserted>, Error> {
+        #[cfg(feature = "otel")]
+        if let Some(traceparent) = crate::otel::traceparent(span) {
+            store::jobs::set_trace_context(conn, &traceparent, in_caller_tx).await?;
+            let inserted = store::jobs::insert(conn, rows, send_now).await;
+            if inserted.is_ok() {
+                store::jobs::set_trace_context(conn, "", in_caller_tx).await?;
+            } else if !in_caller_tx {
+                // A session setting outlives the failed statement: clear it before the
+                // connection goes back to the pool.
+                let _ = store::jobs::set_trace_context(conn, "", false).await;
+            }
+            return inserted;
+        }
+        store::jobs::insert(conn, rows, send_now).await
     }
 
     /// Cancels a job. A job that has not started is cancelled at once; a running job is asked

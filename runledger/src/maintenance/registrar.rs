@@ -25,7 +25,7 @@ pub(crate) struct Registrar {
 impl Registrar {
     pub(crate) fn new() -> Self {
         Registrar {
-            host: crate::runtime::host_name(),
+            host: crate::runtime::config::host_name(),
         }
     }
 }

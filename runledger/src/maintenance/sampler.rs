@@ -21,6 +21,9 @@ const STATES: [&str; 5] = ["available", "running", "scheduled", "retryable", "wa
 pub(crate) struct Sampler {
     /// Queues reported before: one that empties is reported at 0, not left at its last value.
     seen: HashSet<String>,
+    /// Whether the first interval has passed: a worker that takes the lead on a backlog does
+    /// not count it while it starts draining it.
+    waited: bool,
 }
 
 impl Service for Sampler {
@@ -28,6 +31,9 @@ impl Service for Sampler {
     const LEADER_ONLY: bool = true;
 
     async fn pass(&mut self, shared: &Shared) -> Result<Duration, Error> {
+        if !std::mem::replace(&mut self.waited, true) {
+            return Ok(EVERY);
+        }
         let counts = ops::queue_counts(&shared.pool, 0.0).await?;
         let oldest = ops::oldest_available(&shared.pool).await?;
         self.seen.extend(counts.iter().map(|c| c.queue.clone()));

@@ -197,3 +197,13 @@ impl MaintenanceConfig {
         Ok(())
     }
 }
+
+/// This machine's name, as the environment or `/etc/hostname` gives it.
+pub(crate) fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}

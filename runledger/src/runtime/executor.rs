@@ -106,20 +106,24 @@ async fn execute(
         journaler: shared.journaler.clone(),
     };
     let (id, attempt) = (job.id, job.attempt);
-    let queue = job.queue.clone();
+    let metrics = shared.telemetry.of(&job.queue, registration.kind);
     let span = tracing::info_span!(
         "process",
-        otel.name = %format_args!("process {queue}"),
+        otel.name = %format_args!("process {}", job.queue),
         otel.kind = "consumer",
         messaging.system = "runledger",
         messaging.operation.type = "process",
-        messaging.destination.name = %queue,
+        messaging.destination.name = %job.queue,
         messaging.message.id = id,
         runledger.job.kind = registration.kind,
         runledger.job.attempt = attempt,
         runledger.workflow.run_id = job.run_id,
         runledger.outcome = tracing::field::Empty,
     );
+    #[cfg(feature = "otel")]
+    if let Some(traceparent) = &job.trace_context {
+        crate::otel::set_parent(&span, traceparent);
+    }
     let started = std::time::Instant::now();
     let written = attempt_job(&env, registration, job, stop)
         .instrument(span.clone())
@@ -128,11 +132,11 @@ async fn execute(
         Some(outcome) => {
             let label = outcome_label(outcome.kind);
             span.record("runledger.outcome", label);
-            crate::telemetry::attempt(&queue, registration.kind, label, started.elapsed());
+            metrics.ended(label, started.elapsed());
         }
         None => {
             span.record("runledger.outcome", "lease_lost");
-            crate::telemetry::lease_lost(&queue, registration.kind);
+            metrics.lease_lost();
         }
     }
     if written.is_none() {

@@ -334,20 +334,10 @@ impl WorkerBuilder {
     }
 }
 
-/// This machine's name, as the environment or `/etc/hostname` gives it.
-pub(crate) fn host_name() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
-}
-
 fn default_worker_id() -> String {
     format!(
         "{}:{}:{:04x}",
-        host_name(),
+        config::host_name(),
         std::process::id(),
         crate::random::random_u64() & 0xffff
     )
@@ -463,6 +453,7 @@ impl Worker {
             stager_wake: Notify::new(),
             scheduler_wake: Notify::new(),
             metrics: Metrics::default(),
+            telemetry: crate::telemetry::Handles::new(),
             shutdown: shutdown_rx.clone(),
             maintenance: shared::Maintenance::new(&self.config.id),
         });

@@ -365,6 +365,20 @@ impl Claims {
                 shared.config.lease,
             )
             .await;
+            // The enqueuing spans' contexts, one more statement per claim (feature `otel`).
+            #[cfg(feature = "otel")]
+            let jobs = match jobs {
+                Ok(mut jobs) => {
+                    // The jobs are claimed: they run without a parent rather than not at all.
+                    if let Err(error) =
+                        store::jobs::read_trace_contexts(&shared.pool, &mut jobs).await
+                    {
+                        tracing::debug!(%error, "could not read the claimed jobs' trace context");
+                    }
+                    Ok(jobs)
+                }
+                Err(e) => Err(e),
+            };
             ClaimResult {
                 jobs,
                 want,
@@ -451,6 +465,7 @@ mod tests {
                 timeout_ms: None,
                 run_id: None,
                 priority,
+                trace_context: None,
             },
             stop,
             since: Instant::now(),

@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     /// Woken when a schedule is added, changed or resumed (by any process).
     pub(crate) scheduler_wake: Notify,
     pub(crate) metrics: Metrics,
+    /// Handles of the metrics reported through the `metrics` facade.
+    pub(crate) telemetry: crate::telemetry::Handles,
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) maintenance: Maintenance,
 }
@@ -106,7 +108,7 @@ impl Shared {
 
     /// Reports the handler slots in use (`runledger_worker_busy_slots`).
     pub(crate) fn report_busy(&self) {
-        crate::telemetry::busy(
+        self.telemetry.busy(
             self.config
                 .concurrency
                 .saturating_sub(self.slots.available_permits()),

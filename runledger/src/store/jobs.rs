@@ -306,6 +306,10 @@ pub(crate) struct Claimed {
     /// The workflow run, for a step's job.
     pub(crate) run_id: Option<i64>,
     pub(crate) priority: i16,
+    /// The `traceparent` of the span that enqueued it (feature `otel`, read after the claim).
+    #[sqlx(default)]
+    #[cfg_attr(not(feature = "otel"), allow(dead_code))]
+    pub(crate) trace_context: Option<String>,
 }
 
 /// Claims up to `limit` available jobs of `kinds` from `queue`, highest priority first, for
@@ -334,6 +338,44 @@ pub(crate) async fn claim<'e>(
     .fetch_all(db)
     .await?;
     Ok(rows)
+}
+
+/// Sets (or, with `""`, clears) the trace context that jobs inserted on `conn` record: for the
+/// rest of the transaction with `local`, else for the session.
+#[cfg(feature = "otel")]
+pub(crate) async fn set_trace_context(
+    conn: &mut PgConnection,
+    traceparent: &str,
+    local: bool,
+) -> Result<(), Error> {
+    sqlx::query("SELECT set_config('runledger.trace_context', $1, $2)")
+        .bind(traceparent)
+        .bind(local)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Fills in the trace contexts of claimed `jobs` that have one (one statement).
+#[cfg(feature = "otel")]
+pub(crate) async fn read_trace_contexts(pool: &PgPool, jobs: &mut [Claimed]) -> Result<(), Error> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    let found: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, trace_context FROM runledger.jobs \
+         WHERE id = ANY($1) AND trace_context IS NOT NULL",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    for (id, context) in found {
+        if let Some(job) = jobs.iter_mut().find(|j| j.id == id) {
+            job.trace_context = Some(context);
+        }
+    }
+    Ok(())
 }
 
 /// The queues among `queues` that have available jobs of `kinds` (one index probe each).
@@ -608,11 +650,16 @@ pub(crate) async fn rescue(pool: &PgPool, limit: i64) -> Result<Vec<Written>, Er
                 errors = runledger.pushed(j.errors, jsonb_build_object(
                     'attempt', j.attempt, 'at', now(),
                     'error', 'lease expired: worker ' || COALESCE(j.attempted_by, '?')
-                             || ' stopped renewing it (crashed, hung or cut off)')),
-                history = runledger.pushed(j.history, jsonb_build_object(
-                    'attempt', j.attempt, 'worker', j.attempted_by,
-                    'started_at', j.attempted_at, 'finished_at', now(),
-                    'outcome', 'lease_expired', 'error_kind', 'lease_expired'))
+                             || ' stopped renewing it (crashed, hung or cut off)',
+                    'kind', 'lease_expired')),
+                -- Run again: the attempt goes to the history before the next claim.
+                history = CASE WHEN j.cancel_requested OR j.attempt >= j.max_attempts
+                               THEN j.history
+                               ELSE runledger.pushed(j.history, jsonb_build_object(
+                                   'attempt', j.attempt, 'worker', j.attempted_by,
+                                   'started_at', j.attempted_at, 'finished_at', now(),
+                                   'outcome', 'lease_expired',
+                                   'error_kind', 'lease_expired')) END
             FROM expired
             WHERE j.id = expired.id
             RETURNING j.id, j.state, j.queue

@@ -303,6 +303,17 @@ pub(crate) async fn retry_jobs(pool: &PgPool, ids: &[i64]) -> Result<Vec<i64>, E
             UPDATE runledger.jobs j
             SET state = 'available', run_at = now(), finished_at = NULL, output = NULL,
                 cancel_requested = false, waiting_for = NULL,
+                -- The finished attempt, kept in the row until now, goes to the history.
+                history = CASE WHEN j.attempt = 0
+                                 OR (j.history -> -1 ->> 'attempt')::int = j.attempt
+                               THEN j.history
+                               ELSE runledger.pushed(j.history, jsonb_build_object(
+                                   'attempt', j.attempt, 'worker', j.attempted_by,
+                                   'started_at', j.attempted_at, 'finished_at', j.finished_at,
+                                   'outcome', j.state,
+                                   'error_kind', CASE WHEN (j.errors -> -1 ->> 'attempt')::int
+                                                          = j.attempt
+                                                      THEN j.errors -> -1 ->> 'kind' END)) END,
                 max_attempts = GREATEST(j.max_attempts, j.attempt + 1)
             WHERE j.id = ANY($1) AND j.state IN ('failed', 'cancelled', 'diverged')
               AND j.run_id IS NULL

@@ -139,9 +139,23 @@ async fn start(
     conn: &mut PgConnection,
     run: &NewRun<'_>,
 ) -> Result<store::workflows::Started, Error> {
+    // The first steps' jobs record the trace context of the span that starts the run (feature
+    // `otel`), set for this transaction only and cleared before it ends.
+    #[cfg(feature = "otel")]
+    let traced = match crate::otel::traceparent(&tracing::Span::current()) {
+        Some(traceparent) => {
+            store::jobs::set_trace_context(conn, &traceparent, true).await?;
+            true
+        }
+        None => false,
+    };
     let started = store::workflows::insert_run(conn, run).await?;
     if started.inserted {
         store::workflows::insert_dag(conn, started.id, run).await?;
+    }
+    #[cfg(feature = "otel")]
+    if traced {
+        store::jobs::set_trace_context(conn, "", true).await?;
     }
     Ok(started)
 }
