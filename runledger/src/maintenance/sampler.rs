@@ -36,6 +36,8 @@ impl Service for Sampler {
         }
         let counts = ops::queue_counts(&shared.pool, 0.0).await?;
         let oldest = ops::oldest_available(&shared.pool).await?;
+        // The leader's own queues are always reported (0 when empty), and any queue with jobs.
+        self.seen.extend(shared.config.queues.iter().cloned());
         self.seen.extend(counts.iter().map(|c| c.queue.clone()));
         for queue in &self.seen {
             for state in STATES {
