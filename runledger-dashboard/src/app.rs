@@ -23,6 +23,38 @@ pub(crate) struct App {
     authorizer: Arc<dyn Authorizer>,
     metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
     pub(crate) title: String,
+    /// The overview's figures, computed at most once per [`FIGURES_FOR`] whatever the number
+    /// of viewers (the lock also makes concurrent loads wait for one computation).
+    figures: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Figures>)>>,
+}
+
+/// What the overview shows.
+pub(crate) struct Figures {
+    pub(crate) queues: Vec<runledger::admin::QueueReport>,
+    pub(crate) throughput: Vec<runledger::admin::ThroughputPoint>,
+    pub(crate) workers: Vec<runledger::admin::WorkerInfo>,
+}
+
+/// How long the overview's figures are reused.
+const FIGURES_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl App {
+    /// The overview's figures, at most [`FIGURES_FOR`] old.
+    pub(crate) async fn figures(&self) -> Result<Arc<Figures>, runledger::Error> {
+        let mut cached = self.figures.lock().await;
+        if let Some((at, figures)) = cached.as_ref()
+            && at.elapsed() < FIGURES_FOR
+        {
+            return Ok(figures.clone());
+        }
+        let figures = Arc::new(Figures {
+            queues: self.admin.queues().await?,
+            throughput: self.admin.throughput(60).await?,
+            workers: self.admin.workers().await?,
+        });
+        *cached = Some((std::time::Instant::now(), figures.clone()));
+        Ok(figures)
+    }
 }
 
 impl App {
@@ -32,6 +64,7 @@ impl App {
             authorizer: config.authorizer,
             metrics: config.metrics,
             title: config.title,
+            figures: tokio::sync::Mutex::new(None),
         })
     }
 }

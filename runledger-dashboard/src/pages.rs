@@ -121,9 +121,8 @@ macro_rules! tri {
 }
 
 pub(crate) async fn overview(State(app): State<Arc<App>>, ctx: Ctx) -> Response {
-    let queues = tri!(ctx, app, app.admin.queues().await);
-    let throughput = tri!(ctx, app, app.admin.throughput(60).await);
-    let workers = tri!(ctx, app, app.admin.workers().await);
+    let figures = tri!(ctx, app, app.figures().await);
+    let (queues, throughput, workers) = (&figures.queues, &figures.throughput, &figures.workers);
     let pending = ["available", "running", "scheduled", "retryable", "waiting"];
     let finished = ["completed", "failed", "cancelled", "diverged"];
     let start = Utc::now();
@@ -146,7 +145,7 @@ pub(crate) async fn overview(State(app): State<Arc<App>>, ctx: Ctx) -> Response 
                         th { "Oldest available" }
                     } }
                     tbody {
-                        @for q in &queues {
+                        @for q in queues {
                             tr data-queue=(q.queue) {
                                 td { a href=(ctx.link(&format!("/jobs?queue={}", form::encode(&q.queue)))) { (q.queue) } }
                                 @for s in pending {
@@ -169,7 +168,7 @@ pub(crate) async fn overview(State(app): State<Arc<App>>, ctx: Ctx) -> Response 
                 svg.chart viewBox="0 0 600 130" preserveAspectRatio="none" role="img" aria-label="jobs finished per minute" {
                     text.axis x="0" y="128" { "60 min ago" }
                     text.axis x="600" y="128" text-anchor="end" { "now" }
-                    @for p in &throughput {
+                    @for p in throughput {
                         @let i = 59 - (start - p.minute).num_minutes().clamp(0, 59);
                         @let done = p.finished.get("completed").copied().unwrap_or(0);
                         @let bad = p.finished.values().sum::<i64>() - done;

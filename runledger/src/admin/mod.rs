@@ -9,7 +9,7 @@
 //! ```no_run
 //! # async fn demo(rl: runledger::Runledger) -> Result<(), runledger::Error> {
 //! use runledger::admin::{JobFilter, PageRequest};
-//! use runledger::JobState;
+//! use runledger::job::JobState;
 //!
 //! let admin = rl.admin();
 //! let failed = admin
