@@ -40,6 +40,22 @@ async fn states(s: &Session) -> Vec<String> {
     out
 }
 
+/// Waits until the browser's address contains `part`.
+async fn wait_for_url(s: &Session, part: &str) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let url = s.current_url().await.unwrap();
+        if url.contains(part) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the address is still {url}, without {part}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn screenshot(s: &Session, name: &str) {
     if let Ok(dir) = std::env::var("RUNLEDGER_SCREENSHOTS") {
         let png = s.screenshot_png().await.unwrap();
@@ -105,8 +121,9 @@ async fn the_dashboard_in_chromium() {
     .await
     .unwrap();
     s.find("#apply").await.unwrap().click().await.unwrap();
+    // The old page also has `#jobs`: wait for the new address first.
+    wait_for_url(&s, "state=failed").await;
     s.wait_for("#jobs", WAIT).await.unwrap();
-    assert!(s.current_url().await.unwrap().contains("state=failed"));
     let rows = states(&s).await;
     assert_eq!(rows.len(), 5, "{rows:?}");
     assert!(rows.iter().all(|c| c == "job state-failed"), "{rows:?}");
