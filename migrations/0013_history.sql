@@ -241,8 +241,8 @@ $$;
 
 -- The job kinds workers have handlers for, and whether the code marks them sensitive: the
 -- operators' tools hide the arguments and outputs of sensitive kinds even when they run in a
--- process that does not link the handlers. Rows stay when workers go (a kind once sensitive
--- stays hidden).
+-- process that does not link the handlers. Rows stay when workers go, and a kind once marked
+-- sensitive stays marked (a worker of older code cannot unmark it).
 CREATE TABLE runledger.kinds (
     kind      text         PRIMARY KEY,
     sensitive boolean      NOT NULL DEFAULT false,
@@ -250,7 +250,9 @@ CREATE TABLE runledger.kinds (
 );
 
 -- Retries failed (or cancelled) run `p_run` from the steps that did not complete: those steps
--- are set back (each keeps its earlier job in `history`), the ones whose prerequisites all
+-- are set back (each keeps its earlier job in `history`) with the arguments every completed
+-- prerequisite's output gives them (a prerequisite may have completed after the step was
+-- skipped or cancelled, when nothing passed its output on), the ones whose prerequisites all
 -- completed get a new job now, the others wait for them again, and the run is running again.
 -- Steps that completed keep their outputs and are not run again. Returns the number of jobs
 -- enqueued, or NULL when the run is not failed or cancelled.
@@ -260,6 +262,8 @@ DECLARE
     v_state text;
     v_bad   text;
     v_jobs  integer;
+    v_from  text;
+    v_param text;
 BEGIN
     SELECT state INTO v_state FROM runledger.workflow_runs WHERE id = p_run FOR UPDATE;
     IF v_state IS NULL OR v_state NOT IN ('failed', 'cancelled') THEN
@@ -279,9 +283,32 @@ BEGIN
             'completed step''s output lacks (start a new run with code that fixes it)', v_bad, p_run
             USING ERRCODE = '22023';
     END IF;
+    SELECT b.to_step, b.from_step, b.param INTO v_bad, v_from, v_param
+    FROM runledger.workflow_bindings b
+    JOIN runledger.workflow_steps t ON t.run_id = b.run_id AND t.key = b.to_step
+    JOIN runledger.workflow_steps p ON p.run_id = b.run_id AND p.key = b.from_step
+    WHERE b.run_id = p_run AND t.state IN ('failed', 'cancelled', 'skipped')
+      AND p.state = 'completed' AND p.output #> b.path IS NULL
+    LIMIT 1;
+    IF v_bad IS NOT NULL THEN
+        RAISE EXCEPTION 'step `%` of run % cannot be retried: the output of step `%` has no '
+            'value for its argument `%` (start a new run with code that fixes it)',
+            v_bad, p_run, v_from, v_param
+            USING ERRCODE = '22023';
+    END IF;
     WITH redo AS (
         SELECT s.key FROM runledger.workflow_steps s
         WHERE s.run_id = p_run AND s.state IN ('failed', 'cancelled', 'skipped')
+    ),
+    -- The arguments the completed prerequisites' outputs give each step run again.
+    vals AS (
+        SELECT b.to_step AS key, jsonb_object_agg(b.param, p.output #> b.path) AS obj
+        FROM runledger.workflow_bindings b
+        JOIN redo r ON r.key = b.to_step
+        JOIN runledger.workflow_steps p
+          ON p.run_id = b.run_id AND p.key = b.from_step AND p.state = 'completed'
+        WHERE b.run_id = p_run
+        GROUP BY b.to_step
     ),
     deps AS (
         SELECT e.to_step AS key, count(DISTINCT e.from_step)::int AS n
@@ -298,8 +325,9 @@ BEGIN
                          WHEN COALESCE(d.n, 0) = 0 THEN 'ready' ELSE 'pending' END,
             job_id = CASE WHEN s.gate IS NULL AND COALESCE(d.n, 0) = 0
                           THEN nextval('runledger.jobs_id_seq') END,
+            args = s.args || COALESCE(v.obj, '{}'::jsonb),
             output = NULL, error = NULL, finished_at = NULL
-        FROM redo r LEFT JOIN deps d ON d.key = r.key
+        FROM redo r LEFT JOIN deps d ON d.key = r.key LEFT JOIN vals v ON v.key = r.key
         WHERE s.run_id = p_run AND s.key = r.key
         RETURNING s.*
     ),

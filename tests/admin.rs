@@ -74,6 +74,33 @@ fn chain(key: String, n: i64) {
     seed(b)
 }
 
+#[job(queue = "ops")]
+async fn slow_seed(n: i64) -> Result<i64, JobError> {
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    Ok(n)
+}
+
+/// Fails while the switch named by `key` is off.
+#[job(queue = "ops", max_attempts = 1)]
+async fn switched_one(key: String) -> Result<i64, JobError> {
+    if common::hits(&format!("{key}:on")) == 0 {
+        return Err(JobError::fatal("switch off"));
+    }
+    Ok(1)
+}
+
+#[job(queue = "ops")]
+async fn add_two(a: i64, b: i64) -> Result<i64, JobError> {
+    Ok(a + b)
+}
+
+#[workflow(name = "admin.late_parent")]
+fn late_parent(key: String, n: i64) {
+    let a = slow_seed(n);
+    let b = switched_one(key);
+    add_two(a, b)
+}
+
 fn worker(rl: &Runledger) -> runledger::worker::WorkerBuilder {
     Worker::builder(rl.pool().clone())
         .queues(["ops"])
@@ -401,6 +428,43 @@ async fn a_failed_run_is_retried_from_its_failed_step_and_completes() {
         .unwrap();
     assert_eq!(runs.items.len(), 1);
     assert_eq!(runs.items[0].name, "admin.chain");
+}
+
+#[tokio::test]
+async fn a_retried_run_passes_on_outputs_of_parents_that_completed_after_the_failure() {
+    let db = db().await;
+    let rl = db.client();
+    let key = token("late");
+    let handle = rl
+        .start(LateParent {
+            key: key.clone(),
+            n: 41,
+        })
+        .await
+        .unwrap();
+    // `b` fails at once and skips the sum; `a` completes 400 ms later, when nothing is left to
+    // take its output.
+    runledger::testing::drain_with(worker(&rl).concurrency(4))
+        .await
+        .unwrap();
+    let admin = rl.admin();
+    let failed = admin.run(handle.id()).await.unwrap().unwrap();
+    assert_eq!(failed.run.state, RunState::Failed);
+    let states: Vec<StepState> = failed.run.steps.iter().map(|s| s.state).collect();
+    assert_eq!(
+        states,
+        [StepState::Completed, StepState::Failed, StepState::Skipped]
+    );
+    hit(&format!("{key}:on"));
+    assert_eq!(
+        admin.retry_run(handle.id()).await.unwrap(),
+        1,
+        "only `b` is due"
+    );
+    drain(&rl).await;
+    let done = admin.run(handle.id()).await.unwrap().unwrap();
+    assert_eq!(done.run.state, RunState::Completed, "{:?}", done.run.error);
+    assert_eq!(done.run.output, Some(serde_json::json!(42)));
 }
 
 #[tokio::test]

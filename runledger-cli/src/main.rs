@@ -112,7 +112,13 @@ impl FilterArgs {
             f = f.error_contains(e);
         }
         if let Some(since) = &self.since {
-            f = f.created_after(Utc::now() - parse_age(since)?);
+            let age = parse_age(since)?;
+            let after = Utc::now().checked_sub_signed(age).ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "--since {since} reaches before the calendar's start"
+                ))
+            })?;
+            f = f.created_after(after);
         }
         if let Some(run) = self.run {
             f = f.run(RunId(run));
@@ -526,7 +532,23 @@ async fn act(admin: &Admin, out: &Out, a: ActArgs, act: Act) -> Result<ExitCode,
     }
     let by_filter = a.ids.is_empty();
     let mut filter = if by_filter {
-        a.filter.filter()?
+        // The states the action applies to, unless the filter names some: what is counted and
+        // confirmed is what will be touched.
+        let mut f = a.filter.filter()?;
+        if a.filter.states.is_empty() {
+            let states: Vec<JobState> = match act {
+                Act::Retry => vec![JobState::Failed, JobState::Cancelled, JobState::Diverged],
+                Act::Cancel => JobState::ALL
+                    .into_iter()
+                    .filter(|s| !s.is_finished())
+                    .collect(),
+                Act::Delete => Vec::new(),
+            };
+            for s in states {
+                f = f.state(s);
+            }
+        }
+        f
     } else {
         a.ids
             .iter()
@@ -561,6 +583,34 @@ async fn act(admin: &Admin, out: &Out, a: ActArgs, act: Act) -> Result<ExitCode,
     } else {
         a.ids.len()
     };
+    if !by_filter && matches!(act, Act::Retry) {
+        // One by one, so that each id that cannot be retried says why.
+        let mut retried = Vec::new();
+        let mut refused = 0;
+        for id in &a.ids {
+            match admin.retry_job(JobId(*id)).await {
+                Ok(true) => retried.push(id.to_string()),
+                Ok(false) => {
+                    refused += 1;
+                    eprintln!(
+                        "job {id}: not retried: only a failed, cancelled or diverged job can be"
+                    );
+                }
+                Err(error) => {
+                    refused += 1;
+                    eprintln!("job {id}: {error}");
+                }
+            }
+        }
+        out.print(&retried, || {
+            format!("{} job(s) retried: {}\n", retried.len(), retried.join(", "))
+        });
+        return Ok(if refused > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     let done: Vec<String> = match act {
         Act::Retry => admin
             .retry_jobs(&filter, n)
@@ -721,10 +771,30 @@ async fn dashboard(admin: Admin, args: DashboardArgs) -> Result<(), Error> {
     } else {
         Access::Write
     };
-    let router = runledger_dashboard::router(admin, DashboardConfig::new(access));
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| Error::InvalidInput(format!("cannot listen on {}: {e}", args.listen)))?;
+    let hosts = allowed_hosts(
+        &listener
+            .local_addr()
+            .map_err(|e| Error::InvalidInput(format!("cannot listen on {}: {e}", args.listen)))?,
+    );
+    // Only requests addressed to this listener by name or address: a page of another site whose
+    // name is made to resolve to this machine (DNS rebinding) gets nothing.
+    let authorize = move |req: &axum::http::request::Parts| {
+        let host = req
+            .headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| req.uri.authority().map(|a| a.to_string()));
+        match (&hosts, host) {
+            (None, _) => access,
+            (Some(allowed), Some(host)) if allowed.contains(&host) => access,
+            _ => Access::None,
+        }
+    };
+    let router = runledger_dashboard::router(admin, DashboardConfig::new(authorize));
     eprintln!(
         "dashboard on http://{} ({})",
         args.listen,
@@ -740,4 +810,23 @@ async fn dashboard(admin: Admin, args: DashboardArgs) -> Result<(), Error> {
         })
         .await
         .map_err(|e| Error::InvalidInput(format!("the dashboard stopped: {e}")))
+}
+
+/// The `Host` values a dashboard listening on `addr` answers: its address, and `localhost`
+/// for a loopback address; `None` (any) when it listens on every interface, where the
+/// operator puts it behind a proxy that checks hosts and logins.
+fn allowed_hosts(addr: &std::net::SocketAddr) -> Option<Vec<String>> {
+    if addr.ip().is_unspecified() {
+        return None;
+    }
+    let port = addr.port();
+    let mut hosts = vec![addr.to_string()];
+    if addr.ip().is_loopback() {
+        hosts.extend([
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+        ]);
+    }
+    Some(hosts)
 }

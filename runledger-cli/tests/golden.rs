@@ -257,6 +257,7 @@ async fn writes_ask_for_confirmation_and_report_what_changed() {
     golden("retry-needs-yes", &retry_failed_mail(&[]));
     golden("retry-dry-run", &retry_failed_mail(&["--dry-run"]));
     golden("retry-yes", &retry_failed_mail(&["--yes"]));
+    golden("retry-step-job", &cli(&db, &["jobs", "retry", "8"]));
     golden("cancel-ids", &cli(&db, &["jobs", "cancel", "1", "8"]));
     golden("runs-retry", &cli(&db, &["runs", "retry", "1"]));
     golden("runs-retry-again", &cli(&db, &["runs", "retry", "1"]));

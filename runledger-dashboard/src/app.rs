@@ -81,6 +81,8 @@ pub(crate) struct Ctx {
     new_token: bool,
     pub(crate) query: Vec<(String, String)>,
     headers: axum::http::HeaderMap,
+    /// The request's authority (`host:port`), which HTTP/2 sends instead of `Host`.
+    authority: Option<String>,
 }
 
 impl Ctx {
@@ -177,6 +179,7 @@ impl FromRequestParts<Shared> for Ctx {
             new_token,
             query: form::pairs(parts.uri.query().unwrap_or_default()),
             headers: parts.headers.clone(),
+            authority: parts.uri.authority().map(|a| a.to_string()),
         })
     }
 }
@@ -214,11 +217,12 @@ fn checked_write(ctx: &Ctx, body: &Bytes) -> Result<Vec<(String, String)>, Respo
         return Err(forbidden("your access is read-only"));
     }
     let pairs = form::pairs(std::str::from_utf8(body).unwrap_or_default());
-    if !auth::same_origin_and_token(&ctx.headers, form::first(&pairs, "csrf")) {
-        return Err(forbidden(
-            "the form's token does not match this browser's (reload the page and try again)",
-        ));
-    }
+    auth::check_write(
+        &ctx.headers,
+        ctx.authority.as_deref(),
+        form::first(&pairs, "csrf"),
+    )
+    .map_err(|refusal| forbidden(refusal.message()))?;
     Ok(pairs)
 }
 

@@ -80,25 +80,56 @@ pub(crate) fn new_token() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Why a write was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The browser says the request comes from a page of another site.
+    OtherOrigin,
+    /// No token, or not the browser's.
+    Token,
+}
+
+impl Refusal {
+    pub(crate) fn message(self) -> &'static str {
+        match self {
+            Refusal::OtherOrigin => {
+                "this write comes from a page of another site (its Origin is not this \
+                 dashboard's host)"
+            }
+            Refusal::Token => {
+                "the form's token does not match this browser's (reload the page and try again)"
+            }
+        }
+    }
+}
+
 /// Whether a write request comes from this dashboard's own pages: its `Origin` (when the
-/// browser sends one) names the host it was sent to, and its form token equals its cookie.
-pub(crate) fn same_origin_and_token(headers: &HeaderMap, form_token: Option<&str>) -> bool {
+/// browser sends one) names the host it was sent to (the `Host` header, or the request's
+/// authority over HTTP/2), and its form token equals its cookie.
+pub(crate) fn check_write(
+    headers: &HeaderMap,
+    authority: Option<&str>,
+    form_token: Option<&str>,
+) -> Result<(), Refusal> {
     if let Some(origin) = headers.get(axum::http::header::ORIGIN) {
         let host = headers
             .get(axum::http::header::HOST)
-            .and_then(|h| h.to_str().ok());
+            .and_then(|h| h.to_str().ok())
+            .or(authority);
         let origin_host = origin
             .to_str()
             .ok()
             .and_then(|o| o.split_once("://"))
             .map(|(_, rest)| rest.trim_end_matches('/'));
         if origin_host.is_none() || origin_host != host {
-            return false;
+            return Err(Refusal::OtherOrigin);
         }
     }
     match (csrf_cookie(headers), form_token) {
-        (Some(cookie), Some(token)) => constant_time_eq(cookie.as_bytes(), token.as_bytes()),
-        _ => false,
+        (Some(cookie), Some(token)) if constant_time_eq(cookie.as_bytes(), token.as_bytes()) => {
+            Ok(())
+        }
+        _ => Err(Refusal::Token),
     }
 }
 
@@ -127,22 +158,38 @@ mod tests {
         assert_eq!(token.len(), 32);
         let cookie = format!("a=b; {CSRF_COOKIE}={token}");
         let ok = headers(&[("cookie", &cookie), ("host", "127.0.0.1:7890")]);
-        assert!(same_origin_and_token(&ok, Some(&token)));
-        assert!(!same_origin_and_token(&ok, Some(&new_token())));
-        assert!(!same_origin_and_token(&ok, None));
+        assert_eq!(check_write(&ok, None, Some(&token)), Ok(()));
+        assert_eq!(
+            check_write(&ok, None, Some(&new_token())),
+            Err(Refusal::Token)
+        );
+        assert_eq!(check_write(&ok, None, None), Err(Refusal::Token));
         let no_cookie = headers(&[("host", "127.0.0.1:7890")]);
-        assert!(!same_origin_and_token(&no_cookie, Some(&token)));
+        assert_eq!(
+            check_write(&no_cookie, None, Some(&token)),
+            Err(Refusal::Token)
+        );
         let same = headers(&[
             ("cookie", &cookie),
             ("host", "127.0.0.1:7890"),
             ("origin", "http://127.0.0.1:7890"),
         ]);
-        assert!(same_origin_and_token(&same, Some(&token)));
+        assert_eq!(check_write(&same, None, Some(&token)), Ok(()));
         let other = headers(&[
             ("cookie", &cookie),
             ("host", "127.0.0.1:7890"),
             ("origin", "https://evil.example"),
         ]);
-        assert!(!same_origin_and_token(&other, Some(&token)));
+        assert_eq!(
+            check_write(&other, None, Some(&token)),
+            Err(Refusal::OtherOrigin)
+        );
+        // HTTP/2 has no Host header: the request's authority stands for it.
+        let h2 = headers(&[("cookie", &cookie), ("origin", "https://ops.example")]);
+        assert_eq!(check_write(&h2, Some("ops.example"), Some(&token)), Ok(()));
+        assert_eq!(
+            check_write(&h2, None, Some(&token)),
+            Err(Refusal::OtherOrigin)
+        );
     }
 }

@@ -447,6 +447,16 @@ pub(crate) async fn runs(State(app): State<Arc<App>>, ctx: Ctx) -> Response {
             .await
     );
     let chosen = form::first(&ctx.query, "state").unwrap_or("");
+    // The next page keeps the filters.
+    let older = page.next.map(|next| {
+        let mut query = format!("/runs?after={next}");
+        for key in ["state", "name"] {
+            if let Some(value) = form::first(&ctx.query, key) {
+                query.push_str(&format!("&{key}={}", form::encode(value)));
+            }
+        }
+        query
+    });
     let body = html! {
         form #filters method="get" action=(ctx.link("/runs")) {
             label { "State "
@@ -474,8 +484,8 @@ pub(crate) async fn runs(State(app): State<Arc<App>>, ctx: Ctx) -> Response {
                 }
             }
         }
-        @if let Some(next) = page.next {
-            p { a #next href=(ctx.link(&format!("/runs?after={next}{}", if chosen.is_empty() { String::new() } else { format!("&state={chosen}") }))) { "Older →" } }
+        @if let Some(older) = &older {
+            p { a #next href=(ctx.link(older)) { "Older →" } }
         }
     };
     ctx.respond(StatusCode::OK, layout(&ctx, &app, "Runs", body))

@@ -329,7 +329,7 @@ impl Admin {
         );
         if page.next.is_none() {
             // A short page of a window: older jobs were not looked at yet.
-            page.next = floor.map(|f| f + 1);
+            page.next = floor.map(|f| f.saturating_add(1));
         }
         Ok(page)
     }
@@ -438,7 +438,7 @@ impl Admin {
             },
             children,
             events,
-            progress: row.progress,
+            progress: row.progress.map(hide),
             unique_key: if sensitive {
                 row.unique_key.map(|_| REDACTED.to_owned())
             } else {
@@ -477,13 +477,20 @@ impl Admin {
             .await?
             .and_then(|extra| extra.run_id)
         {
+            let step = ops::job_extra(self.pool(), id.0)
+                .await?
+                .and_then(|extra| extra.step)
+                .unwrap_or(job.kind);
             return Err(Error::InvalidInput(format!(
-                "job {id} is step `{}` of workflow run {run}: retry the run (`retry_run`), which \
-                 runs its failed steps again and keeps the steps that completed",
-                job.kind
+                "job {id} is step `{step}` of workflow run {run}: retry the run instead \
+                 (`runledger runs retry {run}`, or `Admin::retry_run`), which runs its failed \
+                 steps again and keeps the steps that completed"
             )));
         }
-        Ok(!ops::retry_jobs(self.pool(), &[id.0]).await?.is_empty())
+        Ok(!self
+            .retry_jobs(&JobFilter::new().id(id), 1)
+            .await?
+            .is_empty())
     }
 
     /// Retries the failed, cancelled or diverged jobs `filter` matches (at most `limit`, capped
@@ -499,11 +506,20 @@ impl Admin {
             .into_iter()
             .map(|id| id.0)
             .collect();
-        Ok(ops::retry_jobs(self.pool(), &ids)
-            .await?
-            .into_iter()
-            .map(JobId)
-            .collect())
+        match ops::retry_jobs(self.pool(), &ids).await {
+            Ok(retried) => Ok(retried.into_iter().map(JobId).collect()),
+            Err(Error::Database(sqlx::Error::Database(db)))
+                if db.code().as_deref() == Some("23505") =>
+            {
+                Err(Error::Conflict(format!(
+                    "nothing was retried: a job among them has a unique key that another job \
+                     holds now ({}); retry the others by id, or wait for (or cancel) the \
+                     holder",
+                    db.message()
+                )))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Cancels job `id` (see [`Runledger::cancel`](crate::Runledger::cancel)).
@@ -538,8 +554,9 @@ impl Admin {
         Ok(done)
     }
 
-    /// Deletes job `id` with its journal. A running job, or the job of a step in a run still
-    /// going, is refused (cancel it first). Returns whether it was deleted.
+    /// Deletes job `id` with its journal. A running job, and an unfinished job of a workflow
+    /// step or of a durable parent (its run or parent waits for it), are refused: cancel them
+    /// instead. Returns whether it was deleted.
     pub async fn delete_job(&self, id: JobId) -> Result<bool, Error> {
         Ok(!ops::delete_jobs(self.pool(), &[id.0]).await?.is_empty())
     }

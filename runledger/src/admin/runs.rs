@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::api::{Admin, Page, PageRequest};
+use super::api::{Admin, Page, PageRequest, REDACTED};
 use crate::error::Error;
 use crate::ids::RunId;
 use crate::store::ops;
@@ -150,9 +150,20 @@ impl Admin {
 
     /// Everything about run `id`, or `None` when there is no such run.
     pub async fn run(&self, id: RunId) -> Result<Option<RunDetail>, Error> {
-        let Some(run) = self.client.workflow_run(id).await? else {
+        let Some(mut run) = self.client.workflow_run(id).await? else {
             return Ok(None);
         };
+        // Outputs of sensitive steps are hidden, and so is the run's output when it is one.
+        for step in &mut run.steps {
+            let Some(kind) = &step.kind else { continue };
+            if step.output.is_none() || !self.is_sensitive(kind).await? {
+                continue;
+            }
+            if run.output.is_some() && run.output == step.output {
+                run.output = Some(serde_json::Value::String(REDACTED.into()));
+            }
+            step.output = Some(serde_json::Value::String(REDACTED.into()));
+        }
         let edges = ops::run_edges(self.pool(), id.0)
             .await?
             .into_iter()

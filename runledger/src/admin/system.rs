@@ -472,10 +472,18 @@ impl Admin {
                     "migration {version} is recorded as failed: see runledger.schema_migrations"
                 ),
             ),
-            Ok(None) | Err(_) => check(
+            Ok(None) => check(
                 "schema",
                 CheckLevel::Problem,
                 "no runledger schema: run `runledger migrate`".to_owned(),
+            ),
+            Err(error) => check(
+                "schema",
+                CheckLevel::Problem,
+                format!(
+                    "could not read runledger.schema_migrations ({error}): run `runledger \
+                     migrate` if the schema is missing, or check the role's privileges"
+                ),
             ),
         }
         let workers = self.workers().await?;

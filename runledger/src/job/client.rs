@@ -115,8 +115,8 @@ impl Runledger {
     }
 
     /// Inserts `rows`, recording in them the trace context of `span` when there is one (feature
-    /// `otel`): set on the connection around the insert, for the caller's transaction or the
-    /// session, and cleared after.
+    /// `otel`): set for the transaction only (the caller's, or a short one of its own, so that
+    /// no pooled connection keeps it even if this future is dropped), and cleared after.
     #[cfg_attr(not(feature = "otel"), allow(unused_variables))]
     async fn insert_traced(
         &self,
@@ -128,16 +128,17 @@ impl Runledger {
     ) -> Result<Vec<store::jobs::Inserted>, Error> {
         #[cfg(feature = "otel")]
         if let Some(traceparent) = crate::otel::traceparent(span) {
-            store::jobs::set_trace_context(conn, &traceparent, in_caller_tx).await?;
-            let inserted = store::jobs::insert(conn, rows, send_now).await;
-            if inserted.is_ok() {
-                store::jobs::set_trace_context(conn, "", in_caller_tx).await?;
-            } else if !in_caller_tx {
-                // A session setting outlives the failed statement: clear it before the
-                // connection goes back to the pool.
-                let _ = store::jobs::set_trace_context(conn, "", false).await;
+            if in_caller_tx {
+                store::jobs::set_trace_context(conn, &traceparent, true).await?;
+                let inserted = store::jobs::insert(conn, rows, send_now).await?;
+                store::jobs::set_trace_context(conn, "", true).await?;
+                return Ok(inserted);
             }
-            return inserted;
+            let mut tx = sqlx::Connection::begin(conn).await?;
+            store::jobs::set_trace_context(&mut tx, &traceparent, true).await?;
+            let inserted = store::jobs::insert(&mut tx, rows, send_now).await?;
+            tx.commit().await?;
+            return Ok(inserted);
         }
         store::jobs::insert(conn, rows, send_now).await
     }

@@ -105,7 +105,7 @@ async fn execute(
         stop_before: None,
         journaler: shared.journaler.clone(),
     };
-    let (id, attempt) = (job.id, job.attempt);
+    let (id, attempt, max_attempts) = (job.id, job.attempt, job.max_attempts);
     let metrics = shared.telemetry.of(&job.queue, registration.kind);
     let span = tracing::info_span!(
         "process",
@@ -130,7 +130,12 @@ async fn execute(
         .await;
     match &written {
         Some(outcome) => {
-            let label = outcome_label(outcome.kind);
+            // A retry with no attempt left is written as a failure.
+            let label = if outcome.kind == OutcomeKind::Retry && attempt >= max_attempts {
+                "failed"
+            } else {
+                outcome_label(outcome.kind)
+            };
             span.record("runledger.outcome", label);
             metrics.ended(label, started.elapsed());
         }

@@ -63,6 +63,10 @@ fn push_job_filter(b: &mut QueryBuilder<Postgres>, q: &JobQuery) {
         b.push(" AND j.state = ANY(")
             .push_bind(q.states.clone())
             .push(")");
+        if q.states.iter().all(|s| s == "running") {
+            // Running jobs hold a lease: the lease index leads to them.
+            b.push(" AND j.lease_expires_at IS NOT NULL");
+        }
     }
     if !q.kinds.is_empty() {
         b.push(" AND j.kind = ANY(")
@@ -154,7 +158,7 @@ pub(crate) async fn list_jobs(
                 .await?
                 .unwrap_or(0),
         };
-        if top - WINDOW > 0 {
+        if top.saturating_sub(WINDOW) > 0 {
             floor = Some(top - WINDOW);
             q.after_id = floor;
         }
@@ -333,13 +337,15 @@ pub(crate) async fn retry_jobs(pool: &PgPool, ids: &[i64]) -> Result<Vec<i64>, E
     .await?)
 }
 
-/// Deletes jobs `ids` that are not running and not part of a workflow run still going, with
-/// their journals. Returns the ids deleted.
+/// Deletes jobs `ids` with their journals, except running jobs and unfinished jobs of a
+/// workflow step or of a durable parent (their run or parent waits for them: cancel them
+/// instead). Returns the ids deleted.
 pub(crate) async fn delete_jobs(pool: &PgPool, ids: &[i64]) -> Result<Vec<i64>, Error> {
     Ok(sqlx::query_scalar::<_, i64>(
         "DELETE FROM runledger.jobs j \
          WHERE j.id = ANY($1) AND j.state <> 'running' \
-           AND (j.run_id IS NULL OR j.state IN ('completed', 'failed', 'cancelled', 'diverged')) \
+           AND ((j.run_id IS NULL AND j.parent_id IS NULL) \
+                OR j.state IN ('completed', 'failed', 'cancelled', 'diverged')) \
          RETURNING j.id",
     )
     .bind(ids)
@@ -615,8 +621,9 @@ pub(crate) async fn record_kinds(
     sqlx::query(
         "INSERT INTO runledger.kinds (kind, sensitive) \
          SELECT * FROM unnest($1::text[], $2::bool[]) \
-         ON CONFLICT (kind) DO UPDATE SET sensitive = EXCLUDED.sensitive, seen_at = now() \
-         WHERE runledger.kinds.sensitive IS DISTINCT FROM EXCLUDED.sensitive \
+         ON CONFLICT (kind) DO UPDATE \
+         SET sensitive = runledger.kinds.sensitive OR EXCLUDED.sensitive, seen_at = now() \
+         WHERE (EXCLUDED.sensitive AND NOT runledger.kinds.sensitive) \
             OR runledger.kinds.seen_at < now() - interval '1 hour'",
     )
     .bind(kinds)
