@@ -257,6 +257,16 @@ pub struct JobDetail {
     pub stuck: Vec<Stuck>,
 }
 
+/// The kinds recorded as sensitive in the database.
+pub(crate) struct SensitiveKinds(Vec<String>);
+
+impl SensitiveKinds {
+    /// Whether `kind` is sensitive: declared so in this binary, or recorded so by a worker.
+    pub(crate) fn is(&self, kind: &str) -> bool {
+        crate::registry::is_sensitive(kind) || self.0.iter().any(|k| k == kind)
+    }
+}
+
 /// The latest attempt as the job's row holds it: number, worker, start, end and state.
 struct Latest<'a> {
     attempt: i32,
@@ -336,13 +346,19 @@ impl Admin {
 
     /// Whether kind `kind` is sensitive: declared so in this binary, or recorded so by a worker.
     pub async fn is_sensitive(&self, kind: &str) -> Result<bool, Error> {
-        if crate::registry::is_sensitive(kind) {
-            return Ok(true);
-        }
-        Ok(ops::kinds(self.pool())
-            .await?
-            .iter()
-            .any(|k| k.kind == kind && k.sensitive))
+        Ok(self.sensitive_kinds().await?.is(kind))
+    }
+
+    /// The kinds workers recorded as sensitive, read once for many checks.
+    pub(crate) async fn sensitive_kinds(&self) -> Result<SensitiveKinds, Error> {
+        Ok(SensitiveKinds(
+            ops::kinds(self.pool())
+                .await?
+                .into_iter()
+                .filter(|k| k.sensitive)
+                .map(|k| k.kind)
+                .collect(),
+        ))
     }
 
     /// Everything about job `id`, or `None` when there is no such job.
@@ -470,17 +486,11 @@ impl Admin {
     /// more attempt if it had used all of them. Returns whether it was retried (`false` for a
     /// job in another state). A workflow step's job is refused: retry its run.
     pub async fn retry_job(&self, id: JobId) -> Result<bool, Error> {
-        let Some(job) = store::jobs::get(self.pool(), id.0).await? else {
+        let Some(extra) = ops::job_extra(self.pool(), id.0).await? else {
             return Err(Error::JobNotFound { id });
         };
-        if let Some(run) = ops::job_extra(self.pool(), id.0)
-            .await?
-            .and_then(|extra| extra.run_id)
-        {
-            let step = ops::job_extra(self.pool(), id.0)
-                .await?
-                .and_then(|extra| extra.step)
-                .unwrap_or(job.kind);
+        if let Some(run) = extra.run_id {
+            let step = extra.step.unwrap_or_default();
             return Err(Error::InvalidInput(format!(
                 "job {id} is step `{step}` of workflow run {run}: retry the run instead \
                  (`runledger runs retry {run}`, or `Admin::retry_run`), which runs its failed \

@@ -154,9 +154,10 @@ impl Admin {
             return Ok(None);
         };
         // Outputs of sensitive steps are hidden, and so is the run's output when it is one.
+        let sensitive = self.sensitive_kinds().await?;
         for step in &mut run.steps {
             let Some(kind) = &step.kind else { continue };
-            if step.output.is_none() || !self.is_sensitive(kind).await? {
+            if step.output.is_none() || !sensitive.is(kind) {
                 continue;
             }
             if run.output.is_some() && run.output == step.output {
